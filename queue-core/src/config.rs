@@ -1,0 +1,147 @@
+//! Client configuration, from code or from the platform's environment.
+
+use std::fmt;
+use std::time::Duration;
+
+use crate::error::{Error, Result};
+use crate::status::StatusRetention;
+
+/// Default bound on every Redis call made by the client.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(2);
+/// Default cap on one encoded job (small managed plans have 25-50 MB in all).
+pub const DEFAULT_MAX_PAYLOAD_BYTES: usize = 256 * 1024;
+
+/// How to connect and how to write jobs.
+///
+/// ```
+/// use queue_core::ClientConfig;
+/// use std::time::Duration;
+/// let config = ClientConfig::new("redis://127.0.0.1:6379")
+///     .prefix("{myapp}:")
+///     .timeout(Duration::from_millis(500));
+/// assert_eq!(config.prefix, "{myapp}:");
+/// ```
+#[derive(Clone)]
+pub struct ClientConfig {
+    /// `redis://` or `rediss://` URL. Not shown by `Debug`: it may hold a password.
+    pub url: String,
+    /// Prefix of every key; empty gives Sidekiq's own key names.
+    pub prefix: String,
+    /// Bound on every Redis call, connect included.
+    pub timeout: Duration,
+    /// Largest encoded job accepted by enqueue.
+    pub max_payload_bytes: usize,
+    /// Accept a TLS certificate that does not verify (managed Redis uses self-signed ones).
+    pub accept_invalid_certs: bool,
+    /// Name given to the connection with `CLIENT SETNAME` (the `DYNO` name on the platform).
+    pub connection_name: Option<String>,
+    /// How long status records are kept.
+    pub status_retention: StatusRetention,
+}
+
+impl ClientConfig {
+    /// Defaults for `url`: no prefix, 2 s timeout, 256 KiB payload cap, verified TLS.
+    pub fn new(url: impl Into<String>) -> Self {
+        Self {
+            url: url.into(),
+            prefix: String::new(),
+            timeout: DEFAULT_TIMEOUT,
+            max_payload_bytes: DEFAULT_MAX_PAYLOAD_BYTES,
+            accept_invalid_certs: false,
+            connection_name: None,
+            status_retention: StatusRetention::default(),
+        }
+    }
+
+    /// From the environment: `REDIS_TLS_URL`, else `REDIS_URL`; `DYNO` names the connection;
+    /// `QUEUE_PREFIX` sets the key prefix.
+    ///
+    /// Certificate checks are skipped for a `rediss://` URL when `REDIS_TLS_SKIP_VERIFY` is
+    /// `1`/`true`, or when it is unset and `DYNO` is set (the platform's managed Redis only
+    /// offers self-signed certificates). `REDIS_TLS_SKIP_VERIFY=0` forces verification.
+    pub fn from_env() -> Result<Self> {
+        let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+        let url = var("REDIS_TLS_URL")
+            .or_else(|| var("REDIS_URL"))
+            .ok_or(Error::MissingRedisUrl)?;
+        let dyno = var("DYNO");
+        let skip_verify = match var("REDIS_TLS_SKIP_VERIFY").as_deref() {
+            Some("1" | "true" | "yes") => true,
+            Some(_) => false,
+            None => dyno.is_some(),
+        };
+        let mut config = Self::new(url);
+        config.accept_invalid_certs = skip_verify;
+        config.connection_name = dyno;
+        if let Some(prefix) = var("QUEUE_PREFIX") {
+            config.prefix = prefix;
+        }
+        Ok(config)
+    }
+
+    /// Sets the key prefix.
+    pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.prefix = prefix.into();
+        self
+    }
+
+    /// Sets the bound on every Redis call.
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// Sets the payload cap.
+    pub fn max_payload_bytes(mut self, bytes: usize) -> Self {
+        self.max_payload_bytes = bytes;
+        self
+    }
+
+    /// Accepts self-signed or otherwise unverifiable TLS certificates.
+    pub fn accept_invalid_certs(mut self, accept: bool) -> Self {
+        self.accept_invalid_certs = accept;
+        self
+    }
+
+    /// Names the connection in `CLIENT LIST`.
+    pub fn connection_name(mut self, name: impl Into<String>) -> Self {
+        self.connection_name = Some(name.into());
+        self
+    }
+
+    /// Sets how long status records are kept.
+    pub fn status_retention(mut self, retention: StatusRetention) -> Self {
+        self.status_retention = retention;
+        self
+    }
+
+    /// Whether the URL asks for TLS.
+    pub fn is_tls(&self) -> bool {
+        self.url.starts_with("rediss://")
+    }
+}
+
+impl fmt::Debug for ClientConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ClientConfig")
+            .field("url", &"<redacted>")
+            .field("prefix", &self.prefix)
+            .field("timeout", &self.timeout)
+            .field("max_payload_bytes", &self.max_payload_bytes)
+            .field("accept_invalid_certs", &self.accept_invalid_certs)
+            .field("connection_name", &self.connection_name)
+            .field("status_retention", &self.status_retention)
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_never_shows_the_url() {
+        let c = ClientConfig::new("redis://:s3cret@host:6379");
+        assert!(!format!("{c:?}").contains("s3cret"));
+    }
+}

@@ -1,0 +1,117 @@
+//! Opening connections: TLS options, connection names and the boot-time memory-policy check.
+
+use redis::aio::{ConnectionManager, ConnectionManagerConfig, MultiplexedConnection};
+use redis::{AsyncConnectionConfig, Client as RedisClient};
+use std::time::Duration;
+
+use crate::config::ClientConfig;
+use crate::error::{Error, Result};
+
+/// Builds a `redis::Client` for the configured URL, applying the TLS choice.
+pub fn redis_client(config: &ClientConfig) -> Result<RedisClient> {
+    let mut url = config.url.clone();
+    if config.is_tls() {
+        // rustls needs a process-wide crypto provider; a second install is a harmless no-op.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        if config.accept_invalid_certs && !url.contains('#') {
+            url.push_str("#insecure");
+        }
+    }
+    RedisClient::open(url).map_err(|e| Error::InvalidRedisUrl(format!("{:?}", e.kind())))
+}
+
+/// The shared, self-reconnecting multiplexed connection that serves every caller.
+pub async fn shared_connection(config: &ClientConfig) -> Result<ConnectionManager> {
+    let client = redis_client(config)?;
+    let manager_config = ConnectionManagerConfig::new()
+        .set_connection_timeout(Some(config.timeout))
+        .set_response_timeout(Some(config.timeout))
+        .set_number_of_retries(1)
+        .set_max_delay(Duration::from_secs(2));
+    let mut conn = tokio::time::timeout(
+        config.timeout,
+        ConnectionManager::new_with_config(client, manager_config),
+    )
+    .await
+    .map_err(|_| Error::Timeout(config.timeout))??;
+    name_connection(&mut conn, config).await?;
+    Ok(conn)
+}
+
+/// A dedicated connection with no response timeout, for blocking commands and pub/sub-style waits.
+pub async fn dedicated_connection(config: &ClientConfig) -> Result<MultiplexedConnection> {
+    let client = redis_client(config)?;
+    let cfg = AsyncConnectionConfig::new()
+        .set_connection_timeout(Some(config.timeout))
+        .set_response_timeout(None);
+    let mut conn = tokio::time::timeout(
+        config.timeout,
+        client.get_multiplexed_async_connection_with_config(&cfg),
+    )
+    .await
+    .map_err(|_| Error::Timeout(config.timeout))??;
+    name_connection(&mut conn, config).await?;
+    Ok(conn)
+}
+
+/// Sets `CLIENT SETNAME` from the configured name, so operators see `worker.1` in `CLIENT LIST`.
+pub async fn name_connection<C: redis::aio::ConnectionLike + Send>(
+    conn: &mut C,
+    config: &ClientConfig,
+) -> Result<()> {
+    let Some(name) = &config.connection_name else {
+        return Ok(());
+    };
+    // Connection names may not contain spaces; the platform's `DYNO` never does.
+    let name: String = name
+        .chars()
+        .map(|c| if c.is_whitespace() { '_' } else { c })
+        .collect();
+    redis::cmd("CLIENT")
+        .arg("SETNAME")
+        .arg(name)
+        .query_async::<()>(conn)
+        .await?;
+    Ok(())
+}
+
+/// What `maxmemory-policy` says about the safety of queued jobs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MemoryPolicy {
+    /// `noeviction`: writes fail loudly when memory is full; nothing is silently deleted.
+    NoEviction,
+    /// Another policy: Redis may silently delete queued jobs under memory pressure.
+    Evicting(String),
+    /// `CONFIG GET` is not allowed (many managed services rename or block it).
+    Unknown,
+}
+
+/// Reads `maxmemory-policy` and logs a warning unless it is `noeviction`.
+pub async fn check_memory_policy<C: redis::aio::ConnectionLike + Send>(
+    conn: &mut C,
+) -> MemoryPolicy {
+    let reply: redis::RedisResult<Vec<String>> = redis::cmd("CONFIG")
+        .arg("GET")
+        .arg("maxmemory-policy")
+        .query_async(conn)
+        .await;
+    let policy = match reply {
+        Ok(pair) => match pair.get(1).map(String::as_str) {
+            Some("noeviction") => MemoryPolicy::NoEviction,
+            Some(other) => MemoryPolicy::Evicting(other.to_owned()),
+            None => MemoryPolicy::Unknown,
+        },
+        Err(_) => MemoryPolicy::Unknown,
+    };
+    match &policy {
+        MemoryPolicy::NoEviction => {}
+        MemoryPolicy::Evicting(p) => tracing::warn!(
+            maxmemory_policy = %p,
+            "Redis maxmemory-policy is not noeviction: under memory pressure Redis will silently delete queued jobs; set it to noeviction"
+        ),
+        MemoryPolicy::Unknown => tracing::warn!(
+            "could not read Redis maxmemory-policy (CONFIG not allowed); make sure it is noeviction, or jobs may be silently evicted"
+        ),
+    }
+    policy
+}

@@ -1,0 +1,90 @@
+//! Job ids: random, unguessable, and safe to put in URLs and Redis keys.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+use crate::error::{Error, Result};
+
+/// Longest job id we accept from outside (Sidekiq's are 24 characters, ours 32).
+const MAX_JOB_ID_LEN: usize = 64;
+
+/// The id of one job (Sidekiq's `jid`).
+///
+/// New ids are UUID v4 in simple form (32 hex digits, 122 random bits from the operating
+/// system's CSPRNG), so a status URL that contains one cannot be guessed. Ids written by
+/// other clients (Sidekiq makes 24 hex digits) are accepted as they are.
+///
+/// ```
+/// use queue_core::JobId;
+/// let id = JobId::new();
+/// assert_eq!(id.as_str().len(), 32);
+/// assert!(JobId::parse("not a/valid id").is_err());
+/// ```
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct JobId(String);
+
+impl JobId {
+    /// A fresh random id.
+    pub fn new() -> Self {
+        Self(uuid::Uuid::new_v4().simple().to_string())
+    }
+
+    /// Checks an id received from outside (a URL, a payload): 1-64 characters of `[A-Za-z0-9_-]`.
+    pub fn parse(s: &str) -> Result<Self> {
+        let valid = !s.is_empty()
+            && s.len() <= MAX_JOB_ID_LEN
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        if valid {
+            Ok(Self(s.to_owned()))
+        } else {
+            Err(Error::InvalidJobId)
+        }
+    }
+
+    /// The id as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl Default for JobId {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl fmt::Display for JobId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl fmt::Debug for JobId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "JobId({})", self.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fresh_ids_are_distinct_uuid_v4() {
+        let a = JobId::new();
+        let b = JobId::new();
+        assert_ne!(a, b);
+        let parsed = uuid::Uuid::parse_str(a.as_str()).unwrap();
+        assert_eq!(parsed.get_version_num(), 4);
+    }
+
+    #[test]
+    fn accepts_sidekiq_ids_and_rejects_unsafe_ones() {
+        assert!(JobId::parse("b4a577edbccf1d805744efa9").is_ok());
+        for bad in ["", "a b", "../x", "x:y", &"a".repeat(65), "é"] {
+            assert!(JobId::parse(bad).is_err(), "{bad}");
+        }
+    }
+}

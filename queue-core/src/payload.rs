@@ -1,0 +1,178 @@
+//! The stored job: Sidekiq's job JSON, field for field.
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde_json::{Map, Value};
+
+use crate::error::{Error, Result};
+use crate::job_id::JobId;
+use crate::timestamp::Timestamp;
+
+/// Sidekiq's default number of retries when `retry` is `true` or missing.
+pub const DEFAULT_MAX_RETRIES: u32 = 25;
+
+/// A job as stored in Redis: Sidekiq's job JSON.
+///
+/// Known fields are typed; every other field (`tags`, `wrapped`, `bid`, …) is kept in
+/// [`JobPayload::extra`] and written back unchanged whenever the job is rewritten (on
+/// retry, death or recovery), so jobs of other tools survive a pass through our worker.
+///
+/// ```
+/// use queue_core::JobPayload;
+/// let raw = r#"{"class":"HardJob","args":[1],"jid":"b4a577edbccf1d805744efa9",
+///     "queue":"default","retry":true,"created_at":1760000000.1,"tags":["a"]}"#;
+/// let job = JobPayload::from_json(raw.as_bytes()).unwrap();
+/// assert_eq!(job.class, "HardJob");
+/// assert_eq!(job.extra["tags"], serde_json::json!(["a"]));
+/// ```
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JobPayload {
+    /// Job type name (Sidekiq's `class`).
+    pub class: String,
+    /// Positional arguments; JSON-native values only.
+    pub args: Vec<Value>,
+    /// Job id.
+    pub jid: JobId,
+    /// Queue the job runs in.
+    #[serde(default = "default_queue")]
+    pub queue: String,
+    /// Retry policy (`true`, `false` or a maximum count).
+    #[serde(default)]
+    pub retry: Retry,
+    /// When the job was first created.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created_at: Option<Timestamp>,
+    /// When the job was last pushed into a queue list; absent while scheduled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enqueued_at: Option<Timestamp>,
+    /// Failures so far minus one (Sidekiq writes 0 on the first failure).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_count: Option<u32>,
+    /// Message of the last failure.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error_message: Option<String>,
+    /// Kind of the last failure.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error_class: Option<String>,
+    /// Time of the first failure.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failed_at: Option<Timestamp>,
+    /// Time of the last retry.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retried_at: Option<Timestamp>,
+    /// How often the reaper returned this job from a dead worker (our field).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recovered: Option<u32>,
+    /// Every other field, round-tripped unchanged.
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+fn default_queue() -> String {
+    "default".to_owned()
+}
+
+impl JobPayload {
+    /// Parses stored job JSON.
+    pub fn from_json(raw: &[u8]) -> Result<Self> {
+        serde_json::from_slice(raw).map_err(Error::MalformedPayload)
+    }
+
+    /// Encodes the job as stored JSON.
+    pub fn to_json(&self) -> Result<String> {
+        serde_json::to_string(self).map_err(Error::Serialize)
+    }
+
+    /// Maximum number of retries this job allows.
+    pub fn max_retries(&self) -> u32 {
+        self.retry.max_retries()
+    }
+}
+
+/// Sidekiq's `retry` field: `true` (25 retries), `false` (none, straight to dead) or a count.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Retry {
+    /// `true`: [`DEFAULT_MAX_RETRIES`] retries.
+    #[default]
+    Default,
+    /// An explicit maximum number of retries.
+    Max(u32),
+    /// `false`: no retry; a failure goes straight to the dead set.
+    Disabled,
+}
+
+impl Retry {
+    /// The maximum number of retries this setting allows.
+    ///
+    /// ```
+    /// use queue_core::Retry;
+    /// assert_eq!(Retry::Default.max_retries(), 25);
+    /// assert_eq!(Retry::Disabled.max_retries(), 0);
+    /// ```
+    pub fn max_retries(self) -> u32 {
+        match self {
+            Retry::Default => DEFAULT_MAX_RETRIES,
+            Retry::Max(n) => n,
+            Retry::Disabled => 0,
+        }
+    }
+}
+
+impl Serialize for Retry {
+    fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        match self {
+            Retry::Default => s.serialize_bool(true),
+            Retry::Disabled => s.serialize_bool(false),
+            Retry::Max(n) => s.serialize_u32(*n),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Retry {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        Ok(match Value::deserialize(d)? {
+            Value::Bool(false) => Retry::Disabled,
+            Value::Number(n) => match n.as_u64() {
+                Some(0) => Retry::Disabled,
+                Some(n) => Retry::Max(u32::try_from(n).unwrap_or(u32::MAX)),
+                None => Retry::Disabled,
+            },
+            // `true`, `null` and anything else Sidekiq would treat as truthy.
+            _ => Retry::Default,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn unknown_fields_round_trip_unchanged() {
+        let raw = json!({"class":"X","args":[{"k":"v"}],"jid":"abc","queue":"q","retry":3,
+            "created_at":1760000000.25,"tags":["t"],"wrapped":"W","bid":"b1","cattr":{"u":1}});
+        let job: JobPayload = serde_json::from_value(raw.clone()).unwrap();
+        assert_eq!(job.retry, Retry::Max(3));
+        let back: Value = serde_json::from_str(&job.to_json().unwrap()).unwrap();
+        assert_eq!(back, raw);
+    }
+
+    #[test]
+    fn reads_sidekiq_8_millisecond_timestamps() {
+        let job = JobPayload::from_json(
+            br#"{"class":"X","args":[],"jid":"a","created_at":1760000000123,"enqueued_at":1760000000456}"#,
+        )
+        .unwrap();
+        assert_eq!(job.created_at.unwrap().as_secs_f64(), 1_760_000_000.123);
+        assert_eq!(job.queue, "default");
+        assert_eq!(job.retry, Retry::Default);
+    }
+
+    #[test]
+    fn non_json_is_a_typed_error() {
+        assert!(matches!(
+            JobPayload::from_json(b"not json"),
+            Err(Error::MalformedPayload(_))
+        ));
+    }
+}

@@ -1,0 +1,12 @@
+-- cancel.lua: mark a job that has not started yet as cancelled; the worker skips it.
+-- KEYS[1] status hash of the job
+-- ARGV[1] now (epoch seconds)    ARGV[2] status ttl (s) after a terminal state
+-- Returns: 1 cancelled; 0 no record, or the job is running or already finished.
+local state = redis.call('HGET', KEYS[1], 'state')
+if state == 'queued' or state == 'scheduled' or state == 'retrying' then
+  redis.call('HSET', KEYS[1], 'state', 'cancelled', 'finished_at', ARGV[1])
+  redis.call('HINCRBY', KEYS[1], 'rev', 1)
+  redis.call('EXPIRE', KEYS[1], ARGV[2])
+  return 1
+end
+return 0

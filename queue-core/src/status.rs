@@ -1,0 +1,253 @@
+//! The job-status store: one Redis hash per job, read by `Client::status` and the web layer.
+//!
+//! # Record
+//! | field | meaning |
+//! |---|---|
+//! | `state` | one of [`JobState`] |
+//! | `queue`, `class` | where and what (never the arguments) |
+//! | `created_at`, `enqueued_at`, `run_at`, `started_at`, `finished_at` | epoch seconds |
+//! | `attempt` | 0 before the first run, then 1, 2, … |
+//! | `progress`, `message` | last progress report (percent 0-100, text) |
+//! | `result` | JSON value stored on success |
+//! | `error` | last error message (truncated) |
+//! | `owner` | who may read it, when recorded at enqueue |
+//! | `rev` | incremented by every change, so pollers can tell that something changed |
+//!
+//! # Retention
+//! A record expires [`StatusRetention::finished`] (default 24 h) after its job reached a
+//! terminal state (`succeeded`, `dead`, `cancelled`) and [`StatusRetention::active`]
+//! (default 30 days, longer than Sidekiq's 25 retries take) after its last change
+//! otherwise, so Redis memory stays bounded even for jobs that vanish.
+
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::fmt;
+use std::str::FromStr;
+use std::time::Duration;
+
+/// Default retention of a record after a terminal state.
+pub const DEFAULT_FINISHED_RETENTION: Duration = Duration::from_secs(24 * 3600);
+/// Default retention of a record of a job that is still alive.
+pub const DEFAULT_ACTIVE_RETENTION: Duration = Duration::from_secs(30 * 24 * 3600);
+
+/// How long status records are kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StatusRetention {
+    /// After `succeeded`, `dead` or `cancelled`.
+    pub finished: Duration,
+    /// After any other change.
+    pub active: Duration,
+}
+
+impl Default for StatusRetention {
+    fn default() -> Self {
+        Self {
+            finished: DEFAULT_FINISHED_RETENTION,
+            active: DEFAULT_ACTIVE_RETENTION,
+        }
+    }
+}
+
+/// Where a job is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JobState {
+    /// In a queue list, waiting for a worker.
+    Queued,
+    /// In the schedule set, waiting for its run time.
+    Scheduled,
+    /// A worker is running it.
+    Running,
+    /// It failed and waits in the retry set for its next attempt.
+    Retrying,
+    /// It finished successfully (terminal).
+    Succeeded,
+    /// It failed for good and sits in the dead set (terminal).
+    Dead,
+    /// It was cancelled before it ran (terminal).
+    Cancelled,
+}
+
+impl JobState {
+    /// The name stored in Redis and shown by the web layer.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobState::Queued => "queued",
+            JobState::Scheduled => "scheduled",
+            JobState::Running => "running",
+            JobState::Retrying => "retrying",
+            JobState::Succeeded => "succeeded",
+            JobState::Dead => "dead",
+            JobState::Cancelled => "cancelled",
+        }
+    }
+
+    /// Whether the job will not change state again.
+    pub fn is_terminal(self) -> bool {
+        matches!(
+            self,
+            JobState::Succeeded | JobState::Dead | JobState::Cancelled
+        )
+    }
+}
+
+impl fmt::Display for JobState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A state name that is not one of [`JobState`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown job state {0:?}")]
+pub struct UnknownState(String);
+
+impl FromStr for JobState {
+    type Err = UnknownState;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(match s {
+            "queued" => JobState::Queued,
+            "scheduled" => JobState::Scheduled,
+            "running" => JobState::Running,
+            "retrying" => JobState::Retrying,
+            "succeeded" => JobState::Succeeded,
+            "dead" => JobState::Dead,
+            "cancelled" => JobState::Cancelled,
+            other => return Err(UnknownState(other.to_owned())),
+        })
+    }
+}
+
+/// Last reported progress of a running job.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct Progress {
+    /// 0 to 100.
+    pub percent: u8,
+    /// Free text shown to the user.
+    pub message: Option<String>,
+}
+
+/// One job's status record.
+#[derive(Debug, Clone, PartialEq)]
+pub struct JobStatus {
+    /// Current state.
+    pub state: JobState,
+    /// Queue it runs in.
+    pub queue: Option<String>,
+    /// Job type name.
+    pub class: Option<String>,
+    /// Attempt number: 0 before the first run.
+    pub attempt: u32,
+    /// Last progress report.
+    pub progress: Progress,
+    /// Result stored on success.
+    pub result: Option<serde_json::Value>,
+    /// Last error message.
+    pub error: Option<String>,
+    /// Owner recorded at enqueue.
+    pub owner: Option<String>,
+    /// Creation time, epoch seconds.
+    pub created_at: Option<f64>,
+    /// Last push into a queue, epoch seconds.
+    pub enqueued_at: Option<f64>,
+    /// Scheduled run time, epoch seconds.
+    pub run_at: Option<f64>,
+    /// Start of the latest attempt, epoch seconds.
+    pub started_at: Option<f64>,
+    /// Time of the terminal state, epoch seconds.
+    pub finished_at: Option<f64>,
+    /// Change counter: differs whenever anything else differs.
+    pub rev: u64,
+}
+
+/// Field names of the status hash, shared by the Rust writers and this reader.
+pub mod field {
+    /// `state`
+    pub const STATE: &str = "state";
+    /// `queue`
+    pub const QUEUE: &str = "queue";
+    /// `class`
+    pub const CLASS: &str = "class";
+    /// `attempt`
+    pub const ATTEMPT: &str = "attempt";
+    /// `progress`
+    pub const PROGRESS: &str = "progress";
+    /// `message`
+    pub const MESSAGE: &str = "message";
+    /// `result`
+    pub const RESULT: &str = "result";
+    /// `error`
+    pub const ERROR: &str = "error";
+    /// `owner`
+    pub const OWNER: &str = "owner";
+    /// `created_at`
+    pub const CREATED_AT: &str = "created_at";
+    /// `enqueued_at`
+    pub const ENQUEUED_AT: &str = "enqueued_at";
+    /// `run_at`
+    pub const RUN_AT: &str = "run_at";
+    /// `started_at`
+    pub const STARTED_AT: &str = "started_at";
+    /// `finished_at`
+    pub const FINISHED_AT: &str = "finished_at";
+    /// `rev`
+    pub const REV: &str = "rev";
+}
+
+fn num<T: FromStr>(h: &HashMap<String, String>, k: &str) -> Option<T> {
+    h.get(k).and_then(|v| v.parse().ok())
+}
+
+impl JobStatus {
+    /// Builds a record from `HGETALL`; `None` when the hash is empty or its state unknown.
+    pub fn from_hash(mut h: HashMap<String, String>) -> Option<Self> {
+        let state = h.get(field::STATE)?.parse().ok()?;
+        Some(Self {
+            state,
+            attempt: num(&h, field::ATTEMPT).unwrap_or(0),
+            progress: Progress {
+                percent: num(&h, field::PROGRESS).unwrap_or(0),
+                message: h.remove(field::MESSAGE),
+            },
+            result: h
+                .get(field::RESULT)
+                .and_then(|r| serde_json::from_str(r).ok()),
+            created_at: num(&h, field::CREATED_AT),
+            enqueued_at: num(&h, field::ENQUEUED_AT),
+            run_at: num(&h, field::RUN_AT),
+            started_at: num(&h, field::STARTED_AT),
+            finished_at: num(&h, field::FINISHED_AT),
+            rev: num(&h, field::REV).unwrap_or(0),
+            queue: h.remove(field::QUEUE),
+            class: h.remove(field::CLASS),
+            error: h.remove(field::ERROR),
+            owner: h.remove(field::OWNER),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn states_round_trip_through_their_names() {
+        for s in [
+            JobState::Queued,
+            JobState::Scheduled,
+            JobState::Running,
+            JobState::Retrying,
+            JobState::Succeeded,
+            JobState::Dead,
+            JobState::Cancelled,
+        ] {
+            assert_eq!(s.as_str().parse::<JobState>().unwrap(), s);
+        }
+        assert!("nope".parse::<JobState>().is_err());
+    }
+
+    #[test]
+    fn empty_hash_is_no_record() {
+        assert!(JobStatus::from_hash(HashMap::new()).is_none());
+    }
+}

@@ -1,0 +1,231 @@
+//! Test support: a private `redis-server` per test (feature `test-support`).
+//!
+//! Each [`TestRedis`] runs its own server on a free loopback port with persistence off and
+//! its log in a temporary directory. It is killed on drop; when the test is panicking, the
+//! end of its log is printed so that a failure shows what the server saw. Tests therefore
+//! never flush, stop or fill a server they did not start.
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::config::ClientConfig;
+
+/// How long a server may take to start before the test gives up.
+const START_DEADLINE: Duration = Duration::from_secs(15);
+
+/// A private `redis-server` for one test.
+#[derive(Debug)]
+pub struct TestRedis {
+    child: Option<Child>,
+    port: u16,
+    dir: tempfile::TempDir,
+    tls: bool,
+    extra_args: Vec<String>,
+}
+
+/// The `redis-server` binary: `$REDIS_SERVER`, else the one on `PATH`.
+pub fn redis_server_binary() -> PathBuf {
+    std::env::var_os("REDIS_SERVER")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("redis-server"))
+}
+
+fn free_port() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind a loopback port");
+    listener.local_addr().expect("local address").port()
+}
+
+impl TestRedis {
+    /// Starts a plain-TCP server.
+    pub fn start() -> Self {
+        Self::start_with(false, &[])
+    }
+
+    /// Starts a plain-TCP server with extra `redis-server` arguments (e.g. `--maxmemory 2mb`).
+    pub fn start_with_args(args: &[&str]) -> Self {
+        Self::start_with(false, args)
+    }
+
+    /// Starts a TLS-only server with a freshly generated self-signed certificate.
+    pub fn start_tls() -> Self {
+        Self::start_with(true, &[])
+    }
+
+    fn start_with(tls: bool, args: &[&str]) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        if tls {
+            generate_self_signed_cert(dir.path());
+        }
+        let mut last_log = String::new();
+        for _ in 0..5 {
+            let mut server = Self {
+                child: None,
+                port: free_port(),
+                dir: tempfile::tempdir().expect("temp dir"),
+                tls,
+                extra_args: args.iter().map(|s| (*s).to_owned()).collect(),
+            };
+            if tls {
+                for f in ["cert.pem", "key.pem"] {
+                    std::fs::copy(dir.path().join(f), server.dir.path().join(f)).expect("copy");
+                }
+            }
+            if server.spawn() {
+                return server;
+            }
+            last_log = server.log();
+        }
+        panic!("redis-server did not start; last log:\n{last_log}");
+    }
+
+    /// Spawns the server on `self.port`; true once it accepts connections.
+    fn spawn(&mut self) -> bool {
+        let port = self.port.to_string();
+        let log = self.log_path();
+        let mut cmd = Command::new(redis_server_binary());
+        cmd.args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .arg("--dir")
+            .arg(self.dir.path())
+            .arg("--logfile")
+            .arg(&log)
+            .args(["--loglevel", "notice"]);
+        if self.tls {
+            let d = self.dir.path();
+            cmd.args(["--port", "0", "--tls-port", &port])
+                .arg("--tls-cert-file")
+                .arg(d.join("cert.pem"))
+                .arg("--tls-key-file")
+                .arg(d.join("key.pem"))
+                .arg("--tls-ca-cert-file")
+                .arg(d.join("cert.pem"))
+                .args(["--tls-auth-clients", "no"]);
+        } else {
+            cmd.args(["--port", &port]);
+        }
+        cmd.args(&self.extra_args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        let child = match cmd.spawn() {
+            Ok(c) => c,
+            Err(e) => panic!(
+                "cannot run {:?} ({e}); run script/test, which installs redis-server",
+                redis_server_binary()
+            ),
+        };
+        self.child = Some(child);
+        let deadline = Instant::now() + START_DEADLINE;
+        while Instant::now() < deadline {
+            if let Some(Ok(Some(_))) = self.child.as_mut().map(Child::try_wait) {
+                self.child = None;
+                return false;
+            }
+            if self.log().contains("Ready to accept connections") {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        self.kill();
+        false
+    }
+
+    /// The port the server listens on.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// `redis://` URL of a plain server, `rediss://` of a TLS one.
+    pub fn url(&self) -> String {
+        let scheme = if self.tls { "rediss" } else { "redis" };
+        format!("{scheme}://127.0.0.1:{}", self.port)
+    }
+
+    /// A client configuration for this server with the key prefix `{test_name}:`.
+    pub fn config(&self, test_name: &str) -> ClientConfig {
+        ClientConfig::new(self.url()).prefix(format!("{{{test_name}}}:"))
+    }
+
+    fn log_path(&self) -> PathBuf {
+        self.dir.path().join("redis.log")
+    }
+
+    /// The server's log so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.log_path()).unwrap_or_default()
+    }
+
+    /// The server's process id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    /// Kills the server (as a crash would).
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts the server again on the same port, empty (persistence is off).
+    pub fn restart(&mut self) {
+        self.kill();
+        let deadline = Instant::now() + START_DEADLINE;
+        while Instant::now() < deadline {
+            if self.spawn() {
+                return;
+            }
+        }
+        panic!("redis-server did not restart; log:\n{}", self.log());
+    }
+
+    /// Sends one command over a raw connection and returns the raw reply (plain servers only).
+    pub fn raw_command(&self, parts: &[&str]) -> String {
+        let mut stream = TcpStream::connect(("127.0.0.1", self.port)).expect("connect");
+        stream
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .expect("timeout");
+        let mut req = format!("*{}\r\n", parts.len());
+        for p in parts {
+            req.push_str(&format!("${}\r\n{p}\r\n", p.len()));
+        }
+        stream.write_all(req.as_bytes()).expect("write");
+        let mut buf = [0u8; 65536];
+        let n = stream.read(&mut buf).expect("read");
+        String::from_utf8_lossy(&buf[..n]).into_owned()
+    }
+}
+
+fn generate_self_signed_cert(dir: &Path) {
+    let status = Command::new("openssl")
+        .args([
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+        ])
+        .args(["-subj", "/CN=localhost"])
+        .arg("-keyout")
+        .arg(dir.join("key.pem"))
+        .arg("-out")
+        .arg(dir.join("cert.pem"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .expect("run openssl");
+    assert!(status.success(), "openssl could not make a certificate");
+}
+
+impl Drop for TestRedis {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            let log = self.log();
+            let tail: Vec<&str> = log.lines().rev().take(40).collect();
+            eprintln!("--- redis-server log (port {}) ---", self.port);
+            for line in tail.into_iter().rev() {
+                eprintln!("{line}");
+            }
+        }
+        self.kill();
+    }
+}

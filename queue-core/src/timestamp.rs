@@ -1,0 +1,86 @@
+//! Epoch timestamps in both units Sidekiq has written.
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// Integers above this are taken as milliseconds (year 5138 in seconds; 1973 in ms).
+const MILLIS_THRESHOLD: f64 = 1e11;
+
+/// A point in time stored in a job payload.
+///
+/// Sidekiq 6 and 7 write float epoch seconds (`1760000000.123`); Sidekiq 8 writes integer
+/// epoch milliseconds (`1760000000123`). Reading accepts both: a float is seconds, an
+/// integer is milliseconds when it is too large to be seconds. We always **write float
+/// epoch seconds**, which every Sidekiq version reads.
+///
+/// ```
+/// use queue_core::Timestamp;
+/// let s: Timestamp = serde_json::from_str("1760000000.5").unwrap();
+/// let ms: Timestamp = serde_json::from_str("1760000000500").unwrap();
+/// assert_eq!(s, ms);
+/// assert_eq!(serde_json::to_string(&ms).unwrap(), "1760000000.5");
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, PartialOrd)]
+pub struct Timestamp(f64);
+
+impl Timestamp {
+    /// The current time of this machine's clock.
+    pub fn now() -> Self {
+        Self::from_system_time(SystemTime::now())
+    }
+
+    /// From a [`SystemTime`].
+    pub fn from_system_time(t: SystemTime) -> Self {
+        let d = t.duration_since(UNIX_EPOCH).unwrap_or(Duration::ZERO);
+        Self(d.as_secs_f64())
+    }
+
+    /// From epoch seconds.
+    pub fn from_secs_f64(secs: f64) -> Self {
+        Self(secs)
+    }
+
+    /// Epoch seconds.
+    pub fn as_secs_f64(self) -> f64 {
+        self.0
+    }
+
+    /// As a [`SystemTime`] (times before the epoch clamp to it).
+    pub fn to_system_time(self) -> SystemTime {
+        UNIX_EPOCH + Duration::try_from_secs_f64(self.0).unwrap_or(Duration::ZERO)
+    }
+}
+
+impl Serialize for Timestamp {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_f64(self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for Timestamp {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let n = serde_json::Number::deserialize(d)?;
+        if n.is_f64() {
+            return Ok(Self(n.as_f64().unwrap_or_default()));
+        }
+        let v = n.as_f64().unwrap_or_default();
+        Ok(Self(if v > MILLIS_THRESHOLD { v / 1000.0 } else { v }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn integer_seconds_are_seconds() {
+        let t: Timestamp = serde_json::from_str("1760000000").unwrap();
+        assert_eq!(t.as_secs_f64(), 1_760_000_000.0);
+    }
+
+    #[test]
+    fn writes_full_precision_float_seconds() {
+        let t = Timestamp::from_secs_f64(1_760_000_000.123_456);
+        assert_eq!(serde_json::to_string(&t).unwrap(), "1760000000.123456");
+    }
+}
