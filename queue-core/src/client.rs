@@ -96,6 +96,9 @@ impl NewJob {
     }
 }
 
+/// What jobs must share to go out in one `enqueue_bulk.lua` call: queue, tracking, status fields.
+type BulkGroup = (String, bool, Vec<(&'static str, String)>);
+
 /// A job turned into what the scripts need; built before anything is sent.
 struct Prepared {
     jid: JobId,
@@ -126,7 +129,7 @@ impl Client {
             config: Arc::new(config),
             conn,
         };
-        client.load_scripts(&scripts::all()).await?;
+        client.load_scripts(&scripts::client_scripts()).await?;
         Ok(client)
     }
 
@@ -166,7 +169,7 @@ impl Client {
         F: Future<Output = redis::RedisResult<T>>,
     {
         match tokio::time::timeout(self.config.timeout, call).await {
-            Ok(reply) => reply.map_err(Error::from),
+            Ok(reply) => reply.map_err(|e| Error::from_bounded(e, self.config.timeout)),
             Err(_) => Err(Error::Timeout(self.config.timeout)),
         }
     }
@@ -217,6 +220,12 @@ impl Client {
     /// Untracked jobs keep no record and so are not deduplicated.
     pub async fn push(&self, job: NewJob) -> Result<JobId> {
         let p = self.prepare(job, Timestamp::now())?;
+        self.push_prepared(&p).await?;
+        Ok(p.jid)
+    }
+
+    /// Sends one prepared job: `enqueue.lua` when it is due now, `schedule.lua` otherwise.
+    async fn push_prepared(&self, p: &Prepared) -> Result<()> {
         let mut conn = self.conn.clone();
         let retention = self.config.status_retention.active.as_secs();
         let created: i64 = match p.run_at {
@@ -258,14 +267,16 @@ impl Client {
         if created == 0 {
             tracing::debug!(job_id = %p.jid, "enqueue of a known job id ignored");
         }
-        Ok(p.jid)
+        Ok(())
     }
 
-    /// Pushes many untyped jobs (ready to run now) in chunks of 1,000 per script call.
+    /// Pushes many untyped jobs, in chunks of 1,000 per script call.
     ///
     /// Everything is validated before anything is sent: one bad job fails the whole call
-    /// with nothing written. Chunks go out concurrently on the shared connection, which
-    /// pipelines them.
+    /// with nothing written. Jobs due now are grouped by queue and status record (class,
+    /// owner), since one script call writes one queue and one set of shared status fields;
+    /// chunks go out concurrently on the shared connection, which pipelines them. Jobs with
+    /// a run time go to the schedule set, one call each.
     pub async fn push_bulk(&self, jobs: Vec<NewJob>) -> Result<Vec<JobId>> {
         let now = Timestamp::now();
         let prepared = jobs
@@ -273,25 +284,33 @@ impl Client {
             .map(|j| self.prepare(j, now))
             .collect::<Result<Vec<_>>>()?;
         let ids = prepared.iter().map(|p| p.jid.clone()).collect();
-        let mut groups: Vec<((String, bool), Vec<Prepared>)> = Vec::new();
-        for p in prepared {
-            let group = (p.queue.clone(), p.track);
-            match groups.iter_mut().find(|(g, _)| *g == group) {
-                Some((_, v)) => v.push(p),
-                None => groups.push((group, vec![p])),
-            }
+        let (scheduled, ready): (Vec<Prepared>, Vec<Prepared>) =
+            prepared.into_iter().partition(|p| p.run_at.is_some());
+        // Groups in first-seen order, so that jobs of one queue keep their relative order.
+        let mut groups: Vec<Vec<Prepared>> = Vec::new();
+        let mut group_of: HashMap<BulkGroup, usize> = HashMap::new();
+        for p in ready {
+            let key = (p.queue.clone(), p.track, p.status_fields.clone());
+            let index = *group_of.entry(key).or_insert_with(|| {
+                groups.push(Vec::new());
+                groups.len() - 1
+            });
+            groups[index].push(p);
         }
-        let mut calls = Vec::new();
-        for ((queue, track), group) in &groups {
-            for chunk in group.chunks(BULK_CHUNK) {
-                calls.push(self.push_chunk(queue, *track, chunk));
-            }
-        }
-        futures_util::future::try_join_all(calls).await?;
+        let chunks = groups.iter().flat_map(|g| g.chunks(BULK_CHUNK));
+        let pushes = futures_util::future::try_join_all(chunks.map(|c| self.push_chunk(c)));
+        let schedules =
+            futures_util::future::try_join_all(scheduled.iter().map(|p| self.push_prepared(p)));
+        futures_util::future::try_join(pushes, schedules).await?;
         Ok(ids)
     }
 
-    async fn push_chunk(&self, queue: &str, track: bool, chunk: &[Prepared]) -> Result<i64> {
+    /// Sends jobs of one bulk group (same queue, tracking and status fields) in one call.
+    async fn push_chunk(&self, chunk: &[Prepared]) -> Result<i64> {
+        let Some(first) = chunk.first() else {
+            return Ok(0);
+        };
+        let (queue, track) = (first.queue.as_str(), first.track);
         let mut inv = scripts::ENQUEUE_BULK.prepare_invoke();
         inv.key(self.keys.queue(queue)).key(self.keys.queues());
         if track {
@@ -299,14 +318,14 @@ impl Client {
                 inv.key(self.keys.status(p.jid.as_str()));
             }
         }
-        let shared = chunk.first().map(|p| &p.status_fields);
-        let shared_len = shared.map_or(0, |f| f.len() * 2);
+        // Every job of a group has the same status fields: send them once.
+        let shared = &first.status_fields;
         inv.arg(queue)
             .arg(if track { "1" } else { "0" })
             .arg(self.config.status_retention.active.as_secs())
             .arg(self.keys.wake_channel())
-            .arg(shared_len);
-        for (f, v) in shared.into_iter().flatten() {
+            .arg(shared.len() * 2);
+        for (f, v) in shared {
             inv.arg(*f).arg(v);
         }
         for p in chunk {

@@ -60,7 +60,25 @@ impl ClientConfig {
     /// `1`/`true`, or when it is unset and `DYNO` is set (the platform's managed Redis only
     /// offers self-signed certificates). `REDIS_TLS_SKIP_VERIFY=0` forces verification.
     pub fn from_env() -> Result<Self> {
-        let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+        Self::from_vars(|k| std::env::var(k).ok())
+    }
+
+    /// Like [`ClientConfig::from_env`], reading each variable through `lookup`.
+    ///
+    /// ```
+    /// use queue_core::ClientConfig;
+    /// let config = ClientConfig::from_vars(|k| match k {
+    ///     "REDIS_URL" => Some("rediss://h:6380".to_owned()),
+    ///     "DYNO" => Some("web.1".to_owned()),
+    ///     _ => None,
+    /// })
+    /// .unwrap();
+    /// assert!(config.accept_invalid_certs);
+    /// assert_eq!(config.connection_name.as_deref(), Some("web.1"));
+    /// ```
+    pub fn from_vars(lookup: impl Fn(&str) -> Option<String>) -> Result<Self> {
+        // An empty variable counts as unset, as shells and platform dashboards produce them.
+        let var = |k: &str| lookup(k).filter(|v| !v.is_empty());
         let url = var("REDIS_TLS_URL")
             .or_else(|| var("REDIS_URL"))
             .ok_or(Error::MissingRedisUrl)?;
@@ -138,6 +156,71 @@ impl fmt::Debug for ClientConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn vars(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> + use<> {
+        let pairs: Vec<(String, String)> = pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        move |k| pairs.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone())
+    }
+
+    #[test]
+    fn the_tls_url_wins_and_a_missing_url_is_an_error() {
+        let c = ClientConfig::from_vars(vars(&[
+            ("REDIS_URL", "redis://plain:6379"),
+            ("REDIS_TLS_URL", "rediss://tls:6380"),
+        ]))
+        .unwrap();
+        assert_eq!(c.url, "rediss://tls:6380");
+        let c = ClientConfig::from_vars(vars(&[("REDIS_URL", "redis://a"), ("REDIS_TLS_URL", "")]))
+            .unwrap();
+        assert_eq!(c.url, "redis://a");
+        assert!(matches!(
+            ClientConfig::from_vars(vars(&[("REDIS_URL", "")])),
+            Err(Error::MissingRedisUrl)
+        ));
+    }
+
+    #[test]
+    fn certificate_checks_are_skipped_on_the_platform_unless_forced() {
+        let url = ("REDIS_URL", "rediss://h:6380");
+        let on_platform = ClientConfig::from_vars(vars(&[url, ("DYNO", "worker.1")])).unwrap();
+        assert!(on_platform.accept_invalid_certs);
+        assert_eq!(on_platform.connection_name.as_deref(), Some("worker.1"));
+        let forced = vars(&[url, ("DYNO", "worker.1"), ("REDIS_TLS_SKIP_VERIFY", "0")]);
+        assert!(
+            !ClientConfig::from_vars(forced)
+                .unwrap()
+                .accept_invalid_certs
+        );
+        let local = ClientConfig::from_vars(vars(&[url])).unwrap();
+        assert!(!local.accept_invalid_certs);
+        assert_eq!(local.connection_name, None);
+        for yes in ["1", "true", "yes"] {
+            let skip = vars(&[url, ("REDIS_TLS_SKIP_VERIFY", yes)]);
+            assert!(
+                ClientConfig::from_vars(skip).unwrap().accept_invalid_certs,
+                "{yes}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_prefix_comes_from_queue_prefix() {
+        let c = ClientConfig::from_vars(vars(&[
+            ("REDIS_URL", "redis://h"),
+            ("QUEUE_PREFIX", "{app}:"),
+        ]))
+        .unwrap();
+        assert_eq!(c.prefix, "{app}:");
+        assert_eq!(
+            ClientConfig::from_vars(vars(&[("REDIS_URL", "redis://h")]))
+                .unwrap()
+                .prefix,
+            ""
+        );
+    }
 
     #[test]
     fn debug_never_shows_the_url() {

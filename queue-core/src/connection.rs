@@ -33,7 +33,8 @@ pub async fn shared_connection(config: &ClientConfig) -> Result<ConnectionManage
         ConnectionManager::new_with_config(client, manager_config),
     )
     .await
-    .map_err(|_| Error::Timeout(config.timeout))??;
+    .map_err(|_| Error::Timeout(config.timeout))?
+    .map_err(|e| Error::from_bounded(e, config.timeout))?;
     name_connection(&mut conn, config).await?;
     Ok(conn)
 }
@@ -49,7 +50,8 @@ pub async fn dedicated_connection(config: &ClientConfig) -> Result<MultiplexedCo
         client.get_multiplexed_async_connection_with_config(&cfg),
     )
     .await
-    .map_err(|_| Error::Timeout(config.timeout))??;
+    .map_err(|_| Error::Timeout(config.timeout))?
+    .map_err(|e| Error::from_bounded(e, config.timeout))?;
     name_connection(&mut conn, config).await?;
     Ok(conn)
 }

@@ -47,6 +47,11 @@ pub enum Error {
     /// Redis could not be reached (refused, reset, or reconnecting).
     #[error("Redis is unreachable: {0}")]
     Unavailable(#[source] redis::RedisError),
+    /// The TLS handshake failed: the server's certificate did not verify (a self-signed
+    /// one needs [`ClientConfig::accept_invalid_certs`](crate::ClientConfig::accept_invalid_certs)),
+    /// or the server does not speak TLS. A configuration problem, so not transient.
+    #[error("TLS handshake with Redis failed: {0}")]
+    Tls(#[source] redis::RedisError),
     /// Redis is at `maxmemory` under `noeviction` and refuses writes.
     #[error("Redis is out of memory and refused the write: {0}")]
     OutOfMemory(#[source] redis::RedisError),
@@ -67,6 +72,10 @@ impl From<redis::RedisError> for Error {
     fn from(e: redis::RedisError) -> Self {
         if e.code() == Some("OOM") {
             Error::OutOfMemory(e)
+        } else if is_tls_failure(&e) {
+            // Checked before the I/O kinds below: a refused certificate arrives as an I/O
+            // error, and retrying it can never succeed.
+            Error::Tls(e)
         } else if e.is_io_error()
             || e.is_connection_refusal()
             || e.is_connection_dropped()
@@ -80,7 +89,36 @@ impl From<redis::RedisError> for Error {
     }
 }
 
+/// Whether `e` is a failed TLS handshake: rustls reports it as an I/O error wrapping a
+/// `rustls::Error` (the certificate did not verify, or the peer does not speak TLS).
+fn is_tls_failure(e: &redis::RedisError) -> bool {
+    use std::error::Error as StdError;
+    use std::sync::Arc;
+    let Some(source) = StdError::source(e) else {
+        return false;
+    };
+    // redis-rs keeps the I/O error behind an `Arc<dyn Error>`; accept it bare too.
+    let io = source.downcast_ref::<std::io::Error>().or_else(|| {
+        source
+            .downcast_ref::<Arc<dyn StdError + Send + Sync>>()
+            .and_then(|inner| inner.downcast_ref::<std::io::Error>())
+    });
+    io.and_then(std::io::Error::get_ref)
+        .is_some_and(|inner| inner.is::<rustls::Error>())
+}
+
 impl Error {
+    /// Maps an error of a call bounded by `timeout`: redis-rs's own response or connection
+    /// timeout (set to the same bound) becomes [`Error::Timeout`], like the outer deadline,
+    /// so that callers see one error for "Redis did not answer in time".
+    pub fn from_bounded(e: redis::RedisError, timeout: Duration) -> Self {
+        if e.is_timeout() {
+            Error::Timeout(timeout)
+        } else {
+            Error::from(e)
+        }
+    }
+
     /// Whether retrying the same call later may succeed (Redis down, slow or full).
     pub fn is_transient(&self) -> bool {
         matches!(
@@ -92,3 +130,39 @@ impl Error {
 
 /// Result alias of `queue-core`.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io;
+
+    #[test]
+    fn a_refused_certificate_is_a_tls_error_and_not_transient() {
+        let io = io::Error::new(
+            io::ErrorKind::InvalidData,
+            rustls::Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer),
+        );
+        let err = Error::from(redis::RedisError::from(io));
+        assert!(matches!(err, Error::Tls(_)), "{err:?}");
+        assert!(!err.is_transient());
+    }
+
+    #[test]
+    fn redis_rs_timeouts_of_a_bounded_call_are_timeouts() {
+        let t = Duration::from_millis(300);
+        let io = io::Error::new(io::ErrorKind::TimedOut, "timed out");
+        let err = Error::from_bounded(redis::RedisError::from(io), t);
+        assert!(matches!(err, Error::Timeout(d) if d == t), "{err:?}");
+        let io = io::Error::new(io::ErrorKind::ConnectionReset, "reset");
+        let err = Error::from_bounded(redis::RedisError::from(io), t);
+        assert!(matches!(err, Error::Unavailable(_)), "{err:?}");
+    }
+
+    #[test]
+    fn other_io_errors_are_unavailable() {
+        let io = io::Error::new(io::ErrorKind::ConnectionRefused, "refused");
+        let err = Error::from(redis::RedisError::from(io));
+        assert!(matches!(err, Error::Unavailable(_)), "{err:?}");
+        assert!(err.is_transient());
+    }
+}

@@ -44,6 +44,11 @@ pub trait Job: Serialize + DeserializeOwned + Send + Sync + 'static {
     /// Whether jobs of this type keep a status record (turn off for high-volume fire-and-forget work).
     const TRACK_STATUS: bool = true;
 
+    /// Most jobs of this type running at once across every worker process, or `None` for no
+    /// limit. Use it for jobs that each hold a database connection: a per-process pool cannot
+    /// protect a database whose plan allows 20 connections when many dynos run workers.
+    const CONCURRENCY_LIMIT: Option<u32> = None;
+
     /// Longest a single attempt may run before it is cancelled and failed as `timeout`;
     /// `None` uses the worker's default.
     fn timeout() -> Option<Duration> {

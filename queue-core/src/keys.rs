@@ -140,7 +140,14 @@ impl Keys {
         format!("{}{identity}:work", self.prefix)
     }
 
-    /// Counter of running jobs of one concurrency-limited job class, across all processes.
+    /// Hash counting completed executions per job id, written by the diagnostic jobs of the
+    /// `queue-worker` binary (for kill tests and smoke checks; unused otherwise).
+    pub fn diagnostics_ledger(&self) -> String {
+        format!("{}diagnostics:ledger", self.prefix)
+    }
+
+    /// Sorted set of the holders of a concurrency-limited job class's slots, across all
+    /// processes (score = the slot's expiry, epoch ms).
     pub fn concurrency(&self, class: &str) -> String {
         format!("{}concurrency:{class}", self.prefix)
     }
@@ -181,5 +188,6 @@ mod tests {
         assert_eq!(k.lease("w:1:x"), "{app}:worker:lease:w:1:x");
         assert_eq!(k.processing("w:1:x"), "{app}:processing:w:1:x");
         assert_eq!(k.concurrency("Report"), "{app}:concurrency:Report");
+        assert_eq!(k.diagnostics_ledger(), "{app}:diagnostics:ledger");
     }
 }

@@ -45,7 +45,11 @@ pub struct JobPayload {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub enqueued_at: Option<Timestamp>,
     /// Failures so far minus one (Sidekiq writes 0 on the first failure).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "retry_count_from_sidekiq"
+    )]
     pub retry_count: Option<u32>,
     /// Message of the last failure.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -69,6 +73,15 @@ pub struct JobPayload {
 
 fn default_queue() -> String {
     "default".to_owned()
+}
+
+/// Reads `retry_count`. Sidekiq's "Retry Now" (`SortedEntry#retry`) lowers it by one before
+/// pushing the job back, so a job retried by hand after its first failure carries -1; like
+/// Sidekiq (which adds one on the next failure), read that as "no failure counted yet".
+fn retry_count_from_sidekiq<'de, D: Deserializer<'de>>(
+    d: D,
+) -> std::result::Result<Option<u32>, D::Error> {
+    Ok(Option::<i64>::deserialize(d)?.and_then(|n| u32::try_from(n).ok()))
 }
 
 impl JobPayload {
@@ -166,6 +179,16 @@ mod tests {
         assert_eq!(job.created_at.unwrap().as_secs_f64(), 1_760_000_000.123);
         assert_eq!(job.queue, "default");
         assert_eq!(job.retry, Retry::Default);
+    }
+
+    #[test]
+    fn retry_now_in_sidekiq_leaves_retry_count_at_minus_one() {
+        let job = JobPayload::from_json(
+            br#"{"class":"X","args":[],"jid":"a","retry_count":-1,"failed_at":1760000000.5}"#,
+        )
+        .unwrap();
+        assert_eq!(job.retry_count, None);
+        assert!(job.failed_at.is_some());
     }
 
     #[test]

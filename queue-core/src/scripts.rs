@@ -30,8 +30,78 @@ script!(
     "Put one job into the schedule set, idempotently."
 );
 script!(CANCEL, "cancel.lua", "Cancel a job that has not started.");
+script!(
+    FETCH,
+    "fetch.lua",
+    "Move ready jobs into a worker's processing list."
+);
+script!(
+    START,
+    "start.lua",
+    "Mark fetched jobs running; report cancelled ones."
+);
+script!(ACK, "ack.lua", "Finish succeeded jobs, checking ownership.");
+script!(
+    FAIL,
+    "fail.lua",
+    "Move a failed job to the retry or dead set."
+);
+script!(
+    REQUEUE,
+    "requeue.lua",
+    "Hand a job back to the front of its queue."
+);
+script!(
+    PROMOTE,
+    "promote.lua",
+    "Move due scheduled or retry jobs into their queues."
+);
+script!(
+    HEARTBEAT,
+    "heartbeat.lua",
+    "Register or renew a worker process's lease."
+);
+script!(
+    REAP,
+    "reap.lua",
+    "Claim the jobs of worker processes whose lease expired."
+);
+script!(
+    UNREGISTER,
+    "unregister.lua",
+    "Forget a worker process at clean shutdown."
+);
+script!(PROGRESS, "progress.lua", "Record a running job's progress.");
+script!(
+    LIMIT_ACQUIRE,
+    "limit_acquire.lua",
+    "Take a global concurrency slot of a job class."
+);
+script!(
+    DEFER,
+    "defer.lua",
+    "Put a job over its class's limit back into the schedule set."
+);
 
-/// Every script of this crate, for preloading at connect.
-pub fn all() -> [&'static Script; 4] {
+/// The scripts the enqueue client uses, for preloading at connect.
+pub fn client_scripts() -> [&'static Script; 4] {
     [&ENQUEUE, &ENQUEUE_BULK, &SCHEDULE, &CANCEL]
+}
+
+/// The scripts a worker process uses, for preloading at start.
+pub fn worker_scripts() -> [&'static Script; 12] {
+    [
+        &FETCH,
+        &START,
+        &ACK,
+        &FAIL,
+        &REQUEUE,
+        &PROMOTE,
+        &HEARTBEAT,
+        &REAP,
+        &UNREGISTER,
+        &PROGRESS,
+        &LIMIT_ACQUIRE,
+        &DEFER,
+    ]
 }

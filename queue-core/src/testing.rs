@@ -85,6 +85,9 @@ impl TestRedis {
     fn spawn(&mut self) -> bool {
         let port = self.port.to_string();
         let log = self.log_path();
+        // On a restart the log already holds the previous run's "Ready" line: only what this
+        // run appends counts.
+        let log_start = self.log().len();
         let mut cmd = Command::new(redis_server_binary());
         cmd.args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
             .arg("--dir")
@@ -123,7 +126,11 @@ impl TestRedis {
                 self.child = None;
                 return false;
             }
-            if self.log().contains("Ready to accept connections") {
+            if self
+                .log()
+                .get(log_start..)
+                .is_some_and(|new| new.contains("Ready to accept connections"))
+            {
                 return true;
             }
             std::thread::sleep(Duration::from_millis(5));

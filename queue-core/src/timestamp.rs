@@ -51,6 +51,27 @@ impl Timestamp {
     }
 }
 
+/// The UTC calendar day of epoch second `secs` as `YYYY-MM-DD` (Sidekiq's daily stat keys).
+///
+/// ```
+/// assert_eq!(queue_core::timestamp::utc_day(0.0), "1970-01-01");
+/// assert_eq!(queue_core::timestamp::utc_day(1_709_208_000.0), "2024-02-29");
+/// ```
+pub fn utc_day(secs: f64) -> String {
+    // Howard Hinnant's days-to-civil algorithm: exact for the proleptic Gregorian calendar.
+    let days = (secs / 86_400.0).floor() as i64;
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!("{year:04}-{month:02}-{day:02}")
+}
+
 impl Serialize for Timestamp {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_f64(self.0)

@@ -1,1 +1,74 @@
-//! Placeholder.
+//! # queue-worker
+//!
+//! Worker processes for the queue: they take jobs reliably, run them with timeouts and
+//! panic capture, retry failures with Sidekiq's backoff, promote scheduled jobs, recover the
+//! jobs of dead processes, and shut down inside the platform's 30-second window.
+//!
+//! A tour (one file per concept):
+//! - [`Worker`] / [`WorkerBuilder`] (`worker.rs`): registration, start-up, the shutdown order.
+//! - `fetch.rs`: reliable fetch into a per-process processing list, woken by pub/sub.
+//! - `runner.rs`: one task per job; timeout, panic, hand-back.
+//! - `ack.rs`: batched acks with an ownership check; `settle.rs`: retry, dead, hand-back.
+//! - `scheduler.rs`: promotion of due scheduled and retry jobs by Redis's clock.
+//! - `heartbeat.rs`, `membership.rs`: the lease and the Sidekiq process record.
+//! - `reaper.rs`: recovery of the jobs of processes whose lease expired.
+//! - `limit.rs`: global concurrency limits per job class (`Job::CONCURRENCY_LIMIT`).
+//! - [`run`] (`run.rs`): the `main` of a worker binary, configured from the environment.
+//!
+//! Connections: the client's shared multiplexed connection plus one pub/sub connection,
+//! whatever the concurrency.
+//!
+//! ```no_run
+//! use queue_core::Job;
+//! use queue_worker::{Failure, JobContext, Worker};
+//! use serde::{Deserialize, Serialize};
+//!
+//! #[derive(Serialize, Deserialize)]
+//! struct Resize { image_id: u64 }
+//! impl Job for Resize { const NAME: &'static str = "Resize"; }
+//!
+//! #[tokio::main]
+//! async fn main() -> Result<(), queue_worker::Error> {
+//!     queue_worker::run(Worker::builder().register(|job: Resize, ctx: JobContext| async move {
+//!         ctx.progress(10, "downloading").await.ok();
+//!         Ok::<_, Failure>(serde_json::json!({ "resized": job.image_id }))
+//!     }))
+//!     .await
+//! }
+//! ```
+#![cfg_attr(not(test), warn(clippy::unwrap_used))]
+
+mod ack;
+pub mod config;
+mod context;
+mod error;
+mod failure;
+mod fetch;
+mod heartbeat;
+mod limit;
+mod logging;
+mod membership;
+mod queues;
+mod reaper;
+mod registry;
+pub mod retry;
+mod run;
+mod runner;
+mod scheduler;
+mod settle;
+mod shared;
+mod wake;
+mod worker;
+
+pub use config::WorkerConfig;
+pub use context::JobContext;
+pub use error::{Error, Result};
+pub use failure::Failure;
+pub use heartbeat::rss_kib;
+pub use logging::{Logfmt, init_logging};
+pub use membership::Identity;
+pub use queues::Queues;
+pub use registry::{Attempt, Registry};
+pub use run::{run, shutdown_signal};
+pub use settle::{MALFORMED_CLASS, Settled};
+pub use worker::{RunningWorker, Worker, WorkerBuilder};

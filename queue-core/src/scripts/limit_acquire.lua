@@ -1,0 +1,16 @@
+-- limit_acquire.lua: take one of a job class's global concurrency slots, across all processes.
+-- KEYS[1] concurrency set of the class (member = holder, score = expiry, epoch ms)
+-- ARGV[1] holder (identity:jid)    ARGV[2] limit    ARGV[3] slot lifetime (ms)
+-- Returns: 1 taken; 0 the class is at its limit (the caller defers the job).
+-- Slots of processes that died expire on their own, so a crash cannot leak the limit.
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+if redis.call('ZSCORE', KEYS[1], ARGV[1]) then
+  return 1
+end
+if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[2]) then
+  return 0
+end
+redis.call('ZADD', KEYS[1], now + tonumber(ARGV[3]), ARGV[1])
+return 1

@@ -1,0 +1,194 @@
+//! Long polling: an answer within 100 ms of a change, or at the cap, through a real listener.
+
+mod common;
+
+use common::{App, id_from_location, write_status};
+use queue_core::JobId;
+use queue_core::status::field;
+use queue_core::testing::TestRedis;
+use serde_json::Value;
+use std::time::Duration;
+use tokio::time::Instant;
+
+/// When the other task changes the record (the stimulus, not synchronisation).
+const CHANGE_AFTER: Duration = Duration::from_millis(300);
+/// In the many-waiters test: long enough for 60 requests to be waiting on a loaded machine.
+const CHANGE_MANY_AFTER: Duration = Duration::from_secs(1);
+/// How soon after a change the answer must arrive: the 100 ms target plus scheduling slack
+/// of a loaded 2-core CI machine.
+const ANSWER_WITHIN: Duration = Duration::from_millis(250);
+
+#[tokio::test]
+async fn answers_within_100ms_of_a_change() {
+    let redis = TestRedis::start();
+    let app = App::start(&redis, "answers_within_100ms").await;
+    let id = id_from_location(&app.create_report(None, "x").await);
+
+    let client = app.client.clone();
+    let writer_id = id.clone();
+    let before = hget_calls(&client).await;
+    let change = tokio::spawn(async move {
+        wait_until_polled(&client, before).await;
+        tokio::time::sleep(CHANGE_AFTER).await;
+        let changed_at = Instant::now();
+        write_status(
+            &client,
+            &writer_id,
+            &[
+                (field::STATE, "running"),
+                (field::PROGRESS, "5"),
+                (field::MESSAGE, "started"),
+            ],
+        )
+        .await;
+        changed_at
+    });
+    let start = Instant::now();
+    let response = app.get(&format!("/jobs/{id}?wait=10")).await;
+    assert_eq!(response.status(), 200);
+    let body: Value = response.json().await.unwrap();
+    let answered_at = Instant::now();
+    let changed_at = change.await.unwrap();
+
+    assert_eq!(body["state"], "running");
+    assert_eq!(body["progress"]["percent"], 5);
+    assert_eq!(body["progress"]["message"], "started");
+    let after_change = answered_at.saturating_duration_since(changed_at);
+    eprintln!(
+        "long poll answered {after_change:?} after the change ({:?} after the request)",
+        answered_at - start
+    );
+    assert!(answered_at - start >= CHANGE_AFTER);
+    assert!(after_change < ANSWER_WITHIN, "{after_change:?}");
+
+    // Progress alone (same state) is a change too.
+    let client = app.client.clone();
+    let writer_id = id.clone();
+    let before = hget_calls(&client).await;
+    let change = tokio::spawn(async move {
+        wait_until_polled(&client, before).await;
+        tokio::time::sleep(CHANGE_AFTER).await;
+        let changed_at = Instant::now();
+        write_status(&client, &writer_id, &[(field::PROGRESS, "60")]).await;
+        changed_at
+    });
+    let body: Value = app
+        .get(&format!("/jobs/{id}?wait=10"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let after_change = Instant::now().saturating_duration_since(change.await.unwrap());
+    assert_eq!(body["progress"]["percent"], 60);
+    assert!(after_change < ANSWER_WITHIN, "{after_change:?}");
+}
+
+/// How many `HGET`s Redis has served; only the long-poll poller sends them.
+async fn hget_calls(client: &queue_core::Client) -> u64 {
+    let stats: String = redis::cmd("INFO")
+        .arg("commandstats")
+        .query_async(&mut client.connection())
+        .await
+        .unwrap();
+    stats
+        .lines()
+        .find_map(|l| l.strip_prefix("cmdstat_hget:calls="))
+        .map_or(0, |rest| rest.split(',').next().unwrap().parse().unwrap())
+}
+
+/// Waits (with a deadline) until the poller has read Redis more than `before` times: the
+/// request is then subscribed, so the change that follows is one it must see.
+async fn wait_until_polled(client: &queue_core::Client, before: u64) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while hget_calls(client).await <= before {
+        assert!(Instant::now() < deadline, "the poller never read Redis");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+#[tokio::test]
+async fn answers_the_unchanged_record_at_the_cap() {
+    let redis = TestRedis::start();
+    let app = App::start(&redis, "answers_at_the_cap").await;
+    let id = id_from_location(&app.create_report(None, "x").await);
+
+    let start = Instant::now();
+    let response = app.get(&format!("/jobs/{id}?wait=1")).await;
+    let elapsed = start.elapsed();
+    assert_eq!(response.status(), 200);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["state"], "queued");
+    eprintln!("long poll with wait=1 answered after {elapsed:?}");
+    assert!(elapsed >= Duration::from_secs(1), "{elapsed:?}");
+    assert!(elapsed < Duration::from_millis(1500), "{elapsed:?}");
+}
+
+#[tokio::test]
+async fn terminal_states_and_bad_waits_answer_at_once() {
+    let redis = TestRedis::start();
+    let app = App::start(&redis, "terminal_answers_at_once").await;
+    let id = id_from_location(&app.create_report(None, "x").await);
+    app.client.cancel(&id).await.unwrap();
+
+    let start = Instant::now();
+    let body: Value = app
+        .get(&format!("/jobs/{id}?wait=10"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(body["state"], "cancelled");
+    assert!(start.elapsed() < Duration::from_secs(1));
+
+    // Unknown ids do not wait either.
+    let start = Instant::now();
+    let response = app.get(&format!("/jobs/{}?wait=10", JobId::new())).await;
+    assert_eq!(response.status(), 404);
+    assert!(start.elapsed() < Duration::from_secs(1));
+
+    for bad in ["abc", "-1", ""] {
+        let response = app.get(&format!("/jobs/{id}?wait={bad}")).await;
+        assert_eq!(response.status(), 400, "wait={bad}");
+    }
+}
+
+#[tokio::test]
+async fn many_waiters_each_wake_on_their_own_change() {
+    let redis = TestRedis::start();
+    let app = App::start(&redis, "many_waiters").await;
+    let mut ids = Vec::new();
+    for _ in 0..40 {
+        ids.push(id_from_location(&app.create_report(None, "x").await));
+    }
+    // Two clients wait on each of the first half; the second half stays unchanged.
+    let mut waiters = Vec::new();
+    for (i, id) in ids.iter().enumerate() {
+        let copies = if i < 20 { 2 } else { 1 };
+        for _ in 0..copies {
+            let url = format!("{}/jobs/{id}?wait=3", app.base);
+            let http = app.http.clone();
+            waiters.push(tokio::spawn(async move {
+                let start = Instant::now();
+                let body: Value = http.get(url).send().await.unwrap().json().await.unwrap();
+                (i, body, start.elapsed())
+            }));
+        }
+    }
+    tokio::time::sleep(CHANGE_MANY_AFTER).await;
+    for id in &ids[..20] {
+        write_status(&app.client, id, &[(field::STATE, "running")]).await;
+    }
+    for waiter in waiters {
+        let (i, body, elapsed) = waiter.await.unwrap();
+        if i < 20 {
+            assert_eq!(body["state"], "running", "job {i}");
+            assert!(
+                elapsed < Duration::from_millis(1500),
+                "job {i}: {elapsed:?}"
+            );
+        } else {
+            assert_eq!(body["state"], "queued", "job {i}");
+            assert!(elapsed >= Duration::from_secs(3), "job {i}: {elapsed:?}");
+        }
+    }
+}

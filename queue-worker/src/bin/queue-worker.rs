@@ -1,0 +1,81 @@
+//! A worker binary with built-in diagnostic jobs, for smoke checks and fault tests.
+//!
+//! Run with `REDIS_URL=redis://127.0.0.1:6379 cargo run -p queue-worker --bin queue-worker`.
+//! Environment: as `queue_worker::run` (`WORKER_CONCURRENCY`, `WORKER_QUEUES`,
+//! `SHUTDOWN_TIMEOUT`, `QUEUE_PREFIX`, `RUST_LOG`). Jobs it knows:
+//! - `queue::Sleep` `{"millis": N}`: sleeps (in 100 ms steps, reporting progress, stopping
+//!   when cancelled), records the execution in the diagnostics ledger, returns `{"slept_ms": N}`.
+//! - `queue::Noop`: returns at once.
+
+use queue_core::{Client, Job};
+use queue_worker::{Failure, JobContext, Worker, WorkerConfig};
+use serde::{Deserialize, Serialize};
+use std::time::Duration;
+
+/// Sleeps for a while; the diagnostics ledger counts completed executions per job id.
+#[derive(Serialize, Deserialize)]
+struct Sleep {
+    millis: u64,
+}
+
+impl Job for Sleep {
+    const NAME: &'static str = "queue::Sleep";
+}
+
+/// Does nothing.
+#[derive(Serialize, Deserialize)]
+struct Noop;
+
+impl Job for Noop {
+    const NAME: &'static str = "queue::Noop";
+    const TRACK_STATUS: bool = false;
+}
+
+async fn sleep_job(
+    client: Client,
+    job: Sleep,
+    ctx: JobContext,
+) -> Result<serde_json::Value, Failure> {
+    let step = Duration::from_millis(100);
+    let total = Duration::from_millis(job.millis);
+    let mut slept = Duration::ZERO;
+    while slept < total {
+        let nap = step.min(total - slept);
+        tokio::select! {
+            _ = ctx.cancelled() => return Err(Failure::retry("cancelled")),
+            _ = tokio::time::sleep(nap) => {}
+        }
+        slept += nap;
+        let percent = (slept.as_millis() * 100 / total.as_millis().max(1)) as u8;
+        ctx.progress(percent, format!("slept {} ms", slept.as_millis()))
+            .await
+            .ok();
+    }
+    let mut conn = client.connection();
+    let ledger = client.keys().diagnostics_ledger();
+    let _: i64 = client
+        .bounded(
+            redis::cmd("HINCRBY")
+                .arg(ledger)
+                .arg(ctx.id().as_str())
+                .arg(1)
+                .query_async(&mut conn),
+        )
+        .await
+        .map_err(|e| Failure::retry(e.to_string()))?;
+    Ok(serde_json::json!({ "slept_ms": job.millis }))
+}
+
+#[tokio::main]
+async fn main() -> Result<(), queue_worker::Error> {
+    queue_worker::init_logging();
+    let config = WorkerConfig::from_env()?;
+    let client = Client::from_env().await?;
+    let for_sleep = client.clone();
+    let worker = Worker::builder()
+        .config(config)
+        .register(move |job: Sleep, ctx: JobContext| sleep_job(for_sleep.clone(), job, ctx))
+        .register(|_: Noop, _ctx: JobContext| async { Ok::<_, Failure>(()) })
+        .build(client)?;
+    worker.run_until(queue_worker::shutdown_signal()?).await
+}

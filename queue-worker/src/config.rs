@@ -1,0 +1,161 @@
+//! Worker settings, with the platform-driven defaults.
+
+use std::time::Duration;
+
+use crate::error::{Error, Result};
+use crate::queues::Queues;
+
+/// Default time running jobs get to finish after SIGTERM (the platform kills at 30 s).
+pub const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(25);
+/// Longest shutdown timeout accepted: beyond it the platform's SIGKILL would come first.
+pub const MAX_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(27);
+
+/// How a worker process behaves.
+#[derive(Debug, Clone)]
+pub struct WorkerConfig {
+    /// Queues to take jobs from.
+    pub queues: Queues,
+    /// Jobs run at once in this process. Redis connections do not grow with it.
+    pub concurrency: usize,
+    /// Time running jobs get to finish after SIGTERM before they are handed back.
+    pub shutdown_timeout: Duration,
+    /// Longest attempt of a job type that sets no timeout of its own.
+    pub default_job_timeout: Duration,
+    /// Most jobs taken by one fetch.
+    pub fetch_batch: usize,
+    /// When idle, how often to look for jobs pushed by clients that do not publish a wake-up
+    /// (Sidekiq's Ruby client): their worst-case pickup delay.
+    pub idle_poll: Duration,
+    /// How often the lease and the Sidekiq process record are renewed.
+    pub heartbeat_interval: Duration,
+    /// How long a lease outlives its last renewal: a killed process's jobs are recovered
+    /// between `lease_ttl` and `lease_ttl + reaper_interval` after the kill.
+    pub lease_ttl: Duration,
+    /// How often the reaper looks for expired leases.
+    pub reaper_interval: Duration,
+    /// Longest pause between two passes of the scheduler (it wakes sooner for due jobs).
+    pub scheduler_interval: Duration,
+    /// Recoveries after which a job that keeps killing its worker goes to the dead set.
+    pub max_recoveries: u32,
+    /// Most jobs kept in the dead set.
+    pub dead_max_jobs: u64,
+    /// Oldest job kept in the dead set.
+    pub dead_max_age: Duration,
+    /// Label shown by Sidekiq's process list.
+    pub tag: Option<String>,
+    /// Shifts Redis's clock as the scripts see it (tests only; 0 in production).
+    pub clock_offset_ms: i64,
+}
+
+impl Default for WorkerConfig {
+    fn default() -> Self {
+        Self {
+            queues: Queues::parse("default").unwrap_or_else(|_| unreachable!()),
+            concurrency: 10,
+            shutdown_timeout: DEFAULT_SHUTDOWN_TIMEOUT,
+            default_job_timeout: Duration::from_secs(30 * 60),
+            fetch_batch: 100,
+            idle_poll: Duration::from_secs(1),
+            heartbeat_interval: Duration::from_secs(5),
+            lease_ttl: Duration::from_secs(15),
+            reaper_interval: Duration::from_secs(5),
+            scheduler_interval: Duration::from_millis(500),
+            max_recoveries: 3,
+            dead_max_jobs: 10_000,
+            dead_max_age: Duration::from_secs(180 * 24 * 3600),
+            tag: None,
+            clock_offset_ms: 0,
+        }
+    }
+}
+
+impl WorkerConfig {
+    /// Reads `WORKER_CONCURRENCY`, `WORKER_QUEUES` and `SHUTDOWN_TIMEOUT` (seconds) over the defaults.
+    ///
+    /// Also reads three timing overrides in whole milliseconds, for fault tests and drills
+    /// (production keeps the defaults): `WORKER_LEASE_TTL_MS` (lease lifetime, default 15 s),
+    /// `WORKER_HEARTBEAT_MS` (lease renewal, default 5 s; must stay below the lease) and
+    /// `WORKER_REAPER_MS` (reaper pass, default 5 s). A killed process's jobs run again
+    /// within about lease + reaper interval. Each must be a positive integer.
+    pub fn from_env() -> Result<Self> {
+        let mut config = Self::default();
+        let var = |k: &str| std::env::var(k).ok().filter(|v| !v.trim().is_empty());
+        if let Some(v) = var("WORKER_CONCURRENCY") {
+            config.concurrency = v
+                .trim()
+                .parse::<usize>()
+                .ok()
+                .filter(|n| *n > 0)
+                .ok_or_else(|| Error::InvalidSetting {
+                    name: "WORKER_CONCURRENCY",
+                    reason: format!("{v:?} is not a positive number"),
+                })?;
+        }
+        if let Some(v) = var("WORKER_QUEUES") {
+            config.queues = Queues::parse(&v)?;
+        }
+        if let Some(v) = var("SHUTDOWN_TIMEOUT") {
+            let secs = v
+                .trim()
+                .parse::<f64>()
+                .ok()
+                .filter(|s| s.is_finite() && *s >= 0.0)
+                .ok_or_else(|| Error::InvalidSetting {
+                    name: "SHUTDOWN_TIMEOUT",
+                    reason: format!("{v:?} is not a number of seconds"),
+                })?;
+            config.shutdown_timeout = Duration::from_secs_f64(secs);
+        }
+        if let Some(v) = var("WORKER_LEASE_TTL_MS") {
+            config.lease_ttl = positive_millis("WORKER_LEASE_TTL_MS", &v)?;
+        }
+        if let Some(v) = var("WORKER_HEARTBEAT_MS") {
+            config.heartbeat_interval = positive_millis("WORKER_HEARTBEAT_MS", &v)?;
+        }
+        if let Some(v) = var("WORKER_REAPER_MS") {
+            config.reaper_interval = positive_millis("WORKER_REAPER_MS", &v)?;
+        }
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks the settings against each other and against the platform's limits.
+    pub fn validate(&self) -> Result<()> {
+        if self.concurrency == 0 {
+            return Err(Error::InvalidSetting {
+                name: "concurrency",
+                reason: "must be at least 1".into(),
+            });
+        }
+        if self.shutdown_timeout > MAX_SHUTDOWN_TIMEOUT {
+            return Err(Error::InvalidSetting {
+                name: "SHUTDOWN_TIMEOUT",
+                reason: format!(
+                    "{:?} leaves no time to hand jobs back before the platform's SIGKILL at 30 s (max {:?})",
+                    self.shutdown_timeout, MAX_SHUTDOWN_TIMEOUT
+                ),
+            });
+        }
+        if self.heartbeat_interval >= self.lease_ttl {
+            return Err(Error::InvalidSetting {
+                name: "heartbeat_interval",
+                reason: "must be shorter than lease_ttl".into(),
+            });
+        }
+        Ok(())
+    }
+}
+
+/// Parses a positive whole number of milliseconds from environment variable `name`.
+fn positive_millis(name: &'static str, value: &str) -> Result<Duration> {
+    value
+        .trim()
+        .parse::<u64>()
+        .ok()
+        .filter(|ms| *ms > 0)
+        .map(Duration::from_millis)
+        .ok_or_else(|| Error::InvalidSetting {
+            name,
+            reason: format!("{value:?} is not a positive number of milliseconds"),
+        })
+}

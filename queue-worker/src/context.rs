@@ -1,0 +1,61 @@
+//! What a running job can see and do: its id, attempt, progress and cancellation.
+
+use queue_core::{Client, JobId};
+use tokio_util::sync::{CancellationToken, WaitForCancellationFuture};
+
+use crate::error::Result;
+
+/// Handed to every job attempt.
+#[derive(Debug, Clone)]
+pub struct JobContext {
+    pub(crate) id: JobId,
+    pub(crate) attempt: u32,
+    pub(crate) queue: String,
+    pub(crate) tracked: bool,
+    pub(crate) client: Client,
+    pub(crate) cancel: CancellationToken,
+}
+
+impl JobContext {
+    /// The job's id.
+    pub fn id(&self) -> &JobId {
+        &self.id
+    }
+
+    /// The attempt number: 1 on the first run.
+    pub fn attempt(&self) -> u32 {
+        self.attempt
+    }
+
+    /// The queue the job came from.
+    pub fn queue(&self) -> &str {
+        &self.queue
+    }
+
+    /// Records progress (`percent` is clamped to 100) in the job's status record.
+    ///
+    /// Does nothing for job types without status tracking. Returns an error only when Redis
+    /// cannot be reached; a job may ignore it and carry on.
+    pub async fn progress(&self, percent: u8, message: impl Into<String>) -> Result<()> {
+        if !self.tracked {
+            return Ok(());
+        }
+        let mut conn = self.client.connection();
+        let mut inv = queue_core::scripts::PROGRESS.prepare_invoke();
+        inv.key(self.client.keys().status(self.id.as_str()))
+            .arg(percent.min(100))
+            .arg(message.into());
+        let _: i64 = self.client.bounded(inv.invoke_async(&mut conn)).await?;
+        Ok(())
+    }
+
+    /// Whether the job has been asked to stop (timeout or shutdown).
+    pub fn is_cancelled(&self) -> bool {
+        self.cancel.is_cancelled()
+    }
+
+    /// Completes when the job is asked to stop; `select!` on it in long loops.
+    pub fn cancelled(&self) -> WaitForCancellationFuture<'_> {
+        self.cancel.cancelled()
+    }
+}

@@ -1,0 +1,27 @@
+//! The one error type of `queue-worker`.
+
+/// What can stop a worker from starting or running.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A Redis or configuration error from `queue-core`.
+    #[error(transparent)]
+    Core(#[from] queue_core::Error),
+    /// An environment variable has a value the worker cannot use.
+    #[error("invalid {name}: {reason}")]
+    InvalidSetting {
+        /// The variable or setting.
+        name: &'static str,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The worker was built without any queue to work on.
+    #[error("no queues to work on")]
+    NoQueues,
+    /// Installing the signal handlers failed.
+    #[error("cannot listen for signals: {0}")]
+    Signals(#[source] std::io::Error),
+}
+
+/// Result alias of `queue-worker`.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

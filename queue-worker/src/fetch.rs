@@ -1,0 +1,225 @@
+//! The fetcher: takes jobs into this process's processing list and starts them.
+//!
+//! One task, no sleep-polling on the hot path: it fetches as many jobs as it has free
+//! slots (one script call), and when the queues are empty it waits for a wake-up that our
+//! enqueue scripts publish, or for `idle_poll` to catch jobs pushed by other clients.
+
+use queue_core::{JobPayload, Timestamp};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
+use tokio_util::task::TaskTracker;
+
+use crate::ack::Ack;
+use crate::membership::Identity;
+use crate::runner::{self, Started};
+use crate::settle::{self, Count};
+use crate::shared::Shared;
+
+/// Longest pause after a failed fetch (Redis down): backs off from 50 ms up to this.
+const MAX_FETCH_BACKOFF: Duration = Duration::from_secs(5);
+
+/// What one fetch call found.
+enum Fetched {
+    Jobs(Vec<String>),
+    LeaseLost,
+}
+
+/// Runs until the worker goes quiet.
+pub(crate) async fn run(
+    shared: Arc<Shared>,
+    slots: Arc<Semaphore>,
+    acks: mpsc::UnboundedSender<Ack>,
+    running: TaskTracker,
+) {
+    let mut backoff = Duration::from_millis(50);
+    loop {
+        let first = tokio::select! {
+            biased;
+            _ = shared.quiet.cancelled() => break,
+            permit = Arc::clone(&slots).acquire_owned() => match permit {
+                Ok(p) => p,
+                Err(_) => break,
+            },
+        };
+        let mut permits = vec![first];
+        while permits.len() < shared.config.fetch_batch {
+            match Arc::clone(&slots).try_acquire_owned() {
+                Ok(p) => permits.push(p),
+                Err(_) => break,
+            }
+        }
+        let ident = shared.membership.current();
+        match fetch(&shared, &ident, permits.len()).await {
+            Ok(Fetched::Jobs(jobs)) if jobs.is_empty() => {
+                backoff = Duration::from_millis(50);
+                drop(permits);
+                tokio::select! {
+                    biased;
+                    _ = shared.quiet.cancelled() => break,
+                    _ = shared.wake.notified() => {},
+                    _ = tokio::time::sleep(shared.config.idle_poll) => {},
+                }
+            }
+            Ok(Fetched::Jobs(jobs)) => {
+                backoff = Duration::from_millis(50);
+                dispatch(&shared, &ident, jobs, permits, &acks, &running).await;
+            }
+            Ok(Fetched::LeaseLost) => {
+                drop(permits);
+                crate::heartbeat::reregister(&shared, &ident).await;
+            }
+            Err(e) => {
+                drop(permits);
+                tracing::warn!(error = %e, retry_in_ms = backoff.as_millis() as u64, "fetch failed");
+                tokio::select! {
+                    _ = shared.quiet.cancelled() => break,
+                    _ = tokio::time::sleep(backoff) => {},
+                }
+                backoff = (backoff * 2).min(MAX_FETCH_BACKOFF);
+            }
+        }
+    }
+}
+
+async fn fetch(shared: &Shared, ident: &Identity, n: usize) -> queue_core::Result<Fetched> {
+    let mut inv = queue_core::scripts::FETCH.prepare_invoke();
+    inv.key(&ident.lease).key(&ident.processing);
+    for q in shared.config.queues.order() {
+        inv.key(shared.keys.queue(q));
+    }
+    inv.arg(n);
+    let mut conn = shared.client.connection();
+    let reply: Vec<redis::Value> = shared.client.bounded(inv.invoke_async(&mut conn)).await?;
+    let mut items = reply.into_iter();
+    match items.next() {
+        Some(redis::Value::Int(1)) => Ok(Fetched::Jobs(
+            items
+                .filter_map(|v| match v {
+                    redis::Value::BulkString(b) => Some(String::from_utf8_lossy(&b).into_owned()),
+                    _ => None,
+                })
+                .collect(),
+        )),
+        Some(redis::Value::Int(0)) => Ok(Fetched::LeaseLost),
+        other => Err(queue_core::Error::UnexpectedScriptReply {
+            script: "fetch.lua",
+            reply: format!("{other:?}"),
+        }),
+    }
+}
+
+/// Sorts fetched entries into bad input, unknown types and runnable jobs, marks the
+/// runnable ones running in one call, and starts them.
+async fn dispatch(
+    shared: &Arc<Shared>,
+    ident: &Arc<Identity>,
+    raws: Vec<String>,
+    mut permits: Vec<OwnedSemaphorePermit>,
+    acks: &mpsc::UnboundedSender<Ack>,
+    running: &TaskTracker,
+) {
+    let mut runnable = Vec::with_capacity(raws.len());
+    for raw in raws {
+        let job = match JobPayload::from_json(raw.as_bytes()) {
+            Ok(job) => job,
+            Err(e) => {
+                let reason = format!("not valid job JSON: {e}");
+                if let Err(e) = settle::bury_malformed(shared, ident, &raw, &reason).await {
+                    tracing::error!(error = %e, "could not bury a malformed entry; it stays in the processing list");
+                }
+                continue;
+            }
+        };
+        match shared.registry.get(&job.class) {
+            Some(reg) => runnable.push((raw, job, reg.clone())),
+            None => {
+                // During a deploy old and new code run side by side: a type this process does
+                // not know is retried later, not dropped and not counted as processed.
+                let failure = crate::failure::Failure::with_class(
+                    "UnknownJob",
+                    format!(
+                        "no handler registered for job class {:?} in this worker",
+                        job.class
+                    ),
+                );
+                tracing::warn!(job_id = %job.jid, class = %job.class, "unknown job type; scheduled for retry");
+                if let Err(e) = settle::fail(shared, ident, &raw, job, &failure, Count::No).await {
+                    tracing::error!(error = %e, "could not schedule an unknown job for retry");
+                }
+            }
+        }
+    }
+    let run_flags = match mark_started(shared, &runnable).await {
+        Ok(flags) => flags,
+        Err(e) => {
+            // The jobs are safe in the processing list; run them anyway rather than strand
+            // them until a restart: the status record is advisory.
+            tracing::warn!(error = %e, "could not mark jobs running; running them anyway");
+            vec![true; runnable.len()]
+        }
+    };
+    for ((raw, job, reg), run) in runnable.into_iter().zip(run_flags) {
+        let tracked = reg.track_status;
+        if !run {
+            tracing::info!(job_id = %job.jid, "job was cancelled before it started; skipping");
+            let _ = acks.send(Ack {
+                ident: Arc::clone(ident),
+                raw,
+                jid: job.jid.to_string(),
+                tracked,
+                result: None,
+            });
+            continue;
+        }
+        let Some(permit) = permits.pop() else {
+            // Unreachable by construction (one permit per fetched job); keep the job safe.
+            tracing::error!(job_id = %job.jid, "no free slot for a fetched job");
+            continue;
+        };
+        let started = Started {
+            ident: Arc::clone(ident),
+            raw,
+            job,
+            reg,
+        };
+        running.spawn(runner::run(
+            Arc::clone(shared),
+            started,
+            permit,
+            acks.clone(),
+        ));
+    }
+}
+
+/// Marks tracked jobs running; returns for each job whether to run it (false: cancelled).
+async fn mark_started(
+    shared: &Shared,
+    jobs: &[(String, JobPayload, crate::registry::Registration)],
+) -> queue_core::Result<Vec<bool>> {
+    let tracked: Vec<usize> = (0..jobs.len())
+        .filter(|i| jobs[*i].2.track_status)
+        .collect();
+    let mut flags = vec![true; jobs.len()];
+    if tracked.is_empty() {
+        return Ok(flags);
+    }
+    let mut inv = queue_core::scripts::START.prepare_invoke();
+    for &i in &tracked {
+        inv.key(shared.keys.status(jobs[i].1.jid.as_str()));
+    }
+    inv.arg(format!("{:.6}", Timestamp::now().as_secs_f64()))
+        .arg(shared.client.config().status_retention.active.as_secs());
+    for &i in &tracked {
+        let job = &jobs[i].1;
+        inv.arg(runner::attempt_of(job))
+            .arg(&job.queue)
+            .arg(&job.class);
+    }
+    let mut conn = shared.client.connection();
+    let reply: Vec<i64> = shared.client.bounded(inv.invoke_async(&mut conn)).await?;
+    for (&i, flag) in tracked.iter().zip(reply) {
+        flags[i] = flag == 1;
+    }
+    Ok(flags)
+}

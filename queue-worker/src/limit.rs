@@ -1,0 +1,89 @@
+//! Global concurrency limits per job class, shared by every worker process.
+//!
+//! A limited job takes a slot (`limit_acquire.lua`) before it runs and gives it back when
+//! it ends. When the class is full, the job goes back to the schedule set for a short,
+//! jittered delay (`defer.lua`): no failure is counted and no retry is used up. A slot
+//! held by a process that dies expires after the job's timeout plus a margin.
+
+use queue_core::JobPayload;
+use std::time::Duration;
+
+use crate::membership::Identity;
+use crate::shared::{Shared, retry_transient};
+
+/// Slack added to a job's timeout for the lifetime of its slot.
+const SLOT_MARGIN: Duration = Duration::from_secs(60);
+/// Shortest and longest wait before a deferred job is looked at again.
+const DEFER_MIN_MS: u64 = 500;
+const DEFER_MAX_MS: u64 = 2_000;
+
+/// The member of the class's slot set held by one job run.
+fn holder(ident: &Identity, job: &JobPayload) -> String {
+    format!("{}:{}", ident.name, job.jid)
+}
+
+/// Tries to take a slot for `job`; true when it may run.
+pub(crate) async fn acquire(
+    shared: &Shared,
+    ident: &Identity,
+    job: &JobPayload,
+    limit: u32,
+    timeout: Duration,
+) -> queue_core::Result<bool> {
+    let key = shared.keys.concurrency(&job.class);
+    let member = holder(ident, job);
+    let lifetime = (timeout + SLOT_MARGIN).as_millis() as u64;
+    retry_transient("taking a concurrency slot", || async {
+        let mut inv = queue_core::scripts::LIMIT_ACQUIRE.prepare_invoke();
+        inv.key(&key).arg(&member).arg(limit).arg(lifetime);
+        let mut conn = shared.client.connection();
+        let taken: i64 = shared.client.bounded(inv.invoke_async(&mut conn)).await?;
+        Ok(taken == 1)
+    })
+    .await
+}
+
+/// Gives the slot back. A failure only delays the slot's reuse until it expires.
+pub(crate) async fn release(shared: &Shared, ident: &Identity, job: &JobPayload) {
+    let key = shared.keys.concurrency(&job.class);
+    let member = holder(ident, job);
+    let mut conn = shared.client.connection();
+    let done: queue_core::Result<i64> = shared
+        .client
+        .bounded(
+            redis::cmd("ZREM")
+                .arg(&key)
+                .arg(&member)
+                .query_async(&mut conn),
+        )
+        .await;
+    if let Err(e) = done {
+        tracing::warn!(error = %e, job_id = %job.jid, "could not release a concurrency slot; it expires on its own");
+    }
+}
+
+/// Puts `job` back into the schedule set for a short while. False when it was no longer ours.
+pub(crate) async fn defer(
+    shared: &Shared,
+    ident: &Identity,
+    raw: &str,
+    job: &JobPayload,
+) -> queue_core::Result<bool> {
+    let mut later = job.clone();
+    later.enqueued_at = None;
+    let json = later.to_json()?;
+    let delay = fastrand::u64(DEFER_MIN_MS..=DEFER_MAX_MS);
+    retry_transient("deferring a job", || async {
+        let mut inv = queue_core::scripts::DEFER.prepare_invoke();
+        inv.key(&ident.processing)
+            .key(shared.keys.schedule())
+            .key(shared.keys.status(job.jid.as_str()))
+            .arg(raw)
+            .arg(&json)
+            .arg(delay);
+        let mut conn = shared.client.connection();
+        let done: i64 = shared.client.bounded(inv.invoke_async(&mut conn)).await?;
+        Ok(done == 1)
+    })
+    .await
+}

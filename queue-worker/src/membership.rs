@@ -1,0 +1,81 @@
+//! This process's identity and lease: who owns the jobs in which processing list.
+//!
+//! The identity is `host:pid:nonce` like Sidekiq's. Jobs are fetched only into the
+//! processing list of an identity whose lease exists, and the reaper only touches lists
+//! whose lease has expired, so a list has one owner at a time. When the lease is lost
+//! (Redis restarted, or the process stalled past the TTL) the process takes a fresh
+//! identity instead of reviving the old one: late acks aimed at the old list then fail
+//! if the reaper has already handed those jobs to someone else.
+
+use std::sync::{Arc, Mutex, PoisonError};
+
+use queue_core::Keys;
+
+/// One incarnation of this process in Redis.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identity {
+    /// `host:pid:nonce`.
+    pub name: String,
+    /// Key of its lease.
+    pub lease: String,
+    /// Key of its processing list.
+    pub processing: String,
+}
+
+impl Identity {
+    fn fresh(keys: &Keys, host: &str) -> Self {
+        let nonce = format!("{:012x}", fastrand::u64(..) & 0xffff_ffff_ffff);
+        let name = format!("{host}:{}:{nonce}", std::process::id());
+        Self {
+            lease: keys.lease(&name),
+            processing: keys.processing(&name),
+            name,
+        }
+    }
+}
+
+/// The current identity, replaced when its lease is lost.
+#[derive(Debug)]
+pub(crate) struct Membership {
+    keys: Keys,
+    host: String,
+    current: Mutex<Arc<Identity>>,
+}
+
+impl Membership {
+    pub(crate) fn new(keys: Keys, host: String) -> Self {
+        let first = Arc::new(Identity::fresh(&keys, &host));
+        Self {
+            keys,
+            host,
+            current: Mutex::new(first),
+        }
+    }
+
+    pub(crate) fn current(&self) -> Arc<Identity> {
+        Arc::clone(&self.current.lock().unwrap_or_else(PoisonError::into_inner))
+    }
+
+    /// Replaces `lost` by a fresh identity (once, however many tasks noticed the loss).
+    pub(crate) fn replace(&self, lost: &Identity) -> Arc<Identity> {
+        let mut cur = self.current.lock().unwrap_or_else(PoisonError::into_inner);
+        if **cur == *lost {
+            *cur = Arc::new(Identity::fresh(&self.keys, &self.host));
+        }
+        Arc::clone(&cur)
+    }
+}
+
+/// The host part of identities: `DYNO` on the platform, else the machine's host name.
+pub(crate) fn host_name() -> String {
+    std::env::var("DYNO")
+        .ok()
+        .filter(|d| !d.is_empty())
+        .or_else(|| {
+            std::fs::read_to_string("/proc/sys/kernel/hostname")
+                .ok()
+                .map(|h| h.trim().to_owned())
+        })
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".to_owned())
+}

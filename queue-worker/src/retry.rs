@@ -1,0 +1,58 @@
+//! Retry delays and the truncation of stored error text.
+
+use std::time::Duration;
+
+/// Longest error message stored with a job (the rest is cut so a noisy failure cannot fill Redis).
+pub const MAX_ERROR_BYTES: usize = 4096;
+
+/// Delay before retry number `retry_count` (0 for the first retry), without jitter:
+/// Sidekiq's `count⁴ + 15` seconds, so 25 retries span about three weeks.
+///
+/// ```
+/// use queue_worker::retry::backoff;
+/// assert_eq!(backoff(0).as_secs(), 15);
+/// assert_eq!(backoff(2).as_secs(), 31);
+/// ```
+pub fn backoff(retry_count: u32) -> Duration {
+    let n = u64::from(retry_count);
+    Duration::from_secs(n.saturating_pow(4).saturating_add(15))
+}
+
+/// [`backoff`] plus random jitter of up to `10 × (count + 1)` seconds, so that jobs that
+/// failed together do not all retry together.
+pub fn backoff_with_jitter(retry_count: u32) -> Duration {
+    let spread = 10 * (u64::from(retry_count) + 1);
+    backoff(retry_count) + Duration::from_millis(fastrand::u64(0..spread * 1000))
+}
+
+/// Cuts `text` to at most [`MAX_ERROR_BYTES`] bytes on a character boundary.
+///
+/// ```
+/// use queue_worker::retry::truncate_error;
+/// assert_eq!(truncate_error("short"), "short");
+/// assert!(truncate_error(&"é".repeat(5000)).len() <= 4096 + 3);
+/// ```
+pub fn truncate_error(text: &str) -> String {
+    if text.len() <= MAX_ERROR_BYTES {
+        return text.to_owned();
+    }
+    let mut end = MAX_ERROR_BYTES;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &text[..end])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn jitter_stays_within_its_spread() {
+        for count in [0, 3, 24] {
+            let d = backoff_with_jitter(count);
+            assert!(d >= backoff(count));
+            assert!(d < backoff(count) + Duration::from_secs(10 * (u64::from(count) + 1)));
+        }
+    }
+}

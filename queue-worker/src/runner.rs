@@ -1,0 +1,167 @@
+//! Running one job attempt in its own task: timeout, panic capture, hand-back at shutdown.
+
+use queue_core::JobPayload;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use tokio::sync::{OwnedSemaphorePermit, mpsc};
+
+use crate::ack::Ack;
+use crate::context::JobContext;
+use crate::failure::{Failure, Shown};
+use crate::membership::Identity;
+use crate::registry::Registration;
+use crate::settle::{self, Count, Settled};
+use crate::shared::Shared;
+
+/// A fetched job about to run.
+pub(crate) struct Started {
+    pub(crate) ident: Arc<Identity>,
+    pub(crate) raw: String,
+    pub(crate) job: JobPayload,
+    pub(crate) reg: Registration,
+}
+
+/// The attempt number of `job`: 1 on the first run (Sidekiq's `retry_count` is 0 after
+/// the first failure).
+pub(crate) fn attempt_of(job: &JobPayload) -> u32 {
+    job.retry_count.map_or(1, |c| c + 2)
+}
+
+/// How an attempt ended.
+enum Outcome {
+    Succeeded(serde_json::Value),
+    Failed(Failure),
+    HandBack,
+}
+
+/// Runs the job, then records its outcome; the slot is released when the outcome is sent.
+pub(crate) async fn run(
+    shared: Arc<Shared>,
+    started: Started,
+    permit: OwnedSemaphorePermit,
+    acks: mpsc::UnboundedSender<Ack>,
+) {
+    let Started {
+        ident,
+        raw,
+        job,
+        reg,
+    } = started;
+    let timeout = reg.timeout.unwrap_or(shared.config.default_job_timeout);
+    if let Some(limit) = reg.concurrency_limit {
+        match crate::limit::acquire(&shared, &ident, &job, limit, timeout).await {
+            Ok(true) => {}
+            Ok(false) => {
+                tracing::debug!(job_id = %job.jid, class = %job.class, limit, "class at its concurrency limit; deferred");
+                if let Err(e) = crate::limit::defer(&shared, &ident, &raw, &job).await {
+                    tracing::error!(job_id = %job.jid, error = %e,
+                        "could not defer the job; it stays in the processing list for recovery");
+                }
+                drop(permit);
+                return;
+            }
+            Err(e) => {
+                tracing::error!(job_id = %job.jid, error = %e,
+                    "could not take a concurrency slot; the job stays in the processing list for recovery");
+                drop(permit);
+                return;
+            }
+        }
+    }
+    shared.busy.fetch_add(1, Ordering::Relaxed);
+    let cancel = shared.hand_back.child_token();
+    let ctx = JobContext {
+        id: job.jid.clone(),
+        attempt: attempt_of(&job),
+        queue: job.queue.clone(),
+        tracked: reg.track_status,
+        client: shared.client.clone(),
+        cancel: cancel.clone(),
+    };
+    let outcome = match (reg.perform)(&job.args, ctx) {
+        Err(e) => Outcome::Failed(Failure::dead(format!(
+            "arguments do not fit the job type: {e}"
+        ))),
+        Ok(fut) => {
+            let mut task = tokio::spawn(fut);
+            tokio::select! {
+                joined = &mut task => match joined {
+                    Ok(Ok(value)) => Outcome::Succeeded(value),
+                    // The job saw the shutdown's cancellation before this select did and
+                    // returned an error: that is the hand-back, not a failed attempt (which
+                    // would send it to the retry set for 15 s or more).
+                    Ok(Err(_)) if shared.hand_back.is_cancelled() => Outcome::HandBack,
+                    Ok(Err(failure)) => Outcome::Failed(failure),
+                    Err(e) if e.is_panic() => Outcome::Failed(Failure::with_class(
+                        "Panic",
+                        panic_message(e.into_panic()),
+                    )),
+                    Err(_) => Outcome::Failed(Failure::with_class("Cancelled", "job task was cancelled")),
+                },
+                _ = tokio::time::sleep(timeout) => {
+                    cancel.cancel();
+                    task.abort();
+                    Outcome::Failed(Failure::with_class(
+                        "Timeout",
+                        format!("timeout: job ran longer than {:?}", timeout),
+                    ))
+                }
+                _ = shared.hand_back.cancelled() => {
+                    cancel.cancel();
+                    task.abort();
+                    Outcome::HandBack
+                }
+            }
+        }
+    };
+    shared.busy.fetch_sub(1, Ordering::Relaxed);
+    if reg.concurrency_limit.is_some() {
+        crate::limit::release(&shared, &ident, &job).await;
+    }
+    let jid = job.jid.clone();
+    match outcome {
+        Outcome::Succeeded(value) => {
+            let result = if value.is_null() {
+                String::new()
+            } else {
+                value.to_string()
+            };
+            tracing::debug!(job_id = %jid, class = %job.class, "job succeeded");
+            let _ = acks.send(Ack {
+                ident,
+                raw,
+                jid: jid.to_string(),
+                tracked: reg.track_status,
+                result: Some(result),
+            });
+        }
+        Outcome::Failed(failure) => {
+            tracing::warn!(job_id = %jid, class = %job.class, attempt = attempt_of(&job),
+                error = %Shown(&failure), "job failed");
+            match settle::fail(&shared, &ident, &raw, job, &failure, Count::Yes).await {
+                Ok(Settled::Dead) => tracing::warn!(job_id = %jid, "job moved to the dead set"),
+                Ok(_) => {}
+                Err(e) => tracing::error!(job_id = %jid, error = %e,
+                    "could not record the failure; the job stays in the processing list and runs again after recovery"),
+            }
+        }
+        Outcome::HandBack => match settle::requeue(&shared, &ident, &raw, &raw, &job).await {
+            Ok(true) => tracing::info!(job_id = %jid, "job handed back to its queue at shutdown"),
+            Ok(false) => {
+                tracing::warn!(job_id = %jid, "job was already recovered by another worker")
+            }
+            Err(e) => tracing::error!(job_id = %jid, error = %e,
+                "could not hand the job back; it stays in the processing list for recovery"),
+        },
+    }
+    drop(permit);
+}
+
+fn panic_message(payload: Box<dyn std::any::Any + Send>) -> String {
+    let text = payload
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "panic with a non-string payload".to_owned());
+    format!("panicked: {text}")
+}

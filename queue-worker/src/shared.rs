@@ -1,0 +1,55 @@
+//! State shared by the worker's tasks, and the retry rule for its own Redis calls.
+
+use backon::{ExponentialBuilder, Retryable};
+use queue_core::{Client, Keys};
+use std::future::Future;
+use std::sync::atomic::AtomicUsize;
+use std::time::Duration;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::WorkerConfig;
+use crate::membership::Membership;
+use crate::registry::Registry;
+
+/// Everything the fetcher, runners, acker and loops share.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    pub(crate) client: Client,
+    pub(crate) keys: Keys,
+    pub(crate) config: WorkerConfig,
+    pub(crate) registry: Registry,
+    pub(crate) membership: Membership,
+    /// Jobs running now (Sidekiq's `busy`).
+    pub(crate) busy: AtomicUsize,
+    /// Cancelled on the first SIGTERM: stop fetching.
+    pub(crate) quiet: CancellationToken,
+    /// Cancelled when the shutdown timeout ends: running jobs stop and are handed back.
+    pub(crate) hand_back: CancellationToken,
+    /// Signalled when an enqueue announced work on one of our queues.
+    pub(crate) wake: Notify,
+    /// Process start, epoch seconds.
+    pub(crate) started_at: f64,
+}
+
+/// Retries `call` while it fails with a transient error (Redis down, slow, or full), with
+/// exponential backoff and jitter: from 50 ms up to 5 s between tries, about a minute in all.
+/// A Redis outage therefore costs a few calls per minute, never a busy loop.
+pub(crate) async fn retry_transient<T, F, Fut>(what: &'static str, call: F) -> queue_core::Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = queue_core::Result<T>>,
+{
+    call.retry(
+        ExponentialBuilder::default()
+            .with_min_delay(Duration::from_millis(50))
+            .with_max_delay(Duration::from_secs(5))
+            .with_max_times(16)
+            .with_jitter(),
+    )
+    .when(queue_core::Error::is_transient)
+    .notify(|e, delay| {
+        tracing::warn!(error = %e, retry_in_ms = delay.as_millis() as u64, "{what} failed; retrying");
+    })
+    .await
+}

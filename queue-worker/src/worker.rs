@@ -1,0 +1,279 @@
+//! The worker: builder, start-up, and the shutdown order.
+//!
+//! Shutdown, in this order (the whole of it stays under the platform's 30 s kill):
+//! 1. quiet: the fetcher stops taking jobs at once;
+//! 2. running jobs get until `shutdown_timeout` (default 25 s) to finish;
+//! 3. the rest are cancelled and handed back to the front of their queues right away;
+//! 4. the acker flushes the last acks;
+//! 5. the background loops stop (wake-ups, heartbeat, scheduler, reaper);
+//! 6. the process record and lease are removed (leftovers, if any, become recoverable at once).
+
+use queue_core::{Client, Job, Keys, Timestamp};
+use serde::Serialize;
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::AtomicUsize;
+use std::time::{Duration, Instant};
+use tokio::sync::{Notify, Semaphore, mpsc};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::config::WorkerConfig;
+use crate::context::JobContext;
+use crate::error::{Error, Result};
+use crate::failure::Failure;
+use crate::membership::{Membership, host_name};
+use crate::queues::Queues;
+use crate::registry::Registry;
+use crate::shared::{Shared, retry_transient};
+
+/// Extra time given to handed-back jobs and the last acks after the shutdown timeout.
+const HAND_BACK_GRACE: Duration = Duration::from_secs(2);
+
+/// Builds a [`Worker`]: job types, queues, concurrency, timeouts.
+///
+/// ```no_run
+/// use queue_core::{Client, Job};
+/// use queue_worker::{Failure, JobContext, Worker};
+/// use serde::{Deserialize, Serialize};
+///
+/// #[derive(Serialize, Deserialize)]
+/// struct Greet { name: String }
+/// impl Job for Greet { const NAME: &'static str = "Greet"; }
+///
+/// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+/// let client = Client::from_env().await?;
+/// let worker = Worker::builder()
+///     .concurrency(20)
+///     .register(|job: Greet, ctx: JobContext| async move {
+///         ctx.progress(50, "greeting").await.ok();
+///         Ok::<_, Failure>(format!("hello {}", job.name))
+///     })
+///     .build(client)?;
+/// worker.run_until(async { tokio::signal::ctrl_c().await.ok(); }).await?;
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Default)]
+pub struct WorkerBuilder {
+    config: WorkerConfig,
+    registry: Registry,
+}
+
+impl WorkerBuilder {
+    /// Replaces the whole configuration.
+    pub fn config(mut self, config: WorkerConfig) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// Jobs run at once.
+    pub fn concurrency(mut self, n: usize) -> Self {
+        self.config.concurrency = n;
+        self
+    }
+
+    /// Queues to work on.
+    pub fn queues(mut self, queues: Queues) -> Self {
+        self.config.queues = queues;
+        self
+    }
+
+    /// Time running jobs get after SIGTERM.
+    pub fn shutdown_timeout(mut self, timeout: Duration) -> Self {
+        self.config.shutdown_timeout = timeout;
+        self
+    }
+
+    /// Timeout of job types that set none.
+    pub fn default_job_timeout(mut self, timeout: Duration) -> Self {
+        self.config.default_job_timeout = timeout;
+        self
+    }
+
+    /// Adjusts the configuration in place.
+    pub fn configure(mut self, f: impl FnOnce(&mut WorkerConfig)) -> Self {
+        f(&mut self.config);
+        self
+    }
+
+    /// Registers the handler of job type `J`. Its `Ok` value is stored as the job's result.
+    pub fn register<J, F, Fut, R>(mut self, f: F) -> Self
+    where
+        J: Job,
+        F: Fn(J, JobContext) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = std::result::Result<R, Failure>> + Send + 'static,
+        R: Serialize,
+    {
+        self.registry.register(f);
+        self
+    }
+
+    /// The worker, using `client`'s connection for everything but wake-ups.
+    pub fn build(self, client: Client) -> Result<Worker> {
+        self.config.validate()?;
+        let keys = Keys::new(client.config().prefix.clone());
+        let shared = Shared {
+            membership: Membership::new(keys.clone(), host_name()),
+            keys,
+            client,
+            config: self.config,
+            registry: self.registry,
+            busy: AtomicUsize::new(0),
+            quiet: CancellationToken::new(),
+            hand_back: CancellationToken::new(),
+            wake: Notify::new(),
+            started_at: Timestamp::now().as_secs_f64(),
+        };
+        Ok(Worker {
+            shared: Arc::new(shared),
+        })
+    }
+}
+
+/// A worker process: fetches, runs and settles jobs until told to shut down.
+#[derive(Debug)]
+pub struct Worker {
+    shared: Arc<Shared>,
+}
+
+/// A worker started in the background with [`Worker::start`].
+#[derive(Debug)]
+pub struct RunningWorker {
+    trigger: CancellationToken,
+    task: JoinHandle<Result<()>>,
+    shared: Arc<Shared>,
+}
+
+impl RunningWorker {
+    /// The current process identity (`host:pid:nonce`).
+    pub fn identity(&self) -> String {
+        self.shared.membership.current().name.clone()
+    }
+
+    /// Shuts down in the documented order and waits for it.
+    pub async fn shutdown(self) -> Result<()> {
+        self.trigger.cancel();
+        self.task.await.unwrap_or(Ok(()))
+    }
+}
+
+impl Worker {
+    /// A builder with the defaults (`default` queue, concurrency 10, 25 s shutdown timeout).
+    pub fn builder() -> WorkerBuilder {
+        WorkerBuilder::default()
+    }
+
+    /// The current process identity (`host:pid:nonce`).
+    pub fn identity(&self) -> String {
+        self.shared.membership.current().name.clone()
+    }
+
+    /// Starts in the background; stop it with [`RunningWorker::shutdown`].
+    pub fn start(self) -> RunningWorker {
+        let trigger = CancellationToken::new();
+        let shared = Arc::clone(&self.shared);
+        let stop = trigger.clone();
+        let task = tokio::spawn(self.run_until(async move { stop.cancelled().await }));
+        RunningWorker {
+            trigger,
+            task,
+            shared,
+        }
+    }
+
+    /// Runs until `shutdown` completes, then shuts down in the documented order.
+    pub async fn run_until(self, shutdown: impl Future<Output = ()>) -> Result<()> {
+        let shared = self.shared;
+        let client = &shared.client;
+        let scripts = queue_core::scripts::worker_scripts();
+        retry_transient("loading scripts", || client.load_scripts(&scripts)).await?;
+        let ident = shared.membership.current();
+        retry_transient("registering", || {
+            crate::heartbeat::register(&shared, &ident)
+        })
+        .await?;
+        tracing::info!(identity = %ident.name, concurrency = shared.config.concurrency,
+            queues = ?shared.config.queues.names(), "worker started");
+
+        let loops = CancellationToken::new();
+        let background = [
+            tokio::spawn(crate::wake::run(Arc::clone(&shared), loops.clone())),
+            tokio::spawn(crate::heartbeat::run(Arc::clone(&shared), loops.clone())),
+            tokio::spawn(crate::scheduler::run(Arc::clone(&shared), loops.clone())),
+            tokio::spawn(crate::reaper::run(Arc::clone(&shared), loops.clone())),
+        ];
+        let (ack_tx, ack_rx) = mpsc::unbounded_channel();
+        let acker = tokio::spawn(crate::ack::run(Arc::clone(&shared), ack_rx));
+        let running = TaskTracker::new();
+        let slots = Arc::new(Semaphore::new(shared.config.concurrency));
+        let fetcher = tokio::spawn(crate::fetch::run(
+            Arc::clone(&shared),
+            slots,
+            ack_tx,
+            running.clone(),
+        ));
+
+        shutdown.await;
+        let signalled = Instant::now();
+        tracing::info!(busy = running.len(), "shutting down: quiet, no new jobs");
+        shared.quiet.cancel();
+        let _ = fetcher.await;
+        running.close();
+        let deadline = shared.config.shutdown_timeout;
+        if tokio::time::timeout(deadline, running.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                jobs = running.len(),
+                "shutdown timeout reached; handing running jobs back to their queues"
+            );
+            shared.hand_back.cancel();
+            let _ = tokio::time::timeout(HAND_BACK_GRACE, running.wait()).await;
+        }
+        if tokio::time::timeout(HAND_BACK_GRACE, acker).await.is_err() {
+            tracing::error!(
+                "last acks did not land in time; those jobs will be recovered and run again"
+            );
+        }
+        loops.cancel();
+        for task in background {
+            let _ = task.await;
+        }
+        let ident = shared.membership.current();
+        match unregister(&shared, &ident).await {
+            Ok(0) => {}
+            Ok(left) => tracing::warn!(
+                jobs = left,
+                "jobs left in the processing list; any live worker recovers them now"
+            ),
+            Err(e) => {
+                tracing::warn!(error = %e, "could not unregister; the lease expires on its own and the reaper recovers anything left")
+            }
+        }
+        tracing::info!(
+            elapsed_ms = signalled.elapsed().as_millis() as u64,
+            "worker stopped"
+        );
+        Ok(())
+    }
+}
+
+async fn unregister(shared: &Shared, ident: &crate::membership::Identity) -> Result<i64> {
+    let k = &shared.keys;
+    let mut inv = queue_core::scripts::UNREGISTER.prepare_invoke();
+    inv.key(&ident.lease)
+        .key(k.workers())
+        .key(k.processes())
+        .key(k.process(&ident.name))
+        .key(k.process_work(&ident.name))
+        .key(&ident.processing)
+        .arg(&ident.name);
+    let mut conn = shared.client.connection();
+    shared
+        .client
+        .bounded(inv.invoke_async(&mut conn))
+        .await
+        .map_err(Error::from)
+}

@@ -1,0 +1,67 @@
+//! Helpers shared by the worker's integration tests.
+#![allow(dead_code, unreachable_pub)]
+
+use queue_core::testing::TestRedis;
+use queue_core::{Client, JobId, JobState};
+use queue_worker::WorkerConfig;
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+/// Polls `check` until it returns `Some`, or panics after `deadline`.
+pub async fn wait_for<T, F, Fut>(what: &str, deadline: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let start = Instant::now();
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        assert!(
+            start.elapsed() < deadline,
+            "timed out after {deadline:?} waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// Waits until job `id` reaches `state`.
+pub async fn wait_for_state(client: &Client, id: &JobId, state: JobState) {
+    wait_for(
+        &format!("job {id} to be {state}"),
+        Duration::from_secs(15),
+        || async {
+            let s = client.status(id).await.unwrap()?;
+            (s.state == state).then_some(())
+        },
+    )
+    .await;
+}
+
+/// A client on `redis` with the prefix `{name}:`.
+pub async fn client(redis: &TestRedis, name: &str) -> Client {
+    Client::connect(redis.config(name)).await.unwrap()
+}
+
+/// Worker settings fast enough for tests.
+pub fn fast_config() -> WorkerConfig {
+    WorkerConfig {
+        idle_poll: Duration::from_millis(200),
+        heartbeat_interval: Duration::from_millis(200),
+        lease_ttl: Duration::from_millis(1000),
+        reaper_interval: Duration::from_millis(300),
+        scheduler_interval: Duration::from_millis(100),
+        shutdown_timeout: Duration::from_secs(2),
+        ..WorkerConfig::default()
+    }
+}
+
+/// A plain connection for raw inspection.
+pub async fn raw(redis: &TestRedis) -> redis::aio::MultiplexedConnection {
+    redis::Client::open(redis.url())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap()
+}
