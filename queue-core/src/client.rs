@@ -363,6 +363,7 @@ impl Client {
             failed_at: None,
             retried_at: None,
             recovered: None,
+            deferred: None,
             extra: serde_json::Map::new(),
         };
         let json = payload.to_json()?;

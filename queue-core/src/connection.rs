@@ -1,7 +1,7 @@
 //! Opening connections: TLS options, connection names and the boot-time memory-policy check.
 
-use redis::aio::{ConnectionManager, ConnectionManagerConfig, MultiplexedConnection};
-use redis::{AsyncConnectionConfig, Client as RedisClient};
+use redis::Client as RedisClient;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use std::time::Duration;
 
 use crate::config::ClientConfig;
@@ -31,23 +31,6 @@ pub async fn shared_connection(config: &ClientConfig) -> Result<ConnectionManage
     let mut conn = tokio::time::timeout(
         config.timeout,
         ConnectionManager::new_with_config(client, manager_config),
-    )
-    .await
-    .map_err(|_| Error::Timeout(config.timeout))?
-    .map_err(|e| Error::from_bounded(e, config.timeout))?;
-    name_connection(&mut conn, config).await?;
-    Ok(conn)
-}
-
-/// A dedicated connection with no response timeout, for blocking commands and pub/sub-style waits.
-pub async fn dedicated_connection(config: &ClientConfig) -> Result<MultiplexedConnection> {
-    let client = redis_client(config)?;
-    let cfg = AsyncConnectionConfig::new()
-        .set_connection_timeout(Some(config.timeout))
-        .set_response_timeout(None);
-    let mut conn = tokio::time::timeout(
-        config.timeout,
-        client.get_multiplexed_async_connection_with_config(&cfg),
     )
     .await
     .map_err(|_| Error::Timeout(config.timeout))?

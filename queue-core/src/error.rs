@@ -68,6 +68,17 @@ pub enum Error {
     },
 }
 
+/// Server replies that mean "not now" (a restart loading its data, a failover in progress,
+/// a busy script): the same call succeeds later.
+const TRANSIENT_SERVER_CODES: [&str; 6] = [
+    "LOADING",
+    "READONLY",
+    "TRYAGAIN",
+    "MASTERDOWN",
+    "CLUSTERDOWN",
+    "BUSY",
+];
+
 impl From<redis::RedisError> for Error {
     fn from(e: redis::RedisError) -> Self {
         if e.code() == Some("OOM") {
@@ -76,11 +87,16 @@ impl From<redis::RedisError> for Error {
             // Checked before the I/O kinds below: a refused certificate arrives as an I/O
             // error, and retrying it can never succeed.
             Error::Tls(e)
+        } else if e.kind() == redis::ErrorKind::AuthenticationFailed {
+            // A wrong password never fixes itself: not transient.
+            Error::Redis(e)
         } else if e.is_io_error()
             || e.is_connection_refusal()
             || e.is_connection_dropped()
             || e.is_timeout()
             || e.is_unrecoverable_error()
+            || e.code()
+                .is_some_and(|c| TRANSIENT_SERVER_CODES.contains(&c))
         {
             Error::Unavailable(e)
         } else {

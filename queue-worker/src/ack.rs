@@ -21,7 +21,7 @@ const ACK_BATCH: usize = 200;
 #[derive(Debug)]
 pub(crate) struct Ack {
     pub(crate) ident: Arc<Identity>,
-    pub(crate) raw: String,
+    pub(crate) raw: Vec<u8>,
     pub(crate) jid: String,
     pub(crate) tracked: bool,
     /// Result JSON, `""` for none, or `None` when the job was cancelled and did not run.
@@ -40,7 +40,10 @@ pub(crate) async fn run(shared: Arc<Shared>, mut rx: mpsc::UnboundedReceiver<Ack
             batch = rest;
             if let Err(e) = ack(&shared, &ident, &mine).await {
                 tracing::error!(error = %e, jobs = mine.len(),
-                    "could not ack jobs; they stay in the processing list and will run again after recovery");
+                    "could not ack jobs; they stay in the processing list and will run again");
+            }
+            for a in &mine {
+                shared.in_flight.remove(&a.raw);
             }
         }
     }

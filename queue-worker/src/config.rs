@@ -7,8 +7,9 @@ use crate::queues::Queues;
 
 /// Default time running jobs get to finish after SIGTERM (the platform kills at 30 s).
 pub const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(25);
-/// Longest shutdown timeout accepted: beyond it the platform's SIGKILL would come first.
-pub const MAX_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(27);
+/// Longest shutdown timeout accepted: after it come up to 2 s of hand-back, 2 s of last
+/// acks and the final clean-up, all before the platform's SIGKILL at 30 s.
+pub const MAX_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(25);
 
 /// How a worker process behaves.
 #[derive(Debug, Clone)]
@@ -104,7 +105,11 @@ impl WorkerConfig {
                     name: "SHUTDOWN_TIMEOUT",
                     reason: format!("{v:?} is not a number of seconds"),
                 })?;
-            config.shutdown_timeout = Duration::from_secs_f64(secs);
+            config.shutdown_timeout =
+                Duration::try_from_secs_f64(secs).map_err(|_| Error::InvalidSetting {
+                    name: "SHUTDOWN_TIMEOUT",
+                    reason: format!("{v:?} is out of range"),
+                })?;
         }
         if let Some(v) = var("WORKER_LEASE_TTL_MS") {
             config.lease_ttl = positive_millis("WORKER_LEASE_TTL_MS", &v)?;

@@ -5,6 +5,9 @@ use tokio_util::sync::{CancellationToken, WaitForCancellationFuture};
 
 use crate::error::Result;
 
+/// Longest progress message stored (it is shown to users, and kept in Redis).
+const MAX_PROGRESS_MESSAGE_BYTES: usize = 1024;
+
 /// Handed to every job attempt.
 #[derive(Debug, Clone)]
 pub struct JobContext {
@@ -40,11 +43,19 @@ impl JobContext {
         if !self.tracked {
             return Ok(());
         }
+        let mut message: String = message.into();
+        if message.len() > MAX_PROGRESS_MESSAGE_BYTES {
+            let mut end = MAX_PROGRESS_MESSAGE_BYTES;
+            while !message.is_char_boundary(end) {
+                end -= 1;
+            }
+            message.truncate(end);
+        }
         let mut conn = self.client.connection();
         let mut inv = queue_core::scripts::PROGRESS.prepare_invoke();
         inv.key(self.client.keys().status(self.id.as_str()))
             .arg(percent.min(100))
-            .arg(message.into());
+            .arg(message);
         let _: i64 = self.client.bounded(inv.invoke_async(&mut conn)).await?;
         Ok(())
     }

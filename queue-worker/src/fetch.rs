@@ -13,7 +13,7 @@ use tokio_util::task::TaskTracker;
 use crate::ack::Ack;
 use crate::membership::Identity;
 use crate::runner::{self, Started};
-use crate::settle::{self, Count};
+use crate::settle::{self, Deferral};
 use crate::shared::Shared;
 
 /// Longest pause after a failed fetch (Redis down): backs off from 50 ms up to this.
@@ -21,7 +21,7 @@ const MAX_FETCH_BACKOFF: Duration = Duration::from_secs(5);
 
 /// What one fetch call found.
 enum Fetched {
-    Jobs(Vec<String>),
+    Jobs(Vec<Vec<u8>>),
     LeaseLost,
 }
 
@@ -82,25 +82,34 @@ pub(crate) async fn run(
     }
 }
 
+/// Takes up to `n` jobs and registers them as in flight before anyone can audit the list.
+///
+/// At-least-once: if the reply is lost (timeout, dropped connection) after Redis moved the
+/// jobs, they sit unregistered in the processing list and the audit hands them back.
 async fn fetch(shared: &Shared, ident: &Identity, n: usize) -> queue_core::Result<Fetched> {
     let mut inv = queue_core::scripts::FETCH.prepare_invoke();
     inv.key(&ident.lease).key(&ident.processing);
     for q in shared.config.queues.order() {
         inv.key(shared.keys.queue(q));
     }
-    inv.arg(n);
+    inv.arg(n).arg(shared.config.lease_ttl.as_millis() as u64);
+    let _gate = shared.in_flight.gate.lock().await;
     let mut conn = shared.client.connection();
     let reply: Vec<redis::Value> = shared.client.bounded(inv.invoke_async(&mut conn)).await?;
     let mut items = reply.into_iter();
     match items.next() {
-        Some(redis::Value::Int(1)) => Ok(Fetched::Jobs(
-            items
+        Some(redis::Value::Int(1)) => {
+            let jobs: Vec<Vec<u8>> = items
                 .filter_map(|v| match v {
-                    redis::Value::BulkString(b) => Some(String::from_utf8_lossy(&b).into_owned()),
+                    redis::Value::BulkString(b) => Some(b),
                     _ => None,
                 })
-                .collect(),
-        )),
+                .collect();
+            for raw in &jobs {
+                shared.in_flight.add(raw);
+            }
+            Ok(Fetched::Jobs(jobs))
+        }
         Some(redis::Value::Int(0)) => Ok(Fetched::LeaseLost),
         other => Err(queue_core::Error::UnexpectedScriptReply {
             script: "fetch.lua",
@@ -114,20 +123,21 @@ async fn fetch(shared: &Shared, ident: &Identity, n: usize) -> queue_core::Resul
 async fn dispatch(
     shared: &Arc<Shared>,
     ident: &Arc<Identity>,
-    raws: Vec<String>,
+    raws: Vec<Vec<u8>>,
     mut permits: Vec<OwnedSemaphorePermit>,
     acks: &mpsc::UnboundedSender<Ack>,
     running: &TaskTracker,
 ) {
     let mut runnable = Vec::with_capacity(raws.len());
     for raw in raws {
-        let job = match JobPayload::from_json(raw.as_bytes()) {
+        let job = match JobPayload::from_json(&raw) {
             Ok(job) => job,
             Err(e) => {
                 let reason = format!("not valid job JSON: {e}");
                 if let Err(e) = settle::bury_malformed(shared, ident, &raw, &reason).await {
-                    tracing::error!(error = %e, "could not bury a malformed entry; it stays in the processing list");
+                    tracing::error!(error = %e, "could not bury a malformed entry; the audit will retry");
                 }
+                shared.in_flight.remove(&raw);
                 continue;
             }
         };
@@ -135,18 +145,14 @@ async fn dispatch(
             Some(reg) => runnable.push((raw, job, reg.clone())),
             None => {
                 // During a deploy old and new code run side by side: a type this process does
-                // not know is retried later, not dropped and not counted as processed.
-                let failure = crate::failure::Failure::with_class(
-                    "UnknownJob",
-                    format!(
-                        "no handler registered for job class {:?} in this worker",
-                        job.class
-                    ),
-                );
-                tracing::warn!(job_id = %job.jid, class = %job.class, "unknown job type; scheduled for retry");
-                if let Err(e) = settle::fail(shared, ident, &raw, job, &failure, Count::No).await {
-                    tracing::error!(error = %e, "could not schedule an unknown job for retry");
+                // not know is retried later: not dropped, not counted, and no retry used up.
+                tracing::warn!(job_id = %job.jid, class = %job.class, "unknown job type; deferred to the retry set");
+                if let Err(e) =
+                    settle::defer(shared, ident, &raw, &job, Deferral::UnknownClass).await
+                {
+                    tracing::error!(error = %e, "could not defer an unknown job; the audit will retry");
                 }
+                shared.in_flight.remove(&raw);
             }
         }
     }
@@ -163,6 +169,7 @@ async fn dispatch(
         let tracked = reg.track_status;
         if !run {
             tracing::info!(job_id = %job.jid, "job was cancelled before it started; skipping");
+            // The acker removes it from the in-flight set once the ack has landed.
             let _ = acks.send(Ack {
                 ident: Arc::clone(ident),
                 raw,
@@ -173,8 +180,10 @@ async fn dispatch(
             continue;
         }
         let Some(permit) = permits.pop() else {
-            // Unreachable by construction (one permit per fetched job); keep the job safe.
+            // Unreachable by construction (one permit per fetched job). Leave the job to the
+            // audit, which hands it back to its queue.
             tracing::error!(job_id = %job.jid, "no free slot for a fetched job");
+            shared.in_flight.remove(&raw);
             continue;
         };
         let started = Started {
@@ -195,7 +204,7 @@ async fn dispatch(
 /// Marks tracked jobs running; returns for each job whether to run it (false: cancelled).
 async fn mark_started(
     shared: &Shared,
-    jobs: &[(String, JobPayload, crate::registry::Registration)],
+    jobs: &[(Vec<u8>, JobPayload, crate::registry::Registration)],
 ) -> queue_core::Result<Vec<bool>> {
     let tracked: Vec<usize> = (0..jobs.len())
         .filter(|i| jobs[*i].2.track_status)

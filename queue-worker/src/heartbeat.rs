@@ -70,6 +70,10 @@ async fn beat(shared: &Shared, ident: &Identity, mode: Mode) -> queue_core::Resu
 
 /// Takes a fresh identity after `lost`'s lease expired, and registers it.
 pub(crate) async fn reregister(shared: &Shared, lost: &Identity) {
+    let _renewing = shared.membership.renewing.lock().await;
+    if *shared.membership.current() != *lost {
+        return; // another task already replaced and registered it
+    }
     let fresh = shared.membership.replace(lost);
     tracing::warn!(old = %lost.name, new = %fresh.name,
         "lease lost (Redis restarted or this process stalled); continuing under a new identity");

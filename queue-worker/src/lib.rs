@@ -45,6 +45,7 @@ mod error;
 mod failure;
 mod fetch;
 mod heartbeat;
+mod in_flight;
 mod limit;
 mod logging;
 mod membership;

@@ -1,8 +1,8 @@
 //! Global concurrency limits per job class, shared by every worker process.
 //!
 //! A limited job takes a slot (`limit_acquire.lua`) before it runs and gives it back when
-//! it ends. When the class is full, the job goes back to the schedule set for a short,
-//! jittered delay (`defer.lua`): no failure is counted and no retry is used up. A slot
+//! it ends. When the class is full, the job goes back to the schedule set with a growing,
+//! jittered delay (`settle::defer`): no failure is counted and no retry is used up. A slot
 //! held by a process that dies expires after the job's timeout plus a margin.
 
 use queue_core::JobPayload;
@@ -13,9 +13,6 @@ use crate::shared::{Shared, retry_transient};
 
 /// Slack added to a job's timeout for the lifetime of its slot.
 const SLOT_MARGIN: Duration = Duration::from_secs(60);
-/// Shortest and longest wait before a deferred job is looked at again.
-const DEFER_MIN_MS: u64 = 500;
-const DEFER_MAX_MS: u64 = 2_000;
 
 /// The member of the class's slot set held by one job run.
 fn holder(ident: &Identity, job: &JobPayload) -> String {
@@ -32,7 +29,7 @@ pub(crate) async fn acquire(
 ) -> queue_core::Result<bool> {
     let key = shared.keys.concurrency(&job.class);
     let member = holder(ident, job);
-    let lifetime = (timeout + SLOT_MARGIN).as_millis() as u64;
+    let lifetime = timeout.saturating_add(SLOT_MARGIN).as_millis() as u64;
     retry_transient("taking a concurrency slot", || async {
         let mut inv = queue_core::scripts::LIMIT_ACQUIRE.prepare_invoke();
         inv.key(&key).arg(&member).arg(limit).arg(lifetime);
@@ -60,30 +57,4 @@ pub(crate) async fn release(shared: &Shared, ident: &Identity, job: &JobPayload)
     if let Err(e) = done {
         tracing::warn!(error = %e, job_id = %job.jid, "could not release a concurrency slot; it expires on its own");
     }
-}
-
-/// Puts `job` back into the schedule set for a short while. False when it was no longer ours.
-pub(crate) async fn defer(
-    shared: &Shared,
-    ident: &Identity,
-    raw: &str,
-    job: &JobPayload,
-) -> queue_core::Result<bool> {
-    let mut later = job.clone();
-    later.enqueued_at = None;
-    let json = later.to_json()?;
-    let delay = fastrand::u64(DEFER_MIN_MS..=DEFER_MAX_MS);
-    retry_transient("deferring a job", || async {
-        let mut inv = queue_core::scripts::DEFER.prepare_invoke();
-        inv.key(&ident.processing)
-            .key(shared.keys.schedule())
-            .key(shared.keys.status(job.jid.as_str()))
-            .arg(raw)
-            .arg(&json)
-            .arg(delay);
-        let mut conn = shared.client.connection();
-        let done: i64 = shared.client.bounded(inv.invoke_async(&mut conn)).await?;
-        Ok(done == 1)
-    })
-    .await
 }

@@ -40,6 +40,9 @@ pub(crate) struct Membership {
     keys: Keys,
     host: String,
     current: Mutex<Arc<Identity>>,
+    /// Held across "replace the identity" and "register the new one", so that tasks noticing
+    /// the same loss do not each make a new identity.
+    pub(crate) renewing: tokio::sync::Mutex<()>,
 }
 
 impl Membership {
@@ -49,6 +52,7 @@ impl Membership {
             keys,
             host,
             current: Mutex::new(first),
+            renewing: tokio::sync::Mutex::new(()),
         }
     }
 

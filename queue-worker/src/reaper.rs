@@ -2,6 +2,9 @@
 //!
 //! Every worker runs it, so recovery does not wait for a restart. A job that keeps killing
 //! its process is not recovered forever: after `max_recoveries` it goes to the dead set.
+//!
+//! Each pass also audits this process's own processing list: entries nobody here holds
+//! (a fetch whose reply was lost, a settle call that gave up) go back to their queues.
 
 use queue_core::JobPayload;
 use std::sync::Arc;
@@ -9,7 +12,7 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 use crate::failure::Failure;
-use crate::settle::{self, Count};
+use crate::settle;
 use crate::shared::Shared;
 
 /// Most jobs claimed by one pass (the loop continues until none are left).
@@ -27,6 +30,11 @@ pub(crate) async fn run(shared: Arc<Shared>, stop: CancellationToken) {
                     Ok(0) => {}
                     Ok(n) => tracing::warn!(jobs = n, "recovered jobs of dead worker processes"),
                     Err(e) => tracing::warn!(error = %e, "reaper pass failed; will retry"),
+                }
+                match audit(&shared).await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::warn!(jobs = n, "handed back jobs this process had taken but was not running"),
+                    Err(e) => tracing::warn!(error = %e, "audit of the processing list failed; will retry"),
                 }
             }
         }
@@ -47,23 +55,35 @@ pub(crate) async fn reap(shared: &Shared) -> queue_core::Result<usize> {
             .arg(k.lease_prefix())
             .arg(k.processing_prefix())
             .arg(REAP_BATCH)
-            .arg(k.prefix());
-        let mut conn = shared.client.connection();
-        let reply: Vec<redis::Value> = shared.client.bounded(inv.invoke_async(&mut conn)).await?;
-        let mut items = reply.into_iter();
-        if !matches!(items.next(), Some(redis::Value::Int(1))) {
-            crate::heartbeat::reregister(shared, &ident).await;
-            return Ok(total);
-        }
-        let claimed: Vec<String> = items
-            .filter_map(|v| match v {
-                redis::Value::BulkString(b) => Some(String::from_utf8_lossy(&b).into_owned()),
-                _ => None,
-            })
-            .collect();
+            .arg(k.prefix())
+            .arg(shared.config.lease_ttl.as_millis() as u64);
+        let claimed: Vec<Vec<u8>> = {
+            let _gate = shared.in_flight.gate.lock().await;
+            let mut conn = shared.client.connection();
+            let reply: Vec<redis::Value> =
+                shared.client.bounded(inv.invoke_async(&mut conn)).await?;
+            let mut items = reply.into_iter();
+            if !matches!(items.next(), Some(redis::Value::Int(1))) {
+                drop(_gate);
+                crate::heartbeat::reregister(shared, &ident).await;
+                return Ok(total);
+            }
+            let claimed: Vec<Vec<u8>> = items
+                .filter_map(|v| match v {
+                    redis::Value::BulkString(b) => Some(b),
+                    _ => None,
+                })
+                .collect();
+            for raw in &claimed {
+                shared.in_flight.add(raw);
+            }
+            claimed
+        };
         let n = claimed.len();
         for raw in claimed {
-            recover(shared, &ident, raw).await?;
+            let recovered = recover(shared, &ident, &raw).await;
+            shared.in_flight.remove(&raw);
+            recovered?;
         }
         total += n;
         if n < REAP_BATCH {
@@ -75,13 +95,12 @@ pub(crate) async fn reap(shared: &Shared) -> queue_core::Result<usize> {
 async fn recover(
     shared: &Shared,
     ident: &crate::membership::Identity,
-    raw: String,
+    raw: &[u8],
 ) -> queue_core::Result<()> {
-    let mut job = match JobPayload::from_json(raw.as_bytes()) {
+    let mut job = match JobPayload::from_json(raw) {
         Ok(job) => job,
         Err(e) => {
-            settle::bury_malformed(shared, ident, &raw, &format!("not valid job JSON: {e}"))
-                .await?;
+            settle::bury_malformed(shared, ident, raw, &format!("not valid job JSON: {e}")).await?;
             return Ok(());
         }
     };
@@ -92,12 +111,61 @@ async fn recover(
             recovered - 1
         ));
         tracing::error!(job_id = %job.jid, class = %job.class, "job keeps killing its worker; moved to the dead set");
-        settle::fail(shared, ident, &raw, job, &failure, Count::Yes).await?;
+        settle::fail(shared, ident, raw, job, &failure).await?;
         return Ok(());
     }
     job.recovered = Some(recovered);
     let pushed = job.to_json()?;
     tracing::warn!(job_id = %job.jid, class = %job.class, recovered, "recovered job of a dead worker process");
-    settle::requeue(shared, ident, &raw, &pushed, &job).await?;
+    settle::requeue(shared, ident, raw, pushed.as_bytes(), &job).await?;
+    Ok(())
+}
+
+/// Hands back the entries of this process's processing list that no task here holds.
+/// Returns how many.
+pub(crate) async fn audit(shared: &Shared) -> queue_core::Result<usize> {
+    let ident = shared.membership.current();
+    let orphans = {
+        let _gate = shared.in_flight.gate.lock().await;
+        let mut conn = shared.client.connection();
+        let listed: Vec<Vec<u8>> = shared
+            .client
+            .bounded(
+                redis::cmd("LRANGE")
+                    .arg(&ident.processing)
+                    .arg(0)
+                    .arg(-1)
+                    .query_async(&mut conn),
+            )
+            .await?;
+        let orphans = shared.in_flight.orphans(listed);
+        for raw in &orphans {
+            shared.in_flight.add(raw);
+        }
+        orphans
+    };
+    let n = orphans.len();
+    for raw in orphans {
+        let handed = hand_back(shared, &ident, &raw).await;
+        shared.in_flight.remove(&raw);
+        handed?;
+    }
+    Ok(n)
+}
+
+async fn hand_back(
+    shared: &Shared,
+    ident: &crate::membership::Identity,
+    raw: &[u8],
+) -> queue_core::Result<()> {
+    match JobPayload::from_json(raw) {
+        Ok(job) => {
+            tracing::warn!(job_id = %job.jid, "job taken but not running here; handing it back");
+            settle::requeue(shared, ident, raw, raw, &job).await?;
+        }
+        Err(e) => {
+            settle::bury_malformed(shared, ident, raw, &format!("not valid job JSON: {e}")).await?;
+        }
+    }
     Ok(())
 }

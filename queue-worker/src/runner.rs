@@ -10,13 +10,13 @@ use crate::context::JobContext;
 use crate::failure::{Failure, Shown};
 use crate::membership::Identity;
 use crate::registry::Registration;
-use crate::settle::{self, Count, Settled};
+use crate::settle::{self, Deferral, Settled};
 use crate::shared::Shared;
 
 /// A fetched job about to run.
 pub(crate) struct Started {
     pub(crate) ident: Arc<Identity>,
-    pub(crate) raw: String,
+    pub(crate) raw: Vec<u8>,
     pub(crate) job: JobPayload,
     pub(crate) reg: Registration,
 }
@@ -53,16 +53,20 @@ pub(crate) async fn run(
             Ok(true) => {}
             Ok(false) => {
                 tracing::debug!(job_id = %job.jid, class = %job.class, limit, "class at its concurrency limit; deferred");
-                if let Err(e) = crate::limit::defer(&shared, &ident, &raw, &job).await {
+                if let Err(e) =
+                    settle::defer(&shared, &ident, &raw, &job, Deferral::OverLimit).await
+                {
                     tracing::error!(job_id = %job.jid, error = %e,
-                        "could not defer the job; it stays in the processing list for recovery");
+                        "could not defer the job; the audit hands it back to its queue");
                 }
+                shared.in_flight.remove(&raw);
                 drop(permit);
                 return;
             }
             Err(e) => {
                 tracing::error!(job_id = %job.jid, error = %e,
-                    "could not take a concurrency slot; the job stays in the processing list for recovery");
+                    "could not take a concurrency slot; the audit hands the job back to its queue");
+                shared.in_flight.remove(&raw);
                 drop(permit);
                 return;
             }
@@ -79,9 +83,14 @@ pub(crate) async fn run(
         cancel: cancel.clone(),
     };
     let outcome = match (reg.perform)(&job.args, ctx) {
-        Err(e) => Outcome::Failed(Failure::dead(format!(
-            "arguments do not fit the job type: {e}"
-        ))),
+        Err(e) => {
+            // The detail quotes argument values: log it, but keep it out of the status
+            // record and the dead set, which web pages show.
+            tracing::error!(job_id = %job.jid, class = %job.class, error = %e, "arguments do not fit the job type");
+            Outcome::Failed(Failure::dead(
+                "arguments do not fit the job type (details in the worker log)",
+            ))
+        }
         Ok(fut) => {
             let mut task = tokio::spawn(fut);
             tokio::select! {
@@ -121,11 +130,18 @@ pub(crate) async fn run(
     let jid = job.jid.clone();
     match outcome {
         Outcome::Succeeded(value) => {
-            let result = if value.is_null() {
+            let mut result = if value.is_null() {
                 String::new()
             } else {
                 value.to_string()
             };
+            let cap = shared.client.config().max_payload_bytes;
+            if result.len() > cap {
+                // A huge result would sit in Redis for the whole retention on a small plan.
+                tracing::warn!(job_id = %jid, bytes = result.len(), cap, "job result over the size cap; not stored");
+                result = serde_json::json!({ "result_omitted": "over the size cap", "bytes": result.len() })
+                    .to_string();
+            }
             tracing::debug!(job_id = %jid, class = %job.class, "job succeeded");
             let _ = acks.send(Ack {
                 ident,
@@ -138,21 +154,27 @@ pub(crate) async fn run(
         Outcome::Failed(failure) => {
             tracing::warn!(job_id = %jid, class = %job.class, attempt = attempt_of(&job),
                 error = %Shown(&failure), "job failed");
-            match settle::fail(&shared, &ident, &raw, job, &failure, Count::Yes).await {
+            match settle::fail(&shared, &ident, &raw, job, &failure).await {
                 Ok(Settled::Dead) => tracing::warn!(job_id = %jid, "job moved to the dead set"),
                 Ok(_) => {}
                 Err(e) => tracing::error!(job_id = %jid, error = %e,
-                    "could not record the failure; the job stays in the processing list and runs again after recovery"),
+                    "could not record the failure; the audit hands the job back and it runs again"),
             }
+            shared.in_flight.remove(&raw);
         }
-        Outcome::HandBack => match settle::requeue(&shared, &ident, &raw, &raw, &job).await {
-            Ok(true) => tracing::info!(job_id = %jid, "job handed back to its queue at shutdown"),
-            Ok(false) => {
-                tracing::warn!(job_id = %jid, "job was already recovered by another worker")
+        Outcome::HandBack => {
+            match settle::requeue(&shared, &ident, &raw, &raw, &job).await {
+                Ok(true) => {
+                    tracing::info!(job_id = %jid, "job handed back to its queue at shutdown")
+                }
+                Ok(false) => {
+                    tracing::warn!(job_id = %jid, "job was already recovered by another worker")
+                }
+                Err(e) => tracing::error!(job_id = %jid, error = %e,
+                    "could not hand the job back; it stays in the processing list for recovery"),
             }
-            Err(e) => tracing::error!(job_id = %jid, error = %e,
-                "could not hand the job back; it stays in the processing list for recovery"),
-        },
+            shared.in_flight.remove(&raw);
+        }
     }
     drop(permit);
 }

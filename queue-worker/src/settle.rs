@@ -7,6 +7,7 @@
 use queue_core::timestamp::utc_day;
 use queue_core::{JobId, JobPayload, Timestamp};
 use serde_json::Value;
+use std::time::Duration;
 
 use crate::failure::Failure;
 use crate::membership::Identity;
@@ -31,22 +32,14 @@ pub enum Settled {
     Rejected,
 }
 
-/// Whether the failure counts in `stat:processed`/`stat:failed`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Count {
-    Yes,
-    No,
-}
-
 /// Records a failed attempt: rewrites the job with Sidekiq's error fields and moves it to
 /// the retry set (with a growing, jittered delay) or, when out of retries, the dead set.
 pub(crate) async fn fail(
     shared: &Shared,
     ident: &Identity,
-    raw: &str,
+    raw: &[u8],
     mut job: JobPayload,
     failure: &Failure,
-    count: Count,
 ) -> queue_core::Result<Settled> {
     let now = Timestamp::now();
     let retry_count = job.retry_count.map_or(0, |c| c + 1);
@@ -78,7 +71,6 @@ pub(crate) async fn fail(
         delay.as_secs_f64(),
         tracked,
         job.error_message.as_deref().unwrap_or_default(),
-        count,
     )
     .await?;
     let settled = match (reply, dead) {
@@ -97,15 +89,15 @@ pub(crate) async fn fail(
 pub(crate) async fn bury_malformed(
     shared: &Shared,
     ident: &Identity,
-    raw: &str,
+    raw: &[u8],
     reason: &str,
 ) -> queue_core::Result<Settled> {
-    let mut cut = raw.len().min(MALFORMED_RAW_BYTES);
-    while !raw.is_char_boundary(cut) {
-        cut -= 1;
-    }
+    // The entry may not even be UTF-8: keep a lossy text copy for people, while the script
+    // removes the exact bytes from the processing list.
+    let cut = raw.len().min(MALFORMED_RAW_BYTES);
+    let text = String::from_utf8_lossy(&raw[..cut]).into_owned();
     let mut extra = serde_json::Map::new();
-    extra.insert("raw".to_owned(), Value::String(raw[..cut].to_owned()));
+    extra.insert("raw".to_owned(), Value::String(text));
     let now = Timestamp::now();
     let wrapper = JobPayload {
         class: MALFORMED_CLASS.to_owned(),
@@ -121,6 +113,7 @@ pub(crate) async fn bury_malformed(
         failed_at: Some(now),
         retried_at: None,
         recovered: None,
+        deferred: None,
         extra,
     };
     tracing::error!(reason, "malformed queue entry moved to the dead set");
@@ -135,7 +128,6 @@ pub(crate) async fn bury_malformed(
         0.0,
         false,
         reason,
-        Count::Yes,
     )
     .await?;
     Ok(if ok { Settled::Dead } else { Settled::Rejected })
@@ -145,14 +137,13 @@ pub(crate) async fn bury_malformed(
 async fn settle_failure(
     shared: &Shared,
     ident: &Identity,
-    raw: &str,
+    raw: &[u8],
     rewritten: &str,
     jid: &JobId,
     dead: bool,
     delay_secs: f64,
     tracked: bool,
     error: &str,
-    count: Count,
 ) -> queue_core::Result<bool> {
     let k = &shared.keys;
     let day = utc_day(Timestamp::now().as_secs_f64());
@@ -180,8 +171,7 @@ async fn settle_failure(
             .arg(retention.finished.as_secs())
             .arg(c.dead_max_jobs)
             .arg(c.dead_max_age.as_secs())
-            .arg(DAILY_STAT_TTL_SECS)
-            .arg(if count == Count::Yes { "1" } else { "0" });
+            .arg(DAILY_STAT_TTL_SECS);
         let reply: redis::Value = shared.client.bounded(inv.invoke_async(&mut conn)).await?;
         Ok(!matches!(reply, redis::Value::Int(0)))
     })
@@ -193,8 +183,8 @@ async fn settle_failure(
 pub(crate) async fn requeue(
     shared: &Shared,
     ident: &Identity,
-    raw: &str,
-    pushed: &str,
+    raw: &[u8],
+    pushed: &[u8],
     job: &JobPayload,
 ) -> queue_core::Result<bool> {
     let k = &shared.keys;
@@ -213,6 +203,81 @@ pub(crate) async fn requeue(
             .arg(if tracked { "1" } else { "0" })
             .arg(active)
             .arg(k.wake_channel());
+        let done: i64 = shared.client.bounded(inv.invoke_async(&mut conn)).await?;
+        Ok(done == 1)
+    })
+    .await
+}
+
+/// Why a job is put back for later without running.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Deferral {
+    /// Its class is at its global concurrency limit: back to `schedule` after
+    /// 0.5 s × 2ⁿ (at most 30 s), plus jitter.
+    OverLimit,
+    /// This worker does not know its class (old and new code side by side during a deploy):
+    /// to `retry`, with Sidekiq's error fields, after Sidekiq's delay for the n-th deferral
+    /// (at most an hour). No retry is used up and nothing is counted as processed.
+    UnknownClass,
+}
+
+/// Longest wait of an over-limit job before it is looked at again.
+const MAX_LIMIT_DEFERRAL: Duration = Duration::from_secs(30);
+/// Longest wait of a job of an unknown class before it is tried again.
+const MAX_UNKNOWN_DEFERRAL: Duration = Duration::from_secs(3600);
+
+/// Puts `job` back for later (see [`Deferral`]). False when it was no longer ours.
+pub(crate) async fn defer(
+    shared: &Shared,
+    ident: &Identity,
+    raw: &[u8],
+    job: &JobPayload,
+    why: Deferral,
+) -> queue_core::Result<bool> {
+    let mut later = job.clone();
+    let n = later.deferred.unwrap_or(0);
+    later.deferred = Some(n.saturating_add(1));
+    later.enqueued_at = None;
+    let (set, state, error, delay) = match why {
+        Deferral::OverLimit => {
+            let base = Duration::from_millis(500).saturating_mul(1u32 << n.min(16));
+            let delay = base.min(MAX_LIMIT_DEFERRAL);
+            let jitter = Duration::from_millis(fastrand::u64(0..=delay.as_millis() as u64 / 2));
+            (
+                shared.keys.schedule(),
+                "scheduled",
+                String::new(),
+                delay + jitter,
+            )
+        }
+        Deferral::UnknownClass => {
+            let message = format!(
+                "no handler registered for job class {:?} in this worker",
+                job.class
+            );
+            later.error_class = Some("UnknownJob".to_owned());
+            later.error_message = Some(message.clone());
+            // Sidekiq's tools show `failed_at`; `retry_count` stays as it was: no retry used.
+            later
+                .failed_at
+                .get_or_insert_with(queue_core::Timestamp::now);
+            let delay = backoff_with_jitter(n).min(MAX_UNKNOWN_DEFERRAL);
+            (shared.keys.retry(), "retrying", message, delay)
+        }
+    };
+    let json = later.to_json()?;
+    let status = shared.keys.status(job.jid.as_str());
+    retry_transient("deferring a job", || async {
+        let mut inv = queue_core::scripts::DEFER.prepare_invoke();
+        inv.key(&ident.processing)
+            .key(&set)
+            .key(&status)
+            .arg(raw)
+            .arg(&json)
+            .arg(delay.as_millis() as u64)
+            .arg(state)
+            .arg(&error);
+        let mut conn = shared.client.connection();
         let done: i64 = shared.client.bounded(inv.invoke_async(&mut conn)).await?;
         Ok(done == 1)
     })

@@ -9,6 +9,7 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::WorkerConfig;
+use crate::in_flight::InFlight;
 use crate::membership::Membership;
 use crate::registry::Registry;
 
@@ -30,6 +31,8 @@ pub(crate) struct Shared {
     pub(crate) wake: Notify,
     /// Process start, epoch seconds.
     pub(crate) started_at: f64,
+    /// The processing-list entries this process is handling.
+    pub(crate) in_flight: InFlight,
 }
 
 /// Retries `call` while it fails with a transient error (Redis down, slow, or full), with

@@ -28,8 +28,13 @@ use crate::queues::Queues;
 use crate::registry::Registry;
 use crate::shared::{Shared, retry_transient};
 
-/// Extra time given to handed-back jobs and the last acks after the shutdown timeout.
+/// Extra time given to handed-back jobs, and then to the last acks, after the shutdown timeout.
 const HAND_BACK_GRACE: Duration = Duration::from_secs(2);
+/// Everything after the shutdown timeout must be over within this, so the whole shutdown
+/// (at most `MAX_SHUTDOWN_TIMEOUT` + this = 29 s) ends before the platform's SIGKILL at 30 s.
+const SHUTDOWN_SLACK: Duration = Duration::from_secs(4);
+/// How long the fetcher may take to notice the quiet signal before it is aborted.
+const FETCHER_STOP: Duration = Duration::from_secs(1);
 
 /// Builds a [`Worker`]: job types, queues, concurrency, timeouts.
 ///
@@ -124,6 +129,7 @@ impl WorkerBuilder {
             hand_back: CancellationToken::new(),
             wake: Notify::new(),
             started_at: Timestamp::now().as_secs_f64(),
+            in_flight: crate::in_flight::InFlight::default(),
         };
         Ok(Worker {
             shared: Arc::new(shared),
@@ -154,7 +160,11 @@ impl RunningWorker {
     /// Shuts down in the documented order and waits for it.
     pub async fn shutdown(self) -> Result<()> {
         self.trigger.cancel();
-        self.task.await.unwrap_or(Ok(()))
+        match self.task.await {
+            Ok(result) => result,
+            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+            Err(_) => Ok(()),
+        }
     }
 }
 
@@ -216,12 +226,13 @@ impl Worker {
 
         shutdown.await;
         let signalled = Instant::now();
+        let jobs_deadline = signalled + shared.config.shutdown_timeout;
+        let hard_deadline = jobs_deadline + SHUTDOWN_SLACK;
         tracing::info!(busy = running.len(), "shutting down: quiet, no new jobs");
         shared.quiet.cancel();
-        let _ = fetcher.await;
+        stop_within(fetcher, Instant::now() + FETCHER_STOP, "fetcher").await;
         running.close();
-        let deadline = shared.config.shutdown_timeout;
-        if tokio::time::timeout(deadline, running.wait())
+        if tokio::time::timeout_at(jobs_deadline.into(), running.wait())
             .await
             .is_err()
         {
@@ -232,17 +243,22 @@ impl Worker {
             shared.hand_back.cancel();
             let _ = tokio::time::timeout(HAND_BACK_GRACE, running.wait()).await;
         }
-        if tokio::time::timeout(HAND_BACK_GRACE, acker).await.is_err() {
+        let acks_deadline = (Instant::now() + HAND_BACK_GRACE).min(hard_deadline);
+        if !stop_within(acker, acks_deadline, "acker").await {
             tracing::error!(
-                "last acks did not land in time; those jobs will be recovered and run again"
+                "last acks did not land in time; those jobs will be handed back and run again"
             );
         }
         loops.cancel();
         for task in background {
-            let _ = task.await;
+            stop_within(task, hard_deadline, "background loop").await;
         }
         let ident = shared.membership.current();
-        match unregister(&shared, &ident).await {
+        let unregistered =
+            tokio::time::timeout_at(hard_deadline.into(), unregister(&shared, &ident))
+                .await
+                .unwrap_or_else(|_| Err(Error::Core(queue_core::Error::Timeout(SHUTDOWN_SLACK))));
+        match unregistered {
             Ok(0) => {}
             Ok(left) => tracing::warn!(
                 jobs = left,
@@ -257,6 +273,18 @@ impl Worker {
             "worker stopped"
         );
         Ok(())
+    }
+}
+
+/// Waits for `task` until `deadline`, then aborts it. True when it ended by itself.
+async fn stop_within<T>(mut task: JoinHandle<T>, deadline: Instant, what: &str) -> bool {
+    match tokio::time::timeout_at(deadline.into(), &mut task).await {
+        Ok(_) => true,
+        Err(_) => {
+            tracing::warn!(task = what, "did not stop in time; aborted");
+            task.abort();
+            false
+        }
     }
 }
 

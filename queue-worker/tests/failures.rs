@@ -295,3 +295,82 @@ async fn a_cancelled_job_is_skipped() {
     );
     w.shutdown().await.unwrap();
 }
+
+#[tokio::test]
+async fn an_unknown_job_type_uses_up_no_retry_even_with_retry_false() {
+    let redis = TestRedis::start();
+    let client = client(&redis, "unknown_noretry").await;
+    let w = worker(&client, |_| {});
+    let mut job = NewJob::new("FromTheNextDeploy", vec![]);
+    job.retry = Retry::Disabled;
+    let id = client.push(job).await.unwrap();
+    wait_for_state(&client, &id, JobState::Retrying).await;
+    let mut conn = raw(&redis).await;
+    let entries = retry_entries(&mut conn, &client.keys().retry()).await;
+    assert_eq!(entries.len(), 1, "deferred to the retry set, not buried");
+    assert_eq!(entries[0].0.retry_count, None, "no retry used up");
+    assert_eq!(entries[0].0.deferred, Some(1));
+    let dead: i64 = conn.zcard(client.keys().dead()).await.unwrap();
+    assert_eq!(dead, 0);
+    w.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn an_entry_that_is_not_utf8_is_buried_and_leaves_the_processing_list() {
+    let redis = TestRedis::start();
+    let client = client(&redis, "not_utf8").await;
+    let w = worker(&client, |_| {});
+    let mut conn = raw(&redis).await;
+    let bytes: Vec<u8> = vec![0xff, 0xfe, b'{', 0x80];
+    let _: () = conn
+        .lpush(client.keys().queue("default"), &bytes)
+        .await
+        .unwrap();
+    wait_for("the dead entry", Duration::from_secs(5), || {
+        let mut conn = conn.clone();
+        let key = client.keys().dead();
+        async move {
+            let n: i64 = conn.zcard(key).await.unwrap();
+            (n == 1).then_some(())
+        }
+    })
+    .await;
+    let processing: i64 = conn
+        .llen(client.keys().processing(&w.identity()))
+        .await
+        .unwrap();
+    assert_eq!(processing, 0);
+    w.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_cancelled_scheduled_job_never_runs() {
+    let redis = TestRedis::start();
+    let client = client(&redis, "cancel_scheduled").await;
+    let w = worker(&client, |_| {});
+    let id = client
+        .enqueue_in(&Panics, Duration::from_millis(200))
+        .await
+        .unwrap();
+    assert!(client.cancel(&id).await.unwrap());
+    let mut conn = raw(&redis).await;
+    wait_for("the schedule set to empty", Duration::from_secs(5), || {
+        let mut conn = conn.clone();
+        let key = client.keys().schedule();
+        async move {
+            let n: i64 = conn.zcard(key).await.unwrap();
+            (n == 0).then_some(())
+        }
+    })
+    .await;
+    // Run something after it so that, had it been queued, the worker would have taken it.
+    let ok = client.enqueue(&Fine).await.unwrap();
+    wait_for_state(&client, &ok, JobState::Succeeded).await;
+    let retry: i64 = conn.zcard(client.keys().retry()).await.unwrap();
+    assert_eq!(retry, 0, "the panicking job never ran");
+    assert_eq!(
+        client.status(&id).await.unwrap().unwrap().state,
+        JobState::Cancelled
+    );
+    w.shutdown().await.unwrap();
+}

@@ -6,7 +6,7 @@
 -- ARGV[3] 'retry' or 'dead'      ARGV[4] retry delay (s)     ARGV[5] clock offset (ms, tests)
 -- ARGV[6] '1' tracked / '0'      ARGV[7] error message       ARGV[8] status ttl alive (s)
 -- ARGV[9] status ttl finished (s)    ARGV[10] dead set max size    ARGV[11] dead set max age (s)
--- ARGV[12] ttl (s) of the daily counters    ARGV[13] '1' count in stats / '0' not
+-- ARGV[12] ttl (s) of the daily counters
 -- Returns: the score (epoch s) of the retry or death as a string; 0 when the job is no
 -- longer in the processing list (another worker owns it now): nothing is written.
 -- Times come from Redis's clock, shared by every dyno.
@@ -35,12 +35,10 @@ if ARGV[6] == '1' then
   end
   redis.call('HINCRBY', KEYS[4], 'rev', 1)
 end
-if ARGV[13] == '1' then
-  redis.call('INCR', KEYS[5])
-  redis.call('INCR', KEYS[6])
-  redis.call('INCR', KEYS[7])
-  redis.call('INCR', KEYS[8])
-  redis.call('EXPIRE', KEYS[7], ARGV[12])
-  redis.call('EXPIRE', KEYS[8], ARGV[12])
-end
+redis.call('INCR', KEYS[5])
+redis.call('INCR', KEYS[6])
+redis.call('INCR', KEYS[7])
+redis.call('INCR', KEYS[8])
+redis.call('EXPIRE', KEYS[7], ARGV[12])
+redis.call('EXPIRE', KEYS[8], ARGV[12])
 return score

@@ -6,11 +6,15 @@
 -- ARGV[8] rss (KiB)    ARGV[9] Sidekiq process record ttl (s)
 -- Returns: 1 alive; 0 the lease had expired (the process must take a new identity, since
 -- the reaper may already have handed its jobs to others).
+-- PEXPIRE comes first: it is a write Redis allows at maxmemory, and a script that has
+-- written may finish, so a worker can register and beat while Redis is full (draining jobs
+-- is what frees memory). Renewal by PEXPIRE also cannot revive an expired lease.
+local renewed = redis.call('PEXPIRE', KEYS[1], ARGV[1]) == 1
 local ok
 if ARGV[2] == 'register' then
   ok = redis.call('SET', KEYS[1], '1', 'PX', ARGV[1], 'NX')
 else
-  ok = redis.call('SET', KEYS[1], '1', 'PX', ARGV[1], 'XX')
+  ok = renewed
 end
 if not ok then
   return 0

@@ -3,6 +3,7 @@
 -- ARGV[1] queue key prefix    ARGV[2] status key prefix    ARGV[3] clock offset (ms, tests)
 -- ARGV[4] most jobs to move   ARGV[5] wake channel
 -- Returns: {moved, ms until the next job is due or -1 when the set is empty}
+-- A job whose status record says `cancelled` is dropped instead of queued.
 -- Safe with any number of workers: the whole move is one atomic script, judged by Redis's
 -- clock. The job JSON is never re-encoded (cjson would turn [] into {} and round floats):
 -- `enqueued_at` is inserted as text after the opening brace when the job has none.
@@ -24,16 +25,21 @@ for _, raw in ipairs(due) do
       local brace = string.find(raw, '{', 1, true)
       payload = string.sub(raw, 1, brace) .. '"enqueued_at":' .. nows .. ',' .. string.sub(raw, brace + 1)
     end
-    redis.call('SADD', KEYS[2], queue)
-    redis.call('LPUSH', ARGV[1] .. queue, payload)
+    local status = nil
+    local state = nil
     if type(job.jid) == 'string' then
-      local status = ARGV[2] .. job.jid
-      if redis.call('EXISTS', status) == 1 then
+      status = ARGV[2] .. job.jid
+      state = redis.call('HGET', status, 'state')
+    end
+    if state ~= 'cancelled' then
+      redis.call('SADD', KEYS[2], queue)
+      redis.call('LPUSH', ARGV[1] .. queue, payload)
+      if state then
         redis.call('HSET', status, 'state', 'queued', 'enqueued_at', nows)
         redis.call('HINCRBY', status, 'rev', 1)
       end
+      woken[queue] = true
     end
-    woken[queue] = true
   else
     local wrapper = cjson.encode({
       class = 'queue::MalformedJob', args = {}, queue = 'dead', jid = redis.sha1hex(raw),

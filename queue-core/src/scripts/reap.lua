@@ -2,12 +2,12 @@
 -- KEYS[1] our workers set    KEYS[2] processing list of the calling process
 -- KEYS[3] lease of the calling process    KEYS[4] Sidekiq processes set
 -- ARGV[1] lease key prefix   ARGV[2] processing key prefix    ARGV[3] most jobs to claim
--- ARGV[4] Sidekiq process key prefix (the bare prefix)
+-- ARGV[4] Sidekiq process key prefix (the bare prefix)    ARGV[5] lease ttl (ms)
 -- Returns: {1, job, job, ...} claimed into the caller's processing list, which the caller
 -- then requeues (or buries) one by one; {0} the caller's own lease expired.
 -- At-least-once: claimed jobs sit in a live process's processing list, so a crash of the
 -- reaper itself is recovered by the next reaper; nothing is ever only in memory.
-if redis.call('EXISTS', KEYS[3]) == 0 then
+if redis.call('PEXPIRE', KEYS[3], ARGV[5]) == 0 then
   return {0}
 end
 local out = {1}

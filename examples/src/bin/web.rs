@@ -1,0 +1,40 @@
+//! Run with
+//! ```sh
+//! REDIS_URL=redis://127.0.0.1:6379 PORT=3000 cargo run -p examples --bin web
+//! curl -si -X POST localhost:3000/reports -H 'content-type: application/json' -d '{"title":"Q3"}'
+//! ```
+//!
+//! The web process: enqueues jobs, answers `202 Accepted`, serves their status URLs.
+//! Environment: `PORT` (default 3000; the platform sets it), `REDIS_TLS_URL` or `REDIS_URL`
+//! (and the other `queue_core::ClientConfig::from_env` variables: `REDIS_TLS_SKIP_VERIFY`,
+//! `QUEUE_PREFIX`, `DYNO`), `METRICS_TOKEN` (protects `/metrics` and `/autoscale`; without
+//! it they are open), `RUST_LOG` (default `info`). Binds `0.0.0.0:$PORT`; on SIGTERM stops
+//! accepting connections and drains open requests within the platform's 30 s.
+
+use queue_core::Client;
+use queue_web::MetricsConfig;
+use std::net::{Ipv4Addr, SocketAddr};
+
+/// Port used when `PORT` is unset (the platform always sets it).
+const DEFAULT_PORT: u16 = 3000;
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    queue_worker::init_logging();
+    let port = match std::env::var("PORT") {
+        Ok(p) if !p.trim().is_empty() => p
+            .trim()
+            .parse::<u16>()
+            .map_err(|_| format!("PORT must be a port number, not {p:?}"))?,
+        _ => DEFAULT_PORT,
+    };
+    // Signal handlers first: a SIGTERM during start-up must not kill the process outright.
+    let shutdown = queue_worker::shutdown_signal()?;
+    let client = Client::from_env().await?;
+    let app = examples::app::router(client, MetricsConfig::from_env());
+    let listener =
+        tokio::net::TcpListener::bind(SocketAddr::from((Ipv4Addr::UNSPECIFIED, port))).await?;
+    tracing::info!(addr = %listener.local_addr()?, "web listening");
+    examples::app::serve(listener, app, shutdown).await?;
+    Ok(())
+}

@@ -1,0 +1,141 @@
+//! A live worker never strands a job: entries it took but does not hold go back; when Redis
+//! is full it keeps draining; its shutdown stays bounded when Redis hangs.
+
+mod common;
+
+use common::*;
+use queue_core::testing::TestRedis;
+use queue_core::{Job, JobState};
+use queue_worker::{Failure, JobContext, Worker};
+use redis::AsyncCommands;
+use serde::{Deserialize, Serialize};
+use std::time::{Duration, Instant};
+
+#[derive(Serialize, Deserialize)]
+struct Quick(u32);
+impl Job for Quick {
+    const NAME: &'static str = "Quick";
+}
+
+fn start(
+    client: &queue_core::Client,
+    tweak: impl FnOnce(&mut queue_worker::WorkerConfig),
+) -> queue_worker::RunningWorker {
+    let mut config = fast_config();
+    tweak(&mut config);
+    Worker::builder()
+        .config(config)
+        .register(|q: Quick, _: JobContext| async move { Ok::<_, Failure>(q.0) })
+        .build(client.clone())
+        .unwrap()
+        .start()
+}
+
+#[tokio::test]
+async fn a_job_taken_but_never_seen_is_handed_back_by_the_audit() {
+    let redis = TestRedis::start();
+    let client = client(&redis, "audit").await;
+    let w = start(&client, |_| {});
+    // Park the job where only a lost fetch reply would leave it: in this worker's
+    // processing list, unknown to the worker.
+    let id = client
+        .enqueue_in(&Quick(5), Duration::from_secs(3600))
+        .await
+        .unwrap();
+    let mut conn = raw(&redis).await;
+    let raw_job: Vec<String> = conn.zrange(client.keys().schedule(), 0, 0).await.unwrap();
+    let _: () = conn
+        .zrem(client.keys().schedule(), &raw_job[0])
+        .await
+        .unwrap();
+    let _: () = conn
+        .lpush(client.keys().processing(&w.identity()), &raw_job[0])
+        .await
+        .unwrap();
+    wait_for_state(&client, &id, JobState::Succeeded).await;
+    assert_eq!(
+        client.status(&id).await.unwrap().unwrap().result,
+        Some(serde_json::json!(5))
+    );
+    w.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_worker_keeps_draining_when_redis_is_out_of_memory() {
+    let redis =
+        TestRedis::start_with_args(&["--maxmemory", "3mb", "--maxmemory-policy", "noeviction"]);
+    let client = client(&redis, "oom").await;
+    let mut ids = Vec::new();
+    for i in 0..20 {
+        ids.push(client.enqueue(&Quick(i)).await.unwrap());
+    }
+    // Fill Redis until it refuses writes.
+    let mut conn = raw(&redis).await;
+    let blob = "x".repeat(64 * 1024);
+    let mut i = 0;
+    loop {
+        let r: redis::RedisResult<()> = conn.set(format!("filler:{i}"), &blob).await;
+        if r.is_err() {
+            break;
+        }
+        i += 1;
+        assert!(i < 10_000, "never ran out of memory");
+    }
+    // Stay well over the limit: client buffers freed after the refusal could let usage dip
+    // back under it. A script flagged allow-oom may still write.
+    let _: () = redis::cmd("EVAL")
+        .arg("#!lua flags=allow-oom\nredis.call('SET', KEYS[1], ARGV[1])")
+        .arg(1)
+        .arg("filler:top")
+        .arg("y".repeat(1 << 20))
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert!(matches!(
+        client.enqueue(&Quick(99)).await,
+        Err(queue_core::Error::OutOfMemory(_))
+    ));
+    let w = start(&client, |_| {});
+    wait_for("the queue to drain", Duration::from_secs(15), || {
+        let mut conn = conn.clone();
+        let key = client.keys().queue("default");
+        async move {
+            let n: i64 = conn.llen(key).await.unwrap();
+            (n == 0).then_some(())
+        }
+    })
+    .await;
+    let processed: Option<i64> = conn.get(client.keys().stat_processed()).await.unwrap();
+    assert_eq!(processed, Some(20), "acks land even at maxmemory");
+    w.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn shutdown_stays_bounded_when_redis_hangs() {
+    let redis = TestRedis::start();
+    let client = client(&redis, "hung").await;
+    let w = start(&client, |c| c.shutdown_timeout = Duration::from_secs(1));
+    let id = client.enqueue(&Quick(1)).await.unwrap();
+    wait_for_state(&client, &id, JobState::Succeeded).await;
+    let pid = redis.pid().unwrap().to_string();
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-STOP", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let started = Instant::now();
+    let outcome = tokio::time::timeout(Duration::from_secs(20), w.shutdown()).await;
+    let took = started.elapsed();
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-CONT", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    assert!(outcome.is_ok(), "shutdown hung");
+    // shutdown_timeout (1 s) + the documented slack (4 s), with a margin for a loaded machine.
+    assert!(took < Duration::from_secs(7), "shutdown took {took:?}");
+}
