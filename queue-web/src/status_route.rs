@@ -24,6 +24,11 @@
 //! record's state or progress changes, then answers with the new record within
 //! [`POLL_INTERVAL`](crate::long_poll::POLL_INTERVAL) (plus a round trip) of the change, or
 //! answers the unchanged record after `N` seconds. A terminal state answers at once.
+//!
+//! Every answer carries `rev`, the record's change counter. A client that passes it back
+//! (`?wait=20&rev=7`) gets an answer at once if anything changed since it last looked, so
+//! no state between two polls is skipped (without `rev`, the wait starts from the record
+//! as read when the request arrives).
 
 use axum::Json;
 use axum::Router;
@@ -137,19 +142,26 @@ async fn not_found() -> WebError {
 struct StatusQuery {
     /// Long-poll for up to this many seconds.
     wait: Option<f64>,
+    /// The `rev` the client last saw: answer at once if the record has moved past it.
+    rev: Option<u64>,
 }
 
-fn parse_wait(query: Result<Query<StatusQuery>, QueryRejection>) -> Result<Duration, WebError> {
-    let Ok(Query(StatusQuery { wait })) = query else {
-        return Err(WebError::BadRequest("wait must be a number of seconds"));
+fn parse_wait(
+    query: Result<Query<StatusQuery>, QueryRejection>,
+) -> Result<(Duration, Option<u64>), WebError> {
+    let Ok(Query(StatusQuery { wait, rev })) = query else {
+        return Err(WebError::BadRequest(
+            "wait must be a number of seconds and rev a whole number",
+        ));
     };
-    match wait {
-        None => Ok(Duration::ZERO),
+    let wait = match wait {
+        None => Duration::ZERO,
         Some(w) if w.is_finite() && w >= 0.0 => {
-            Ok(Duration::from_secs_f64(w.min(MAX_WAIT.as_secs_f64())))
+            Duration::from_secs_f64(w.min(MAX_WAIT.as_secs_f64()))
         }
-        Some(_) => Err(WebError::BadRequest("wait must be a number of seconds")),
-    }
+        Some(_) => return Err(WebError::BadRequest("wait must be a number of seconds")),
+    };
+    Ok((wait, rev))
 }
 
 async fn get_status(
@@ -158,14 +170,15 @@ async fn get_status(
     query: Result<Query<StatusQuery>, QueryRejection>,
     parts: Parts,
 ) -> Result<Response, WebError> {
-    let wait = parse_wait(query)?;
+    let (wait, seen_rev) = parse_wait(query)?;
     // A path that is not a valid id answers exactly like an unknown one.
     let Ok(Path(raw)) = path else {
         return Err(WebError::NotFound);
     };
     let id = JobId::parse(&raw).map_err(|_| WebError::NotFound)?;
     let mut job = state.read(&id, &parts).await?;
-    if !wait.is_zero() && !job.state.is_terminal() {
+    let moved_since_seen = seen_rev.is_some_and(|seen| seen != job.rev);
+    if !wait.is_zero() && !job.state.is_terminal() && !moved_since_seen {
         let deadline = Instant::now() + wait;
         if state.poller.wait_for_change(&id, job.rev, deadline).await {
             job = state.read(&id, &parts).await?;
@@ -182,6 +195,7 @@ struct StatusBody<'a> {
     state: JobState,
     progress: &'a Progress,
     attempt: u32,
+    rev: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
     result: Option<&'a Value>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -206,6 +220,7 @@ fn render(id: &JobId, job: &JobStatus) -> Response {
         state: job.state,
         progress: &job.progress,
         attempt: job.attempt,
+        rev: job.rev,
         result: (job.state == JobState::Succeeded).then(|| job.result.as_ref().unwrap_or(&NULL)),
         error: matches!(job.state, JobState::Retrying | JobState::Dead)
             .then_some(job.error.as_deref())
@@ -286,13 +301,13 @@ mod tests {
 
     #[test]
     fn wait_is_capped_and_validated() {
-        let q = |w: Option<f64>| Ok(Query(StatusQuery { wait: w }));
-        assert_eq!(parse_wait(q(None)).unwrap(), Duration::ZERO);
+        let q = |w: Option<f64>| Ok(Query(StatusQuery { wait: w, rev: None }));
+        assert_eq!(parse_wait(q(None)).unwrap().0, Duration::ZERO);
         assert_eq!(
-            parse_wait(q(Some(1.5))).unwrap(),
+            parse_wait(q(Some(1.5))).unwrap().0,
             Duration::from_millis(1500)
         );
-        assert_eq!(parse_wait(q(Some(1e9))).unwrap(), MAX_WAIT);
+        assert_eq!(parse_wait(q(Some(1e9))).unwrap().0, MAX_WAIT);
         assert!(parse_wait(q(Some(-1.0))).is_err());
         assert!(parse_wait(q(Some(f64::NAN))).is_err());
     }

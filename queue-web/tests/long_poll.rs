@@ -192,3 +192,34 @@ async fn many_waiters_each_wake_on_their_own_change() {
         }
     }
 }
+
+#[tokio::test]
+async fn a_change_between_two_polls_is_not_skipped_when_the_client_passes_rev() {
+    let redis = TestRedis::start();
+    let app = App::start(&redis, "rev_not_skipped").await;
+    let id = id_from_location(&app.create_report(None, "x").await);
+    let first: Value = app.get(&format!("/jobs/{id}")).await.json().await.unwrap();
+    let seen = first["rev"].as_u64().unwrap();
+    // The record changes while the client is between polls.
+    write_status(&app.client, &id, &[(field::STATE, "running")]).await;
+    let start = Instant::now();
+    let response = app.get(&format!("/jobs/{id}?wait=10&rev={seen}")).await;
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["state"], "running");
+    assert!(body["rev"].as_u64().unwrap() > seen);
+    assert!(
+        start.elapsed() < Duration::from_secs(5),
+        "answered at once, not at the cap"
+    );
+    // Passing the current rev waits for the next change as before.
+    let current = body["rev"].as_u64().unwrap();
+    let start = Instant::now();
+    let unchanged: Value = app
+        .get(&format!("/jobs/{id}?wait=1&rev={current}"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(unchanged["rev"].as_u64().unwrap(), current);
+    assert!(start.elapsed() >= Duration::from_secs(1));
+}

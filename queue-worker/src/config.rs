@@ -79,7 +79,13 @@ impl WorkerConfig {
     /// `WORKER_REAPER_MS` (reaper pass, default 5 s). A killed process's jobs run again
     /// within about lease + reaper interval. Each must be a positive integer.
     pub fn from_env() -> Result<Self> {
-        let mut config = Self::default();
+        Self::default().with_env()
+    }
+
+    /// These settings with the variables of [`WorkerConfig::from_env`] applied on top: a
+    /// variable that is set wins, one that is not leaves the setting as it was.
+    pub fn with_env(self) -> Result<Self> {
+        let mut config = self;
         let var = |k: &str| std::env::var(k).ok().filter(|v| !v.trim().is_empty());
         if let Some(v) = var("WORKER_CONCURRENCY") {
             config.concurrency = v

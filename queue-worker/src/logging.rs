@@ -12,7 +12,12 @@ use tracing_subscriber::{EnvFilter, fmt};
 /// is set so the platform's log drains can parse `key=value` pairs. Safe to call twice.
 pub fn init_logging() {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = fmt().with_env_filter(filter).with_writer(std::io::stdout);
+    // Colour only on a terminal: escape codes in a log drain or file are noise.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stdout());
+    let builder = fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stdout)
+        .with_ansi(ansi);
     let _ = if std::env::var_os("DYNO").is_some() {
         builder.event_format(Logfmt).try_init()
     } else {

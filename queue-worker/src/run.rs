@@ -1,6 +1,5 @@
 //! `run`: the main function of a worker binary on the platform.
 
-use crate::config::WorkerConfig;
 use crate::error::{Error, Result};
 use crate::worker::WorkerBuilder;
 
@@ -8,7 +7,8 @@ use crate::worker::WorkerBuilder;
 ///
 /// Reads `REDIS_TLS_URL`/`REDIS_URL` (and the other `ClientConfig::from_env` variables),
 /// `WORKER_CONCURRENCY`, `WORKER_QUEUES` (`critical,default` strict, `critical:3,default:1`
-/// weighted) and `SHUTDOWN_TIMEOUT` (seconds, default 25); logs to stdout. The first signal
+/// weighted) and `SHUTDOWN_TIMEOUT` (seconds, default 25), each over what the builder set;
+/// logs to stdout. The first signal
 /// starts the shutdown; later ones are logged and change nothing.
 ///
 /// ```no_run
@@ -26,9 +26,13 @@ use crate::worker::WorkerBuilder;
 /// ```
 pub async fn run(builder: WorkerBuilder) -> Result<()> {
     crate::logging::init_logging();
-    let config = WorkerConfig::from_env()?;
+    // Settings made on the builder stay unless the environment overrides them.
+    let builder = builder.try_configure(|c| {
+        *c = std::mem::take(c).with_env()?;
+        Ok(())
+    })?;
     let client = queue_core::Client::from_env().await?;
-    let worker = builder.config(config).build(client)?;
+    let worker = builder.build(client)?;
     let signal = shutdown_signal()?;
     worker.run_until(signal).await
 }

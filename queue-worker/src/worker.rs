@@ -102,6 +102,15 @@ impl WorkerBuilder {
         self
     }
 
+    /// Adjusts the configuration with a step that may fail.
+    pub fn try_configure(
+        mut self,
+        f: impl FnOnce(&mut WorkerConfig) -> Result<()>,
+    ) -> Result<Self> {
+        f(&mut self.config)?;
+        Ok(self)
+    }
+
     /// Registers the handler of job type `J`. Its `Ok` value is stored as the job's result.
     pub fn register<J, F, Fut, R>(mut self, f: F) -> Self
     where
