@@ -10,7 +10,7 @@
 //! HTTP only).
 //!
 //! It posts the request, reads `Location` from the `202`, then long-polls that URL
-//! (`?wait=20`, under the platform router's 30 s) and draws a progress bar with the job's
+//! (`?wait=20&rev=N`, under the platform router's 30 s) and draws a progress bar with the job's
 //! message on a terminal (one line per change otherwise). On `succeeded` it prints the
 //! result and exits 0; on `dead` or `cancelled` it prints the error and exits 1; on a
 //! usage or HTTP problem it exits 2.
@@ -176,15 +176,12 @@ async fn submit(http: &reqwest::Client, app: &Url, path: &str, body: &Value) -> 
 
 /// Long-polls `status_url` until the job reaches a terminal state; returns that answer.
 async fn follow(http: &reqwest::Client, status_url: &Url) -> Result<Value, Stop> {
-    let mut poll_url = status_url.clone();
-    poll_url
-        .query_pairs_mut()
-        .append_pair("wait", &LONG_POLL_SECS.to_string());
     let mut view = View::new();
     let mut failures = 0;
-    // The first read answers at once (so "queued" shows); later ones are held by the server
-    // until something changes.
-    let mut url = status_url;
+    // The first read answers at once (so "queued" shows); later ones pass the last `rev`
+    // seen, so the server answers as soon as anything changed since, and holds the request
+    // until then otherwise: no state between two polls is missed.
+    let mut url = status_url.clone();
     loop {
         let retry_in = match http.get(url.clone()).send().await {
             Ok(response) if response.status() == StatusCode::OK => {
@@ -193,7 +190,10 @@ async fn follow(http: &reqwest::Client, status_url: &Url) -> Result<Value, Stop>
                     .await
                     .map_err(|e| Stop::Trouble(format!("status answer is not JSON: {e}")))?;
                 failures = 0;
-                url = &poll_url;
+                url = status_url.clone();
+                url.query_pairs_mut()
+                    .append_pair("wait", &LONG_POLL_SECS.to_string())
+                    .append_pair("rev", &body["rev"].as_u64().unwrap_or(0).to_string());
                 view.show(&body);
                 if matches!(
                     body["state"].as_str(),
