@@ -364,6 +364,7 @@ impl Client {
             retried_at: None,
             recovered: None,
             deferred: None,
+            unknown_class: None,
             extra: serde_json::Map::new(),
         };
         let json = payload.to_json()?;

@@ -66,11 +66,14 @@ pub struct JobPayload {
     /// How often the reaper returned this job from a dead worker (our field).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub recovered: Option<u32>,
-    /// How often this job was put back for later without running: its class was at its
-    /// concurrency limit, or unknown to the worker that took it (our field; it sets the
-    /// growing delay of the next deferral and uses up no retry).
+    /// How often this job was put back for later because its class was at its concurrency
+    /// limit (our field; it sets the delay of the next deferral and uses up no retry).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deferred: Option<u32>,
+    /// How often a worker that did not know this job's class put it back for later (our
+    /// field; it sets the delay of the next attempt and uses up no retry).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unknown_class: Option<u32>,
     /// Every other field, round-tripped unchanged.
     #[serde(flatten)]
     pub extra: Map<String, Value>,

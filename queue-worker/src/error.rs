@@ -18,6 +18,12 @@ pub enum Error {
     /// The worker was built without any queue to work on.
     #[error("no queues to work on")]
     NoQueues,
+    /// The Redis server is older than the worker's scripts need (6.2: `LMOVE`, `ZRANGE BYSCORE`).
+    #[error("Redis {version} is too old: the worker needs Redis 6.2 or newer")]
+    UnsupportedRedis {
+        /// The server's `redis_version`.
+        version: String,
+    },
     /// Installing the signal handlers failed.
     #[error("cannot listen for signals: {0}")]
     Signals(#[source] std::io::Error),

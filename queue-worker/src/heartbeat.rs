@@ -69,16 +69,24 @@ async fn beat(shared: &Shared, ident: &Identity, mode: Mode) -> queue_core::Resu
 }
 
 /// Takes a fresh identity after `lost`'s lease expired, and registers it.
+///
+/// The new identity is registered before it is installed, so no task ever fetches into, or
+/// renews, an identity without a lease; tasks that noticed the same loss wait on the lock
+/// and then find the identity already replaced.
 pub(crate) async fn reregister(shared: &Shared, lost: &Identity) {
     let _renewing = shared.membership.renewing.lock().await;
     if *shared.membership.current() != *lost {
         return; // another task already replaced and registered it
     }
-    let fresh = shared.membership.replace(lost);
-    tracing::warn!(old = %lost.name, new = %fresh.name,
-        "lease lost (Redis restarted or this process stalled); continuing under a new identity");
-    if let Err(e) = retry_transient("registering", || register(shared, &fresh)).await {
-        tracing::error!(error = %e, "could not register the new identity; will retry on the next heartbeat");
+    let fresh = shared.membership.fresh();
+    match retry_transient("registering", || register(shared, &fresh)).await {
+        Ok(_) => {
+            tracing::warn!(old = %lost.name, new = %fresh.name,
+                "lease lost (Redis restarted or this process stalled); continuing under a new identity");
+            shared.membership.install(fresh);
+        }
+        Err(e) => tracing::error!(error = %e,
+            "could not register a new identity after the lease was lost; will retry"),
     }
 }
 

@@ -60,13 +60,14 @@ impl Membership {
         Arc::clone(&self.current.lock().unwrap_or_else(PoisonError::into_inner))
     }
 
-    /// Replaces `lost` by a fresh identity (once, however many tasks noticed the loss).
-    pub(crate) fn replace(&self, lost: &Identity) -> Arc<Identity> {
-        let mut cur = self.current.lock().unwrap_or_else(PoisonError::into_inner);
-        if **cur == *lost {
-            *cur = Arc::new(Identity::fresh(&self.keys, &self.host));
-        }
-        Arc::clone(&cur)
+    /// A new identity, not yet in use.
+    pub(crate) fn fresh(&self) -> Arc<Identity> {
+        Arc::new(Identity::fresh(&self.keys, &self.host))
+    }
+
+    /// Makes `fresh` (already registered) the current identity.
+    pub(crate) fn install(&self, fresh: Arc<Identity>) {
+        *self.current.lock().unwrap_or_else(PoisonError::into_inner) = fresh;
     }
 }
 

@@ -26,6 +26,11 @@ pub(crate) async fn run(shared: Arc<Shared>, stop: CancellationToken) {
         tokio::select! {
             _ = stop.cancelled() => break,
             _ = tokio::time::sleep(every - every / 8 + jitter) => {
+                // Once quiet, claim nothing more: jobs claimed now could be cut off by the
+                // shutdown deadline and counted as one more recovery.
+                if shared.quiet.is_cancelled() {
+                    continue;
+                }
                 match reap(&shared).await {
                     Ok(0) => {}
                     Ok(n) => tracing::warn!(jobs = n, "recovered jobs of dead worker processes"),
@@ -80,10 +85,18 @@ pub(crate) async fn reap(shared: &Shared) -> queue_core::Result<usize> {
             claimed
         };
         let n = claimed.len();
+        // Every claimed entry leaves the in-flight set, even after an error, so that the
+        // audit can hand back whatever this pass could not.
+        let mut first_error = None;
         for raw in claimed {
             let recovered = recover(shared, &ident, &raw).await;
             shared.in_flight.remove(&raw);
-            recovered?;
+            if let Err(e) = recovered {
+                first_error.get_or_insert(e);
+            }
+        }
+        if let Some(e) = first_error {
+            return Err(e);
         }
         total += n;
         if n < REAP_BATCH {
@@ -145,12 +158,15 @@ pub(crate) async fn audit(shared: &Shared) -> queue_core::Result<usize> {
         orphans
     };
     let n = orphans.len();
+    let mut first_error = None;
     for raw in orphans {
         let handed = hand_back(shared, &ident, &raw).await;
         shared.in_flight.remove(&raw);
-        handed?;
+        if let Err(e) = handed {
+            first_error.get_or_insert(e);
+        }
     }
-    Ok(n)
+    first_error.map_or(Ok(n), Err)
 }
 
 async fn hand_back(

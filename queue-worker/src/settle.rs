@@ -114,6 +114,7 @@ pub(crate) async fn bury_malformed(
         retried_at: None,
         recovered: None,
         deferred: None,
+        unknown_class: None,
         extra,
     };
     tracing::error!(reason, "malformed queue entry moved to the dead set");
@@ -204,7 +205,10 @@ pub(crate) async fn requeue(
             .arg(active)
             .arg(k.wake_channel());
         let done: i64 = shared.client.bounded(inv.invoke_async(&mut conn)).await?;
-        Ok(done == 1)
+        if done == 2 {
+            tracing::info!(job_id = %job.jid, "job was cancelled before it started; dropped");
+        }
+        Ok(done != 0)
     })
     .await
 }
@@ -213,7 +217,7 @@ pub(crate) async fn requeue(
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Deferral {
     /// Its class is at its global concurrency limit: back to `schedule` after
-    /// 0.5 s × 2ⁿ (at most 30 s), plus jitter.
+    /// 0.5 s × 2ⁿ (at most 5 s, so waiting jobs keep their turn), plus up to 50% jitter.
     OverLimit,
     /// This worker does not know its class (old and new code side by side during a deploy):
     /// to `retry`, with Sidekiq's error fields, after Sidekiq's delay for the n-th deferral
@@ -222,7 +226,7 @@ pub(crate) enum Deferral {
 }
 
 /// Longest wait of an over-limit job before it is looked at again.
-const MAX_LIMIT_DEFERRAL: Duration = Duration::from_secs(30);
+const MAX_LIMIT_DEFERRAL: Duration = Duration::from_secs(5);
 /// Longest wait of a job of an unknown class before it is tried again.
 const MAX_UNKNOWN_DEFERRAL: Duration = Duration::from_secs(3600);
 
@@ -235,12 +239,12 @@ pub(crate) async fn defer(
     why: Deferral,
 ) -> queue_core::Result<bool> {
     let mut later = job.clone();
-    let n = later.deferred.unwrap_or(0);
-    later.deferred = Some(n.saturating_add(1));
     later.enqueued_at = None;
     let (set, state, error, delay) = match why {
         Deferral::OverLimit => {
-            let base = Duration::from_millis(500).saturating_mul(1u32 << n.min(16));
+            let n = later.deferred.unwrap_or(0);
+            later.deferred = Some(n.saturating_add(1));
+            let base = Duration::from_millis(500).saturating_mul(1u32 << n.min(4));
             let delay = base.min(MAX_LIMIT_DEFERRAL);
             let jitter = Duration::from_millis(fastrand::u64(0..=delay.as_millis() as u64 / 2));
             (
@@ -251,6 +255,8 @@ pub(crate) async fn defer(
             )
         }
         Deferral::UnknownClass => {
+            let n = later.unknown_class.unwrap_or(0);
+            later.unknown_class = Some(n.saturating_add(1));
             let message = format!(
                 "no handler registered for job class {:?} in this worker",
                 job.class
@@ -279,7 +285,10 @@ pub(crate) async fn defer(
             .arg(&error);
         let mut conn = shared.client.connection();
         let done: i64 = shared.client.bounded(inv.invoke_async(&mut conn)).await?;
-        Ok(done == 1)
+        if done == 2 {
+            tracing::info!(job_id = %job.jid, "job was cancelled before it ran; dropped");
+        }
+        Ok(done != 0)
     })
     .await
 }

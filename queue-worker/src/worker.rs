@@ -205,6 +205,7 @@ impl Worker {
     pub async fn run_until(self, shutdown: impl Future<Output = ()>) -> Result<()> {
         let shared = self.shared;
         let client = &shared.client;
+        check_server_version(client).await?;
         let scripts = queue_core::scripts::worker_scripts();
         retry_transient("loading scripts", || client.load_scripts(&scripts)).await?;
         let ident = shared.membership.current();
@@ -283,6 +284,29 @@ impl Worker {
         );
         Ok(())
     }
+}
+
+/// Refuses a Redis older than 6.2, whose missing commands would make every fetch fail.
+async fn check_server_version(client: &Client) -> Result<()> {
+    let info: String = retry_transient("reading the Redis version", || async {
+        let mut conn = client.connection();
+        client
+            .bounded(redis::cmd("INFO").arg("server").query_async(&mut conn))
+            .await
+    })
+    .await?;
+    let version = info
+        .lines()
+        .find_map(|l| l.strip_prefix("redis_version:"))
+        .unwrap_or("")
+        .trim()
+        .to_owned();
+    let mut parts = version.split('.').map(|p| p.parse::<u32>().unwrap_or(0));
+    let (major, minor) = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
+    if (major, minor) < (6, 2) {
+        return Err(Error::UnsupportedRedis { version });
+    }
+    Ok(())
 }
 
 /// Waits for `task` until `deadline`, then aborts it. True when it ended by itself.

@@ -309,7 +309,7 @@ async fn an_unknown_job_type_uses_up_no_retry_even_with_retry_false() {
     let entries = retry_entries(&mut conn, &client.keys().retry()).await;
     assert_eq!(entries.len(), 1, "deferred to the retry set, not buried");
     assert_eq!(entries[0].0.retry_count, None, "no retry used up");
-    assert_eq!(entries[0].0.deferred, Some(1));
+    assert_eq!(entries[0].0.unknown_class, Some(1));
     let dead: i64 = conn.zcard(client.keys().dead()).await.unwrap();
     assert_eq!(dead, 0);
     w.shutdown().await.unwrap();
@@ -368,6 +368,29 @@ async fn a_cancelled_scheduled_job_never_runs() {
     wait_for_state(&client, &ok, JobState::Succeeded).await;
     let retry: i64 = conn.zcard(client.keys().retry()).await.unwrap();
     assert_eq!(retry, 0, "the panicking job never ran");
+    assert_eq!(
+        client.status(&id).await.unwrap().unwrap().state,
+        JobState::Cancelled
+    );
+    w.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_cancelled_job_of_an_unknown_class_is_dropped_not_deferred() {
+    let redis = TestRedis::start();
+    let client = client(&redis, "cancel_unknown").await;
+    let id = client
+        .push(NewJob::new("FromTheNextDeploy", vec![]))
+        .await
+        .unwrap();
+    assert!(client.cancel(&id).await.unwrap());
+    let w = worker(&client, |_| {});
+    let ok = client.enqueue(&Fine).await.unwrap();
+    wait_for_state(&client, &ok, JobState::Succeeded).await;
+    let mut conn = raw(&redis).await;
+    let retry: i64 = conn.zcard(client.keys().retry()).await.unwrap();
+    let queued: i64 = conn.llen(client.keys().queue("default")).await.unwrap();
+    assert_eq!((retry, queued), (0, 0));
     assert_eq!(
         client.status(&id).await.unwrap().unwrap().state,
         JobState::Cancelled

@@ -4,9 +4,13 @@
 -- KEYS[1] processing list    KEYS[2] schedule or retry set    KEYS[3] status hash
 -- ARGV[1] raw job as fetched    ARGV[2] job to store (without enqueued_at)    ARGV[3] delay (ms)
 -- ARGV[4] status state to show ('scheduled' or 'retrying')    ARGV[5] error ('' for none)
--- Returns: 1 deferred; 0 the job was no longer in the processing list (nothing written).
+-- Returns: 1 deferred; 0 the job was no longer in the processing list (nothing written);
+-- 2 its status record says cancelled: the job is dropped instead.
 if redis.call('LREM', KEYS[1], -1, ARGV[1]) == 0 then
   return 0
+end
+if redis.call('HGET', KEYS[3], 'state') == 'cancelled' then
+  return 2
 end
 local t = redis.call('TIME')
 local at = tonumber(t[1]) + tonumber(t[2]) / 1e6 + tonumber(ARGV[3]) / 1000

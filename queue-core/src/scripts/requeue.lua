@@ -2,10 +2,14 @@
 -- KEYS[1] processing list    KEYS[2] queue list    KEYS[3] queues set    KEYS[4] status hash
 -- ARGV[1] raw job as held    ARGV[2] job to push (may be rewritten)    ARGV[3] queue name
 -- ARGV[4] '1' tracked / '0'  ARGV[5] status ttl alive (s)    ARGV[6] wake channel
--- Returns: 1 handed back; 0 the job was no longer in the processing list.
+-- Returns: 1 handed back; 0 the job was no longer in the processing list; 2 its status
+-- record says cancelled (it never started): the job is dropped instead.
 -- RPUSH puts it at the consuming end, so it runs next, as Sidekiq does on shutdown.
 if redis.call('LREM', KEYS[1], -1, ARGV[1]) == 0 then
   return 0
+end
+if redis.call('HGET', KEYS[4], 'state') == 'cancelled' then
+  return 2
 end
 redis.call('SADD', KEYS[3], ARGV[3])
 redis.call('RPUSH', KEYS[2], ARGV[2])
