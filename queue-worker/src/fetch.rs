@@ -11,6 +11,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio_util::task::TaskTracker;
 
 use crate::ack::Ack;
+use crate::in_flight::Taken;
 use crate::membership::Identity;
 use crate::runner::{self, Started};
 use crate::settle::{self, Deferral};
@@ -18,12 +19,6 @@ use crate::shared::Shared;
 
 /// Longest pause after a failed fetch (Redis down): backs off from 50 ms up to this.
 const MAX_FETCH_BACKOFF: Duration = Duration::from_secs(5);
-
-/// What one fetch call found.
-enum Fetched {
-    Jobs(Vec<Vec<u8>>),
-    LeaseLost,
-}
 
 /// Runs until the worker goes quiet.
 pub(crate) async fn run(
@@ -51,7 +46,7 @@ pub(crate) async fn run(
         }
         let ident = shared.membership.current();
         match fetch(&shared, &ident, permits.len()).await {
-            Ok(Fetched::Jobs(jobs)) if jobs.is_empty() => {
+            Ok(Taken::Jobs(jobs)) if jobs.is_empty() => {
                 backoff = Duration::from_millis(50);
                 drop(permits);
                 tokio::select! {
@@ -61,11 +56,11 @@ pub(crate) async fn run(
                     _ = tokio::time::sleep(shared.config.idle_poll) => {},
                 }
             }
-            Ok(Fetched::Jobs(jobs)) => {
+            Ok(Taken::Jobs(jobs)) => {
                 backoff = Duration::from_millis(50);
                 dispatch(&shared, &ident, jobs, permits, &acks, &running).await;
             }
-            Ok(Fetched::LeaseLost) => {
+            Ok(Taken::LeaseLost) => {
                 drop(permits);
                 crate::heartbeat::reregister(&shared, &ident).await;
             }
@@ -86,7 +81,7 @@ pub(crate) async fn run(
 ///
 /// At-least-once: if the reply is lost (timeout, dropped connection) after Redis moved the
 /// jobs, they sit unregistered in the processing list and the audit hands them back.
-async fn fetch(shared: &Shared, ident: &Identity, n: usize) -> queue_core::Result<Fetched> {
+async fn fetch(shared: &Shared, ident: &Identity, n: usize) -> queue_core::Result<Taken> {
     let mut inv = queue_core::scripts::FETCH.prepare_invoke();
     inv.key(&ident.lease).key(&ident.processing);
     for q in shared.config.queues.order() {
@@ -96,26 +91,7 @@ async fn fetch(shared: &Shared, ident: &Identity, n: usize) -> queue_core::Resul
     let _gate = shared.in_flight.gate.lock().await;
     let mut conn = shared.client.connection();
     let reply: Vec<redis::Value> = shared.client.bounded(inv.invoke_async(&mut conn)).await?;
-    let mut items = reply.into_iter();
-    match items.next() {
-        Some(redis::Value::Int(1)) => {
-            let jobs: Vec<Vec<u8>> = items
-                .filter_map(|v| match v {
-                    redis::Value::BulkString(b) => Some(b),
-                    _ => None,
-                })
-                .collect();
-            for raw in &jobs {
-                shared.in_flight.add(raw);
-            }
-            Ok(Fetched::Jobs(jobs))
-        }
-        Some(redis::Value::Int(0)) => Ok(Fetched::LeaseLost),
-        other => Err(queue_core::Error::UnexpectedScriptReply {
-            script: "fetch.lua",
-            reply: format!("{other:?}"),
-        }),
-    }
+    shared.in_flight.register_taken("fetch.lua", reply)
 }
 
 /// Sorts fetched entries into bad input, unknown types and runnable jobs, marks the

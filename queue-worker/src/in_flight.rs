@@ -54,6 +54,45 @@ impl InFlight {
     }
 }
 
+/// What a script that moves jobs into a processing list (`fetch.lua`, `reap.lua`) answered.
+pub(crate) enum Taken {
+    /// The jobs moved (possibly none), now registered as in flight.
+    Jobs(Vec<Vec<u8>>),
+    /// The caller's lease had expired: nothing was moved.
+    LeaseLost,
+}
+
+impl InFlight {
+    /// Reads a `{1, job, …}` / `{0}` reply and registers the jobs it names. Call it with
+    /// `gate` held, from the same critical section as the script call.
+    pub(crate) fn register_taken(
+        &self,
+        script: &'static str,
+        reply: Vec<redis::Value>,
+    ) -> queue_core::Result<Taken> {
+        let mut items = reply.into_iter();
+        match items.next() {
+            Some(redis::Value::Int(1)) => {
+                let jobs: Vec<Vec<u8>> = items
+                    .filter_map(|v| match v {
+                        redis::Value::BulkString(b) => Some(b),
+                        _ => None,
+                    })
+                    .collect();
+                for raw in &jobs {
+                    self.add(raw);
+                }
+                Ok(Taken::Jobs(jobs))
+            }
+            Some(redis::Value::Int(0)) => Ok(Taken::LeaseLost),
+            other => Err(queue_core::Error::UnexpectedScriptReply {
+                script,
+                reply: format!("{other:?}"),
+            }),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -12,6 +12,7 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 use crate::failure::Failure;
+use crate::in_flight::Taken;
 use crate::settle;
 use crate::shared::Shared;
 
@@ -67,22 +68,14 @@ pub(crate) async fn reap(shared: &Shared) -> queue_core::Result<usize> {
             let mut conn = shared.client.connection();
             let reply: Vec<redis::Value> =
                 shared.client.bounded(inv.invoke_async(&mut conn)).await?;
-            let mut items = reply.into_iter();
-            if !matches!(items.next(), Some(redis::Value::Int(1))) {
-                drop(_gate);
-                crate::heartbeat::reregister(shared, &ident).await;
-                return Ok(total);
+            match shared.in_flight.register_taken("reap.lua", reply)? {
+                Taken::Jobs(claimed) => claimed,
+                Taken::LeaseLost => {
+                    drop(_gate);
+                    crate::heartbeat::reregister(shared, &ident).await;
+                    return Ok(total);
+                }
             }
-            let claimed: Vec<Vec<u8>> = items
-                .filter_map(|v| match v {
-                    redis::Value::BulkString(b) => Some(b),
-                    _ => None,
-                })
-                .collect();
-            for raw in &claimed {
-                shared.in_flight.add(raw);
-            }
-            claimed
         };
         let n = claimed.len();
         // Every claimed entry leaves the in-flight set, even after an error, so that the
