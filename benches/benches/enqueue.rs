@@ -1,15 +1,16 @@
 //! Enqueue latency on loopback against a private `redis-server`, with `PING` as the baseline.
 //!
 //! Run with `cargo bench -p benches --bench enqueue` (needs `redis-server` on `PATH`, as
-//! `script/test` installs it). Criterion measures, in one group: a `PING` round trip on the
+//! `script/test` installs it; or set `REDIS_URL`, and then only this bench's own prefix is
+//! deleted between measurements). Criterion measures, in one group: a `PING` round trip on the
 //! client's shared connection, one enqueue with a status record, one without, and a bulk
 //! enqueue of 1,000 jobs. Afterwards, 20,000 sequential enqueues and 20,000 `PING`s are
 //! timed one by one into HDR histograms and their median, p99 and p99.9 printed (set
 //! `ENQUEUE_TAIL_SAMPLES` to change the count, `0` to skip).
 
+use benches::BenchRedis;
 use criterion::{BatchSize, Criterion, Throughput};
 use hdrhistogram::Histogram;
-use queue_core::testing::TestRedis;
 use queue_core::{Client, Job};
 use serde::{Deserialize, Serialize};
 use std::time::{Duration, Instant};
@@ -58,14 +59,14 @@ fn untracked() -> Untracked {
     }
 }
 
-/// Empties the private server between measurements, so that memory does not grow across
-/// millions of enqueues (scripts survive `FLUSHALL`).
-async fn flush(client: &Client) {
+/// Empties the server between measurements, so that memory does not grow across millions
+/// of enqueues (`FLUSHALL` on a private server, which scripts survive; else our prefix).
+async fn flush(redis: &BenchRedis, client: &Client) {
     let mut conn = client.connection();
-    redis::cmd("FLUSHALL")
-        .query_async::<()>(&mut conn)
+    redis
+        .clear(&mut conn, client.keys().prefix())
         .await
-        .expect("FLUSHALL");
+        .expect("clear");
 }
 
 async fn ping(client: &Client) {
@@ -83,7 +84,7 @@ fn runtime() -> tokio::runtime::Runtime {
         .expect("tokio runtime")
 }
 
-fn enqueue(c: &mut Criterion, rt: &tokio::runtime::Runtime, client: &Client) {
+fn enqueue(c: &mut Criterion, rt: &tokio::runtime::Runtime, redis: &BenchRedis, client: &Client) {
     let mut group = c.benchmark_group("enqueue");
     group.measurement_time(MEASUREMENT);
     group.warm_up_time(Duration::from_secs(1));
@@ -96,12 +97,12 @@ fn enqueue(c: &mut Criterion, rt: &tokio::runtime::Runtime, client: &Client) {
         b.to_async(rt)
             .iter(|| async { client.enqueue(&tracked()).await.expect("enqueue") });
     });
-    rt.block_on(flush(client));
+    rt.block_on(flush(redis, client));
     group.bench_function("single_untracked", |b| {
         b.to_async(rt)
             .iter(|| async { client.enqueue(&untracked()).await.expect("enqueue") });
     });
-    rt.block_on(flush(client));
+    rt.block_on(flush(redis, client));
 
     group.throughput(Throughput::Elements(BULK as u64));
     group.sample_size(30);
@@ -115,7 +116,7 @@ fn enqueue(c: &mut Criterion, rt: &tokio::runtime::Runtime, client: &Client) {
         );
     });
     group.finish();
-    rt.block_on(flush(client));
+    rt.block_on(flush(redis, client));
 }
 
 /// Times `n` sequential calls one by one; returns the histogram in nanoseconds.
@@ -145,7 +146,7 @@ fn print_row(name: &str, h: &Histogram<u64>) {
     );
 }
 
-fn tail_latency(rt: &tokio::runtime::Runtime, client: &Client) {
+fn tail_latency(rt: &tokio::runtime::Runtime, redis: &BenchRedis, client: &Client) {
     let n = std::env::var("ENQUEUE_TAIL_SAMPLES")
         .ok()
         .and_then(|v| v.parse().ok())
@@ -161,12 +162,12 @@ fn tail_latency(rt: &tokio::runtime::Runtime, client: &Client) {
             client.enqueue(&tracked()).await.expect("enqueue");
         })
         .await;
-        flush(client).await;
+        flush(redis, client).await;
         let untracked_h = sample(n, || async {
             client.enqueue(&untracked()).await.expect("enqueue");
         })
         .await;
-        flush(client).await;
+        flush(redis, client).await;
         println!("\nsequential calls, one at a time, timed individually:");
         print_row("ping", &pings);
         print_row("enqueue_tracked", &tracked_h);
@@ -175,18 +176,18 @@ fn tail_latency(rt: &tokio::runtime::Runtime, client: &Client) {
 }
 
 fn main() {
-    let redis = TestRedis::start();
+    let redis = BenchRedis::from_env();
     let rt = runtime();
     let client = rt
         .block_on(Client::connect(redis.config("bench_enqueue")))
-        .expect("connect to the private redis-server");
+        .expect("connect to redis");
 
     let mut c = Criterion::default().configure_from_args();
-    enqueue(&mut c, &rt, &client);
+    enqueue(&mut c, &rt, &redis, &client);
     c.final_summary();
 
     // `cargo bench` passes `--bench`; `cargo test --benches` runs each bench once without it.
     if std::env::args().any(|a| a == "--bench") {
-        tail_latency(&rt, &client);
+        tail_latency(&rt, &redis, &client);
     }
 }

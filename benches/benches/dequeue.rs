@@ -1,0 +1,388 @@
+//! Dequeue: the fetch → ack path, through a real worker and through the raw scripts.
+//!
+//! Run with `cargo bench -p benches --bench dequeue` (needs `redis-server` on `PATH`, as
+//! `script/test` installs it; or set `REDIS_URL`, and then only this bench's own prefix is
+//! deleted). One criterion group, `dequeue`, throughput counted in jobs:
+//! - `ping_baseline`: one `PING` round trip on a shared connection.
+//! - `script_fetch_ack/{1,10}`: `fetch.lua` then `ack.lua` invoked directly for 1 or 10
+//!   untracked jobs, with the arguments the worker sends, from a queue filled beforehand
+//!   (untimed). `script_fetch_start_ack/{1,10}`: the same for tracked jobs, with `start.lua`
+//!   in between, as the worker does for jobs with a status record. Each job's JSON is parsed
+//!   (`JobPayload::from_json`) as the worker does, to build the status keys.
+//! - `worker_one_job/{tracked,untracked}`: push one job to an idle in-process worker
+//!   (concurrency 10) and wait until its ack has counted it in `stat:processed` (busy-polled
+//!   with `GET`, so the figure includes up to one extra round trip).
+//! - `worker_drain/{tracked,untracked}`: every slot of a warmed-up worker (concurrency 10) is
+//!   held by a gate job while a backlog is pushed (untimed); the time runs from releasing the
+//!   gates until `stat:processed` counts the whole backlog: time per job of the real fetch,
+//!   start, run, ack loop with reliable fetch on.
+//!
+//! After the criterion report, a table gives the Redis CPU (`INFO cpu`, user + system) per
+//! job spent inside the timed regions of the script and drain benchmarks.
+
+use benches::{BenchRedis, Gates, gate_job, info, noop_job, redis_cpu_secs, register_noops};
+use criterion::{BenchmarkId, Criterion, Throughput};
+use queue_core::timestamp::utc_day;
+use queue_core::{Client, JobPayload, Keys, Timestamp, scripts};
+use queue_worker::{Queues, RunningWorker, Worker};
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+/// Per-benchmark measurement time: short, so that the whole run takes about a minute.
+const MEASUREMENT: Duration = Duration::from_secs(3);
+/// Concurrency of the in-process worker (the default).
+const CONCURRENCY: usize = 10;
+/// Queue the in-process worker takes jobs from.
+const WORKER_QUEUE: &str = "drain";
+/// Queue the raw-script benchmarks fetch from (no worker listens to it).
+const RAW_QUEUE: &str = "raw";
+/// Identity of the pretend worker of the raw-script benchmarks.
+const RAW_IDENTITY: &str = "bench:0:raw";
+/// Lease of the pretend worker, renewed before each measurement.
+const LEASE_MS: u64 = 60_000;
+/// Jobs per `push_bulk` call when filling a queue (bounds the memory of one call).
+const FILL_CHUNK: u64 = 10_000;
+/// Below this many missing jobs, the wait for `stat:processed` stops sleeping and polls.
+const BUSY_POLL_BELOW: u64 = 50;
+/// Payload padding of every job (a small job, like the enqueue bench's).
+const PADDING: &str = "monthly-report";
+
+/// Redis CPU seconds and jobs of the timed regions, by benchmark.
+#[derive(Default)]
+struct CpuLedger(Mutex<BTreeMap<String, (f64, u64)>>);
+
+impl CpuLedger {
+    fn add(&self, name: &str, secs: f64, jobs: u64) {
+        let mut map = self.0.lock().expect("ledger lock");
+        let entry = map.entry(name.to_owned()).or_default();
+        entry.0 += secs;
+        entry.1 += jobs;
+    }
+
+    fn print(&self) {
+        println!("\nRedis CPU (user + system) inside the timed regions:");
+        for (name, (secs, jobs)) in self.0.lock().expect("ledger lock").iter() {
+            println!(
+                "{name:<32} {:>8.2} µs/job over {jobs} jobs",
+                secs * 1e6 / (*jobs).max(1) as f64
+            );
+        }
+    }
+}
+
+async fn redis_cpu(client: &Client) -> f64 {
+    let mut conn = client.connection();
+    redis_cpu_secs(&info(&mut conn, "cpu").await.expect("INFO cpu"))
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    // Like `#[tokio::main]` on this 2-core machine: the worker runs as in a worker binary.
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("tokio runtime")
+}
+
+async fn ping(client: &Client) {
+    let mut conn = client.connection();
+    redis::cmd("PING")
+        .query_async::<()>(&mut conn)
+        .await
+        .expect("PING");
+}
+
+async fn processed(client: &Client) -> u64 {
+    let mut conn = client.connection();
+    redis::cmd("GET")
+        .arg(client.keys().stat_processed())
+        .query_async::<Option<u64>>(&mut conn)
+        .await
+        .expect("GET stat:processed")
+        .unwrap_or(0)
+}
+
+/// Waits until `stat:processed` reaches `target`: sleeps 1 ms between reads while many jobs
+/// are missing (light on Redis), then reads back to back (precise end time).
+async fn wait_processed(client: &Client, target: u64) {
+    loop {
+        let n = processed(client).await;
+        if n >= target {
+            return;
+        }
+        if target - n > BUSY_POLL_BELOW {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    }
+}
+
+/// Pushes `count` no-op jobs to `queue` (untimed set-up).
+async fn fill(client: &Client, count: u64, tracked: bool, queue: &str) {
+    let mut done = 0;
+    while done < count {
+        let n = FILL_CHUNK.min(count - done);
+        let jobs = (done..done + n)
+            .map(|i| noop_job(i, PADDING, tracked, queue))
+            .collect();
+        client.push_bulk(jobs).await.expect("push_bulk");
+        done += n;
+    }
+}
+
+/// Keys of the pretend worker that invokes the scripts directly.
+struct RawKeys {
+    keys: Keys,
+    lease: String,
+    processing: String,
+    queue: String,
+}
+
+impl RawKeys {
+    fn new(client: &Client) -> Self {
+        let keys = client.keys().clone();
+        Self {
+            lease: keys.lease(RAW_IDENTITY),
+            processing: keys.processing(RAW_IDENTITY),
+            queue: keys.queue(RAW_QUEUE),
+            keys,
+        }
+    }
+}
+
+/// One pass of the worker's hot path, by hand: `fetch.lua` for `n` jobs, `start.lua` when
+/// they are tracked, then `ack.lua` for all of them (what the acker sends for a batch).
+async fn fetch_ack(client: &Client, k: &RawKeys, n: usize, tracked: bool) {
+    let mut conn = client.connection();
+    let mut inv = scripts::FETCH.prepare_invoke();
+    // ARGV[2] (lease ttl, ms) is read by versions of fetch.lua that extend the lease.
+    inv.key(&k.lease)
+        .key(&k.processing)
+        .key(&k.queue)
+        .arg(n)
+        .arg(LEASE_MS);
+    let reply: Vec<redis::Value> = inv.invoke_async(&mut conn).await.expect("fetch.lua");
+    assert!(
+        matches!(reply.first(), Some(redis::Value::Int(1))),
+        "fetch.lua refused: {reply:?}"
+    );
+    let raws: Vec<String> = reply
+        .into_iter()
+        .skip(1)
+        .filter_map(|v| match v {
+            redis::Value::BulkString(b) => Some(String::from_utf8_lossy(&b).into_owned()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(raws.len(), n, "the prefilled queue ran dry");
+    let jobs: Vec<JobPayload> = raws
+        .iter()
+        .map(|r| JobPayload::from_json(r.as_bytes()).expect("job JSON"))
+        .collect();
+    let retention = client.config().status_retention;
+    let now = Timestamp::now().as_secs_f64();
+    if tracked {
+        let mut inv = scripts::START.prepare_invoke();
+        for job in &jobs {
+            inv.key(k.keys.status(job.jid.as_str()));
+        }
+        inv.arg(format!("{now:.6}")).arg(retention.active.as_secs());
+        for job in &jobs {
+            inv.arg(1).arg(&job.queue).arg(&job.class);
+        }
+        let _: Vec<i64> = inv.invoke_async(&mut conn).await.expect("start.lua");
+    }
+    let mut inv = scripts::ACK.prepare_invoke();
+    inv.key(&k.processing)
+        .key(k.keys.stat_processed())
+        .key(k.keys.stat_processed_on(&utc_day(now)));
+    for job in &jobs {
+        inv.key(k.keys.status(job.jid.as_str()));
+    }
+    inv.arg(format!("{now:.6}"))
+        .arg(retention.finished.as_secs())
+        .arg(5 * 365 * 24 * 3600);
+    for raw in &raws {
+        inv.arg(raw).arg(if tracked { "1" } else { "0" }).arg("");
+    }
+    let flags: Vec<i64> = inv.invoke_async(&mut conn).await.expect("ack.lua");
+    assert!(flags.iter().all(|f| *f == 1), "ack.lua rejected a job");
+}
+
+fn script_benches(
+    c: &mut Criterion,
+    rt: &tokio::runtime::Runtime,
+    redis: &BenchRedis,
+    client: &Client,
+    ledger: &CpuLedger,
+) {
+    let mut group = c.benchmark_group("dequeue");
+    group.measurement_time(MEASUREMENT);
+    group.warm_up_time(Duration::from_secs(1));
+    group.throughput(Throughput::Elements(1));
+    group.bench_function("ping_baseline", |b| {
+        b.to_async(rt).iter(|| ping(client));
+    });
+
+    let k = RawKeys::new(client);
+    group.sample_size(10);
+    for (name, tracked) in [
+        ("script_fetch_ack", false),
+        ("script_fetch_start_ack", true),
+    ] {
+        for n in [1usize, 10] {
+            group.throughput(Throughput::Elements(n as u64));
+            group.bench_with_input(BenchmarkId::new(name, n), &n, |b, &n| {
+                b.to_async(rt).iter_custom(|iters| {
+                    let k = &k;
+                    async move {
+                        fill(client, iters * n as u64, tracked, RAW_QUEUE).await;
+                        let mut conn = client.connection();
+                        redis::cmd("SET")
+                            .arg(&k.lease)
+                            .arg(1)
+                            .arg("PX")
+                            .arg(LEASE_MS)
+                            .query_async::<()>(&mut conn)
+                            .await
+                            .expect("SET lease");
+                        let cpu = redis_cpu(client).await;
+                        let start = Instant::now();
+                        for _ in 0..iters {
+                            fetch_ack(client, k, n, tracked).await;
+                        }
+                        let elapsed = start.elapsed();
+                        let cpu = redis_cpu(client).await - cpu;
+                        ledger.add(&format!("{name}/{n}"), cpu, iters * n as u64);
+                        elapsed
+                    }
+                });
+            });
+            clear(rt, redis, client);
+        }
+    }
+    group.finish();
+}
+
+fn worker_benches(
+    c: &mut Criterion,
+    rt: &tokio::runtime::Runtime,
+    client: &Client,
+    gates: &Gates,
+    ledger: &CpuLedger,
+) {
+    let mut group = c.benchmark_group("dequeue");
+    group.measurement_time(MEASUREMENT);
+    group.warm_up_time(Duration::from_secs(1));
+    group.throughput(Throughput::Elements(1));
+    let mut job_no = 0u64;
+    for (name, tracked) in [("tracked", true), ("untracked", false)] {
+        group.bench_function(BenchmarkId::new("worker_one_job", name), |b| {
+            b.to_async(rt).iter_custom(|iters| {
+                let first = job_no;
+                job_no += iters;
+                async move {
+                    let mut target = processed(client).await;
+                    let mut total = Duration::ZERO;
+                    for i in 0..iters {
+                        let start = Instant::now();
+                        client
+                            .push(noop_job(first + i, PADDING, tracked, WORKER_QUEUE))
+                            .await
+                            .expect("push");
+                        target += 1;
+                        wait_processed(client, target).await;
+                        total += start.elapsed();
+                    }
+                    total
+                }
+            });
+        });
+    }
+
+    let round = AtomicU64::new(0);
+    group.sample_size(10);
+    for (name, tracked) in [("tracked", true), ("untracked", false)] {
+        group.bench_function(BenchmarkId::new("worker_drain", name), |b| {
+            b.to_async(rt).iter_custom(|iters| {
+                let round = &round;
+                async move {
+                    let r = round.fetch_add(1, Ordering::SeqCst) + 1;
+                    let gate_jobs = (0..CONCURRENCY)
+                        .map(|_| gate_job(r, WORKER_QUEUE))
+                        .collect();
+                    client.push_bulk(gate_jobs).await.expect("push gates");
+                    assert!(
+                        gates
+                            .wait_started(r * CONCURRENCY as u64, Duration::from_secs(30))
+                            .await,
+                        "the worker did not take its gate jobs"
+                    );
+                    fill(client, iters, tracked, WORKER_QUEUE).await;
+                    let target = processed(client).await + CONCURRENCY as u64 + iters;
+                    let cpu = redis_cpu(client).await;
+                    let start = Instant::now();
+                    gates.release(r);
+                    wait_processed(client, target).await;
+                    let elapsed = start.elapsed();
+                    let cpu = redis_cpu(client).await - cpu;
+                    ledger.add(&format!("worker_drain/{name}"), cpu, iters);
+                    elapsed
+                }
+            });
+        });
+    }
+    group.finish();
+}
+
+fn clear(rt: &tokio::runtime::Runtime, redis: &BenchRedis, client: &Client) {
+    rt.block_on(async {
+        let mut conn = client.connection();
+        redis
+            .clear(&mut conn, client.keys().prefix())
+            .await
+            .expect("clear");
+    });
+}
+
+fn start_worker(rt: &tokio::runtime::Runtime, redis: &BenchRedis, gates: &Gates) -> RunningWorker {
+    rt.block_on(async {
+        // Its own client, hence its own connection, as in a worker process.
+        let client = Client::connect(redis.config("bench_dequeue"))
+            .await
+            .expect("worker client");
+        let builder = Worker::builder()
+            .concurrency(CONCURRENCY)
+            .queues(Queues::strict(&[WORKER_QUEUE]).expect("queue name"));
+        gates
+            .register(register_noops(builder))
+            .build(client)
+            .expect("worker")
+            .start()
+    })
+}
+
+fn main() {
+    let redis = BenchRedis::from_env();
+    let rt = runtime();
+    let client = rt
+        .block_on(Client::connect(redis.config("bench_dequeue")))
+        .expect("connect to redis");
+    clear(&rt, &redis, &client);
+
+    let mut c = Criterion::default().configure_from_args();
+    let ledger = CpuLedger::default();
+    script_benches(&mut c, &rt, &redis, &client, &ledger);
+
+    let gates = Gates::new();
+    let worker = start_worker(&rt, &redis, &gates);
+    worker_benches(&mut c, &rt, &client, &gates, &ledger);
+    rt.block_on(worker.shutdown()).expect("worker shutdown");
+    clear(&rt, &redis, &client);
+    c.final_summary();
+    // `cargo bench` passes `--bench`; `cargo test --benches` runs each bench once without it.
+    if std::env::args().any(|a| a == "--bench") {
+        ledger.print();
+    }
+}
