@@ -1,5 +1,6 @@
 //! The client: enqueue from a request handler in one round trip, read and cancel jobs.
 
+use futures_util::{StreamExt, TryStreamExt};
 use redis::aio::ConnectionManager;
 use serde_json::Value;
 use std::collections::HashMap;
@@ -20,6 +21,8 @@ use crate::scripts;
 use crate::status::{JobState, JobStatus, field};
 use crate::timestamp::Timestamp;
 
+/// Bulk chunks sent before the first of them has answered.
+const BULK_IN_FLIGHT: usize = 4;
 /// Jobs per script call in bulk enqueue (Sidekiq pushes bulk in batches of 1,000 too).
 const BULK_CHUNK: usize = 1000;
 
@@ -275,7 +278,7 @@ impl Client {
     /// Everything is validated before anything is sent: one bad job fails the whole call
     /// with nothing written. Jobs due now are grouped by queue and status record (class,
     /// owner), since one script call writes one queue and one set of shared status fields;
-    /// chunks go out concurrently on the shared connection, which pipelines them. Jobs with
+    /// up to four chunks are in flight at once on the shared connection, which pipelines them. Jobs with
     /// a run time go to the schedule set, one call each.
     pub async fn push_bulk(&self, jobs: Vec<NewJob>) -> Result<Vec<JobId>> {
         let now = Timestamp::now();
@@ -297,8 +300,12 @@ impl Client {
             });
             groups[index].push(p);
         }
+        // A few chunks in flight keep Redis busy while the next ones are sent, and each
+        // chunk's timeout starts when it is sent, not when the whole call began.
         let chunks = groups.iter().flat_map(|g| g.chunks(BULK_CHUNK));
-        let pushes = futures_util::future::try_join_all(chunks.map(|c| self.push_chunk(c)));
+        let pushes = futures_util::stream::iter(chunks.map(|c| self.push_chunk(c)))
+            .buffered(BULK_IN_FLIGHT)
+            .try_collect::<Vec<i64>>();
         let schedules =
             futures_util::future::try_join_all(scheduled.iter().map(|p| self.push_prepared(p)));
         futures_util::future::try_join(pushes, schedules).await?;

@@ -10,8 +10,9 @@ const MAX_JOB_ID_LEN: usize = 64;
 
 /// The id of one job (Sidekiq's `jid`).
 ///
-/// New ids are UUID v4 in simple form (32 hex digits, 122 random bits from the operating
-/// system's CSPRNG), so a status URL that contains one cannot be guessed. Ids written by
+/// New ids are UUID v4 in simple form (32 hex digits, 122 random bits from `rand`'s
+/// thread-local ChaCha CSPRNG, seeded by the operating system), so a status URL that
+/// contains one cannot be guessed. Ids written by
 /// other clients (Sidekiq makes 24 hex digits) are accepted as they are.
 ///
 /// ```

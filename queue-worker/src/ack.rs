@@ -32,6 +32,17 @@ pub(crate) struct Ack {
 pub(crate) async fn run(shared: Arc<Shared>, mut rx: mpsc::UnboundedReceiver<Ack>) {
     let mut batch = Vec::with_capacity(ACK_BATCH);
     while rx.recv_many(&mut batch, ACK_BATCH).await > 0 {
+        // Runners finishing at the same moment send their acks within a few polls: yield
+        // once so they share this round trip (no timer, so a lone ack is not delayed).
+        if batch.len() < ACK_BATCH {
+            tokio::task::yield_now().await;
+            while batch.len() < ACK_BATCH {
+                match rx.try_recv() {
+                    Ok(a) => batch.push(a),
+                    Err(_) => break,
+                }
+            }
+        }
         // Acks of one batch may belong to two identities if the lease was renewed meanwhile.
         while !batch.is_empty() {
             let ident = Arc::clone(&batch[0].ident);

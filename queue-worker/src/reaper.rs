@@ -7,6 +7,7 @@
 //! (a fetch whose reply was lost, a settle call that gave up) go back to their queues.
 
 use queue_core::JobPayload;
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
@@ -21,6 +22,7 @@ const REAP_BATCH: usize = 100;
 
 /// Reaps every `reaper_interval` (jittered so that workers spread out) until `stop`.
 pub(crate) async fn run(shared: Arc<Shared>, stop: CancellationToken) {
+    let mut suspects = HashSet::new();
     loop {
         let every = shared.config.reaper_interval;
         let jitter = Duration::from_millis(fastrand::u64(0..=every.as_millis() as u64 / 4));
@@ -37,7 +39,7 @@ pub(crate) async fn run(shared: Arc<Shared>, stop: CancellationToken) {
                     Ok(n) => tracing::warn!(jobs = n, "recovered jobs of dead worker processes"),
                     Err(e) => tracing::warn!(error = %e, "reaper pass failed; will retry"),
                 }
-                match audit(&shared).await {
+                match audit(&shared, &mut suspects).await {
                     Ok(0) => {}
                     Ok(n) => tracing::warn!(jobs = n, "handed back jobs this process had taken but was not running"),
                     Err(e) => tracing::warn!(error = %e, "audit of the processing list failed; will retry"),
@@ -68,8 +70,8 @@ pub(crate) async fn reap(shared: &Shared) -> queue_core::Result<usize> {
             let mut conn = shared.client.connection();
             let reply: Vec<redis::Value> =
                 shared.client.bounded(inv.invoke_async(&mut conn)).await?;
-            match shared.in_flight.register_taken("reap.lua", reply)? {
-                Taken::Jobs(claimed) => claimed,
+            match shared.in_flight.register_taken("reap.lua", reply, false)? {
+                Taken::Jobs(claimed) => claimed.into_iter().map(|(raw, _)| raw).collect(),
                 Taken::LeaseLost => {
                     drop(_gate);
                     crate::heartbeat::reregister(shared, &ident).await;
@@ -127,9 +129,14 @@ async fn recover(
     Ok(())
 }
 
-/// Hands back the entries of this process's processing list that no task here holds.
-/// Returns how many.
-pub(crate) async fn audit(shared: &Shared) -> queue_core::Result<usize> {
+/// Hands back the entries of this process's processing list that no task here held at two
+/// passes in a row (`suspects` carries the first sighting). One sighting is not enough: the
+/// acker may have settled an entry between the list read and the in-flight check. Returns
+/// how many were handed back.
+pub(crate) async fn audit(
+    shared: &Shared,
+    suspects: &mut HashSet<Vec<u8>>,
+) -> queue_core::Result<usize> {
     let ident = shared.membership.current();
     let orphans = {
         let _gate = shared.in_flight.gate.lock().await;
@@ -144,11 +151,14 @@ pub(crate) async fn audit(shared: &Shared) -> queue_core::Result<usize> {
                     .query_async(&mut conn),
             )
             .await?;
-        let orphans = shared.in_flight.orphans(listed);
-        for raw in &orphans {
+        let seen_now = shared.in_flight.orphans(listed);
+        let (confirmed, fresh): (Vec<_>, Vec<_>) =
+            seen_now.into_iter().partition(|raw| suspects.contains(raw));
+        *suspects = fresh.into_iter().collect();
+        for raw in &confirmed {
             shared.in_flight.add(raw);
         }
-        orphans
+        confirmed
     };
     let n = orphans.len();
     let mut first_error = None;
