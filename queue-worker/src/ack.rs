@@ -24,6 +24,8 @@ pub(crate) struct Ack {
     pub(crate) raw: Vec<u8>,
     pub(crate) jid: String,
     pub(crate) tracked: bool,
+    /// Whether an earlier attempt failed (its error is cleared from the status record).
+    pub(crate) retried: bool,
     /// Result JSON, `""` for none, or `None` when the job was cancelled and did not run.
     pub(crate) result: Option<String>,
 }
@@ -79,7 +81,11 @@ async fn ack(shared: &Shared, ident: &Identity, acks: &[Ack]) -> queue_core::Res
             .arg(daily_stat_ttl_secs());
         for a in acks {
             inv.arg(&a.raw)
-                .arg(if a.tracked { "1" } else { "0" })
+                .arg(match (a.tracked, a.retried) {
+                    (false, _) => "0",
+                    (true, false) => "1",
+                    (true, true) => "2",
+                })
                 .arg(a.result.as_deref().unwrap_or("-"));
         }
         shared.client.bounded(inv.invoke_async(&mut conn)).await

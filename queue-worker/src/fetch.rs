@@ -173,6 +173,7 @@ async fn dispatch(
                 raw,
                 jid: job.jid.to_string(),
                 tracked,
+                retried: job.error_message.is_some(),
                 result: None,
             });
             continue;

@@ -1,6 +1,8 @@
 //! Running one job attempt in its own task: timeout, panic capture, hand-back at shutdown.
 
+use futures_util::FutureExt;
 use queue_core::JobPayload;
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use tokio::sync::{OwnedSemaphorePermit, mpsc};
@@ -92,24 +94,25 @@ pub(crate) async fn run(
             ))
         }
         Ok(fut) => {
-            let mut task = tokio::spawn(fut);
+            // The handler runs inside this task (one task per job, no extra hand-off);
+            // a panic is caught here, and timeout or shutdown drops the future, which
+            // cancels it at its next await.
+            let attempt = AssertUnwindSafe(fut).catch_unwind();
             tokio::select! {
-                joined = &mut task => match joined {
+                finished = attempt => match finished {
                     Ok(Ok(value)) => Outcome::Succeeded(value),
                     // The job saw the shutdown's cancellation before this select did and
                     // returned an error: that is the hand-back, not a failed attempt (which
                     // would send it to the retry set for 15 s or more).
                     Ok(Err(_)) if shared.hand_back.is_cancelled() => Outcome::HandBack,
                     Ok(Err(failure)) => Outcome::Failed(failure),
-                    Err(e) if e.is_panic() => Outcome::Failed(Failure::with_class(
+                    Err(panic) => Outcome::Failed(Failure::with_class(
                         "Panic",
-                        panic_message(e.into_panic()),
+                        panic_message(panic),
                     )),
-                    Err(_) => Outcome::Failed(Failure::with_class("Cancelled", "job task was cancelled")),
                 },
                 _ = tokio::time::sleep(timeout) => {
                     cancel.cancel();
-                    task.abort();
                     Outcome::Failed(Failure::with_class(
                         "Timeout",
                         format!("timeout: job ran longer than {:?}", timeout),
@@ -117,7 +120,6 @@ pub(crate) async fn run(
                 }
                 _ = shared.hand_back.cancelled() => {
                     cancel.cancel();
-                    task.abort();
                     Outcome::HandBack
                 }
             }
@@ -148,6 +150,7 @@ pub(crate) async fn run(
                 raw,
                 jid: jid.to_string(),
                 tracked: reg.track_status,
+                retried: job.error_message.is_some(),
                 result: Some(result),
             });
         }

@@ -3,7 +3,8 @@
 -- KEYS[2] stat:processed    KEYS[3] stat:processed:<day>    KEYS[3+i] status hash of job i
 -- ARGV[1] now (epoch seconds)    ARGV[2] status ttl (s) after a terminal state
 -- ARGV[3] ttl (s) of the daily counter
--- then per job i, three entries: raw job as fetched, '1' tracked / '0' not,
+-- then per job i, three entries: raw job as fetched, '0' untracked / '1' tracked, first
+--   attempt / '2' tracked, a retry (clears the last error),
 --   result JSON ('' for none; '-' when the job was cancelled and did not run)
 -- Returns: one entry per job: 1 acked; 0 the job is no longer in the processing list
 -- (the reaper handed it to another worker): its result is rejected.
@@ -18,15 +19,21 @@ for i = 4, #KEYS do
     out[#out + 1] = 1
     if result ~= '-' then
       acked = acked + 1
-    end
-    if tracked == '1' and result ~= '-' then
-      redis.call('HSET', KEYS[i], 'state', 'succeeded', 'finished_at', ARGV[1], 'progress', '100')
-      if result ~= '' then
-        redis.call('HSET', KEYS[i], 'result', result)
+      -- tracked: '0' no record, '1' first attempt, '2' a retry (an old error to clear)
+      if tracked ~= '0' then
+        if result ~= '' then
+          redis.call('HSET', KEYS[i], 'state', 'succeeded', 'finished_at', ARGV[1],
+            'progress', '100', 'result', result)
+        else
+          redis.call('HSET', KEYS[i], 'state', 'succeeded', 'finished_at', ARGV[1],
+            'progress', '100')
+        end
+        if tracked == '2' then
+          redis.call('HDEL', KEYS[i], 'error')
+        end
+        redis.call('HINCRBY', KEYS[i], 'rev', 1)
+        redis.call('EXPIRE', KEYS[i], ARGV[2])
       end
-      redis.call('HDEL', KEYS[i], 'error')
-      redis.call('HINCRBY', KEYS[i], 'rev', 1)
-      redis.call('EXPIRE', KEYS[i], ARGV[2])
     end
   else
     out[#out + 1] = 0
