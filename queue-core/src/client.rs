@@ -1,6 +1,6 @@
 //! The client: enqueue from a request handler in one round trip, read and cancel jobs.
 
-use futures_util::{StreamExt, TryStreamExt};
+use futures_util::StreamExt;
 use redis::aio::ConnectionManager;
 use serde_json::Value;
 use std::collections::HashMap;
@@ -302,13 +302,19 @@ impl Client {
         }
         // A few chunks in flight keep Redis busy while the next ones are sent, and each
         // chunk's timeout starts when it is sent, not when the whole call began.
-        let chunks = groups.iter().flat_map(|g| g.chunks(BULK_CHUNK));
-        let pushes = futures_util::stream::iter(chunks.map(|c| self.push_chunk(c)))
-            .buffered(BULK_IN_FLIGHT)
-            .try_collect::<Vec<i64>>();
-        let schedules =
-            futures_util::future::try_join_all(scheduled.iter().map(|p| self.push_prepared(p)));
-        futures_util::future::try_join(pushes, schedules).await?;
+        let mut in_flight = futures_util::stream::FuturesUnordered::new();
+        for chunk in groups.iter().flat_map(|g| g.chunks(BULK_CHUNK)) {
+            if in_flight.len() >= BULK_IN_FLIGHT
+                && let Some(done) = in_flight.next().await
+            {
+                done?;
+            }
+            in_flight.push(self.push_chunk(chunk));
+        }
+        while let Some(done) = in_flight.next().await {
+            done?;
+        }
+        futures_util::future::try_join_all(scheduled.iter().map(|p| self.push_prepared(p))).await?;
         Ok(ids)
     }
 
@@ -431,5 +437,19 @@ impl Client {
             .arg(self.config.status_retention.finished.as_secs());
         let done: i64 = self.bounded(inv.invoke_async(&mut conn)).await?;
         Ok(done == 1)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Handlers call these from `tokio::spawn`ed tasks: their futures must stay `Send`.
+    #[allow(dead_code)]
+    fn client_futures_are_send(client: &Client) {
+        fn is_send<T: Send>(_: T) {}
+        is_send(client.push_bulk(Vec::new()));
+        is_send(client.push(NewJob::new("X", Vec::new())));
+        is_send(client.status(&JobId::new()));
     }
 }

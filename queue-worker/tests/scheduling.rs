@@ -100,3 +100,42 @@ async fn two_workers_racing_promote_each_due_job_exactly_once() {
     let scheduled: i64 = conn.zcard(client.keys().schedule()).await.unwrap();
     assert_eq!(scheduled, 0);
 }
+
+#[tokio::test]
+async fn scheduled_jobs_start_on_time_with_default_settings() {
+    let redis = TestRedis::start();
+    let client = client(&redis, "lateness").await;
+    let config = queue_worker::WorkerConfig {
+        shutdown_timeout: Duration::from_secs(1),
+        ..queue_worker::WorkerConfig::default()
+    };
+    let w = Worker::builder()
+        .config(config)
+        .concurrency(20)
+        .register(|t: Tick, _: JobContext| async move { Ok::<_, Failure>(t.0) })
+        .build(client.clone())
+        .unwrap()
+        .start();
+    let mut ids = Vec::new();
+    for i in 0..200u32 {
+        let delay = Duration::from_millis(300 + u64::from(i) * 10);
+        ids.push(client.enqueue_in(&Tick(i), delay).await.unwrap());
+    }
+    let mut lateness = Vec::new();
+    for id in &ids {
+        wait_for_state(&client, id, JobState::Succeeded).await;
+        let s = client.status(id).await.unwrap().unwrap();
+        lateness.push(s.started_at.unwrap() - s.run_at.unwrap());
+    }
+    w.shutdown().await.unwrap();
+    lateness.sort_by(f64::total_cmp);
+    let p50 = lateness[lateness.len() / 2];
+    let p99 = lateness[lateness.len() * 99 / 100];
+    eprintln!(
+        "scheduled-job lateness over 200 jobs: p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
+        p50 * 1e3,
+        p99 * 1e3,
+        lateness[lateness.len() - 1] * 1e3
+    );
+    assert!(lateness[0] >= -0.05, "a job started before its time");
+}
