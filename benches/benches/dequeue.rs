@@ -20,7 +20,7 @@
 //! After the criterion report, a table gives the Redis CPU (`INFO cpu`, user + system) per
 //! job spent inside the timed regions of the script and drain benchmarks.
 
-use benches::{BenchRedis, Gates, gate_job, info, noop_job, redis_cpu_secs, register_noops};
+use benches::{BenchRedis, Gates, gate_job, info, noop_job, ping, redis_cpu_secs, register_noops};
 use criterion::{BenchmarkId, Criterion, Throughput};
 use queue_core::timestamp::utc_day;
 use queue_core::{Client, JobPayload, Keys, Timestamp, scripts};
@@ -84,14 +84,6 @@ fn runtime() -> tokio::runtime::Runtime {
         .enable_all()
         .build()
         .expect("tokio runtime")
-}
-
-async fn ping(client: &Client) {
-    let mut conn = client.connection();
-    redis::cmd("PING")
-        .query_async::<()>(&mut conn)
-        .await
-        .expect("PING");
 }
 
 async fn processed(client: &Client) -> u64 {

@@ -8,7 +8,7 @@
 //! timed one by one into HDR histograms and their median, p99 and p99.9 printed (set
 //! `ENQUEUE_TAIL_SAMPLES` to change the count, `0` to skip).
 
-use benches::BenchRedis;
+use benches::{BenchRedis, ping};
 use criterion::{BatchSize, Criterion, Throughput};
 use hdrhistogram::Histogram;
 use queue_core::{Client, Job};
@@ -67,14 +67,6 @@ async fn flush(redis: &BenchRedis, client: &Client) {
         .clear(&mut conn, client.keys().prefix())
         .await
         .expect("clear");
-}
-
-async fn ping(client: &Client) {
-    let mut conn = client.connection();
-    redis::cmd("PING")
-        .query_async::<()>(&mut conn)
-        .await
-        .expect("PING");
 }
 
 fn runtime() -> tokio::runtime::Runtime {

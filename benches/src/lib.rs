@@ -16,7 +16,7 @@
 //! ```
 
 use queue_core::testing::TestRedis;
-use queue_core::{ClientConfig, Job, NewJob};
+use queue_core::{Client, ClientConfig, Job, NewJob};
 use queue_worker::{Failure, JobContext, WorkerBuilder};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
@@ -351,4 +351,14 @@ pub fn load_average() -> f64 {
         .ok()
         .and_then(|s| s.split_whitespace().next().and_then(|v| v.parse().ok()))
         .unwrap_or(f64::NAN)
+}
+
+/// One `PING` round trip on the client's shared connection: the baseline every bench
+/// compares against (panics if Redis does not answer: a bench cannot go on without it).
+pub async fn ping(client: &Client) {
+    let mut conn = client.connection();
+    redis::cmd("PING")
+        .query_async::<()>(&mut conn)
+        .await
+        .expect("PING");
 }
