@@ -326,14 +326,13 @@ async fn an_entry_that_is_not_utf8_is_buried_and_leaves_the_processing_list() {
         .lpush(client.keys().queue("default"), &bytes)
         .await
         .unwrap();
-    wait_for("the dead entry", Duration::from_secs(5), || {
-        let mut conn = conn.clone();
-        let key = client.keys().dead();
-        async move {
-            let n: i64 = conn.zcard(key).await.unwrap();
-            (n == 1).then_some(())
-        }
-    })
+    wait_for_size(
+        &conn,
+        &client.keys().dead(),
+        1,
+        "the dead entry",
+        Duration::from_secs(5),
+    )
     .await;
     let processing: i64 = conn
         .llen(client.keys().processing(&w.identity()))
@@ -354,14 +353,13 @@ async fn a_cancelled_scheduled_job_never_runs() {
         .unwrap();
     assert!(client.cancel(&id).await.unwrap());
     let mut conn = raw(&redis).await;
-    wait_for("the schedule set to empty", Duration::from_secs(5), || {
-        let mut conn = conn.clone();
-        let key = client.keys().schedule();
-        async move {
-            let n: i64 = conn.zcard(key).await.unwrap();
-            (n == 0).then_some(())
-        }
-    })
+    wait_for_size(
+        &conn,
+        &client.keys().schedule(),
+        0,
+        "the schedule set to empty",
+        Duration::from_secs(5),
+    )
     .await;
     // Run something after it so that, had it been queued, the worker would have taken it.
     let ok = client.enqueue(&Fine).await.unwrap();

@@ -66,17 +66,12 @@ async fn a_late_result_is_rejected_after_another_worker_took_the_job_over() {
     // A finishes late: its ack must be rejected.
     gate.notify_one();
     let processing = client.keys().processing(&old_identity);
-    wait_for(
+    wait_for_size(
+        &conn,
+        &processing,
+        0,
         "the old processing list to be gone",
         std::time::Duration::from_secs(5),
-        || {
-            let mut conn = conn.clone();
-            let processing = processing.clone();
-            async move {
-                let n: i64 = conn.llen(&processing).await.unwrap();
-                (n == 0).then_some(())
-            }
-        },
     )
     .await;
     a.shutdown().await.unwrap();

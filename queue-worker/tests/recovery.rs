@@ -96,14 +96,13 @@ async fn a_worker_keeps_draining_when_redis_is_out_of_memory() {
         Err(queue_core::Error::OutOfMemory(_))
     ));
     let w = start(&client, |_| {});
-    wait_for("the queue to drain", Duration::from_secs(15), || {
-        let mut conn = conn.clone();
-        let key = client.keys().queue("default");
-        async move {
-            let n: i64 = conn.llen(key).await.unwrap();
-            (n == 0).then_some(())
-        }
-    })
+    wait_for_size(
+        &conn,
+        &client.keys().queue("default"),
+        0,
+        "the queue to drain",
+        Duration::from_secs(15),
+    )
     .await;
     let processed: Option<i64> = conn.get(client.keys().stat_processed()).await.unwrap();
     assert_eq!(processed, Some(20), "acks land even at maxmemory");

@@ -65,3 +65,33 @@ pub async fn raw(redis: &TestRedis) -> redis::aio::MultiplexedConnection {
         .await
         .unwrap()
 }
+
+/// Waits until the list or sorted set at `key` holds `expected` entries (a missing key
+/// holds 0). `what` names the condition in the failure message.
+pub async fn wait_for_size(
+    conn: &redis::aio::MultiplexedConnection,
+    key: &str,
+    expected: i64,
+    what: &str,
+    deadline: Duration,
+) {
+    wait_for(what, deadline, || {
+        let mut conn = conn.clone();
+        let key = key.to_owned();
+        async move {
+            let kind: String = redis::cmd("TYPE")
+                .arg(&key)
+                .query_async(&mut conn)
+                .await
+                .unwrap();
+            let cmd = if kind == "zset" { "ZCARD" } else { "LLEN" };
+            let n: i64 = redis::cmd(cmd)
+                .arg(&key)
+                .query_async(&mut conn)
+                .await
+                .unwrap();
+            (n == expected).then_some(())
+        }
+    })
+    .await;
+}
