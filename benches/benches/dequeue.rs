@@ -4,18 +4,19 @@
 //! `script/test` installs it; or set `REDIS_URL`, and then only this bench's own prefix is
 //! deleted). One criterion group, `dequeue`, throughput counted in jobs:
 //! - `ping_baseline`: one `PING` round trip on a shared connection.
-//! - `script_fetch_ack/{1,10}`: `fetch.lua` then `ack.lua` invoked directly for 1 or 10
-//!   untracked jobs, with the arguments the worker sends, from a queue filled beforehand
-//!   (untimed). `script_fetch_start_ack/{1,10}`: the same for tracked jobs, with `start.lua`
-//!   in between, as the worker does for jobs with a status record. Each job's JSON is parsed
-//!   (`JobPayload::from_json`) as the worker does, to build the status keys.
+//! - `script_cycle_untracked/{1,10}` and `script_cycle_tracked/{1,10}`: the worker's steady
+//!   state by hand: each iteration is one `ack_fetch.lua` call that acks the 1 or 10 jobs of
+//!   the previous iteration and takes as many new ones from a queue filled beforehand
+//!   (untimed), with the arguments the worker sends. Tracked jobs are marked running in the
+//!   same call. Each job's JSON is parsed (`JobPayload::from_json`) as the worker does, to
+//!   build the status key of its ack.
 //! - `worker_one_job/{tracked,untracked}`: push one job to an idle in-process worker
 //!   (concurrency 10) and wait until its ack has counted it in `stat:processed` (busy-polled
 //!   with `GET`, so the figure includes up to one extra round trip).
 //! - `worker_drain/{tracked,untracked}`: every slot of a warmed-up worker (concurrency 10) is
 //!   held by a gate job while a backlog is pushed (untimed); the time runs from releasing the
-//!   gates until `stat:processed` counts the whole backlog: time per job of the real fetch,
-//!   start, run, ack loop with reliable fetch on.
+//!   gates until `stat:processed` counts the whole backlog: time per job of the real
+//!   fetch, run, ack loop with reliable fetch and prefetch on.
 //!
 //! After the criterion report, a table gives the Redis CPU (`INFO cpu`, user + system) per
 //! job spent inside the timed regions of the script and drain benchmarks.
@@ -143,63 +144,70 @@ impl RawKeys {
     }
 }
 
-/// One pass of the worker's hot path, by hand: `fetch.lua` for `n` jobs, `start.lua` when
-/// they are tracked, then `ack.lua` for all of them (what the acker sends for a batch).
-async fn fetch_ack(client: &Client, k: &RawKeys, n: usize, tracked: bool) {
+/// One cycle of the worker's hot path, by hand: one `ack_fetch.lua` call that acks the jobs
+/// `held` from the previous cycle and takes `n` new ones (tracked jobs are marked running in
+/// the same call), with the arguments the worker sends. Returns the jobs now held.
+async fn cycle(
+    client: &Client,
+    k: &RawKeys,
+    held: &[(String, JobPayload)],
+    n: usize,
+    tracked: bool,
+) -> Vec<(String, JobPayload)> {
     let mut conn = client.connection();
-    let mut inv = scripts::FETCH.prepare_invoke();
-    // ARGV[2] (lease ttl, ms) is read by versions of fetch.lua that extend the lease.
-    inv.key(&k.lease)
-        .key(&k.processing)
-        .key(&k.queue)
-        .arg(n)
-        .arg(LEASE_MS);
-    let reply: Vec<redis::Value> = inv.invoke_async(&mut conn).await.expect("fetch.lua");
-    assert!(
-        matches!(reply.first(), Some(redis::Value::Int(1))),
-        "fetch.lua refused: {reply:?}"
-    );
-    let raws: Vec<String> = reply
-        .into_iter()
-        .skip(1)
-        .filter_map(|v| match v {
-            redis::Value::BulkString(b) => Some(String::from_utf8_lossy(&b).into_owned()),
-            _ => None,
-        })
-        .collect();
-    assert_eq!(raws.len(), n, "the prefilled queue ran dry");
-    let jobs: Vec<JobPayload> = raws
-        .iter()
-        .map(|r| JobPayload::from_json(r.as_bytes()).expect("job JSON"))
-        .collect();
     let retention = client.config().status_retention;
     let now = Timestamp::now().as_secs_f64();
-    if tracked {
-        let mut inv = scripts::START.prepare_invoke();
-        for job in &jobs {
-            inv.key(k.keys.status(job.jid.as_str()));
-        }
-        inv.arg(format!("{now:.6}")).arg(retention.active.as_secs());
-        for job in &jobs {
-            inv.arg(1).arg(&job.queue).arg(&job.class);
-        }
-        let _: Vec<i64> = inv.invoke_async(&mut conn).await.expect("start.lua");
-    }
-    let mut inv = scripts::ACK.prepare_invoke();
-    inv.key(&k.processing)
+    let mut inv = scripts::ACK_FETCH.prepare_invoke();
+    inv.key(&k.lease)
+        .key(&k.processing)
         .key(k.keys.stat_processed())
         .key(k.keys.stat_processed_on(&utc_day(now)));
-    for job in &jobs {
+    for (_, job) in held {
         inv.key(k.keys.status(job.jid.as_str()));
     }
-    inv.arg(format!("{now:.6}"))
+    if n > 0 {
+        inv.key(&k.queue);
+    }
+    inv.arg(held.len())
+        .arg(n)
+        .arg(LEASE_MS)
+        .arg(k.keys.status_prefix())
+        .arg(format!("{now:.6}"))
         .arg(retention.finished.as_secs())
         .arg(5 * 365 * 24 * 3600);
-    for raw in &raws {
+    for (raw, _) in held {
         inv.arg(raw).arg(if tracked { "1" } else { "0" }).arg("");
     }
-    let flags: Vec<i64> = inv.invoke_async(&mut conn).await.expect("ack.lua");
-    assert!(flags.iter().all(|f| *f == 1), "ack.lua rejected a job");
+    let reply: Vec<redis::Value> = inv.invoke_async(&mut conn).await.expect("ack_fetch.lua");
+    let mut items = reply.into_iter();
+    assert!(
+        matches!(items.next(), Some(redis::Value::Int(1))),
+        "ack_fetch.lua: lease lost"
+    );
+    for _ in held {
+        assert!(
+            matches!(items.next(), Some(redis::Value::Int(1))),
+            "ack_fetch.lua rejected an ack"
+        );
+    }
+    let mut taken = Vec::with_capacity(n);
+    while let Some(item) = items.next() {
+        let redis::Value::BulkString(raw) = item else {
+            continue;
+        };
+        let mark = items.next();
+        if tracked {
+            assert!(
+                matches!(mark, Some(redis::Value::Int(1))),
+                "a tracked job was not marked running: {mark:?}"
+            );
+        }
+        // Parsed as the worker does, to build the status key of its ack.
+        let job = JobPayload::from_json(&raw).expect("job JSON");
+        taken.push((String::from_utf8_lossy(&raw).into_owned(), job));
+    }
+    assert_eq!(taken.len(), n, "the prefilled queue ran dry");
+    taken
 }
 
 fn script_benches(
@@ -220,8 +228,8 @@ fn script_benches(
     let k = RawKeys::new(client);
     group.sample_size(10);
     for (name, tracked) in [
-        ("script_fetch_ack", false),
-        ("script_fetch_start_ack", true),
+        ("script_cycle_untracked", false),
+        ("script_cycle_tracked", true),
     ] {
         for n in [1usize, 10] {
             group.throughput(Throughput::Elements(n as u64));
@@ -229,7 +237,7 @@ fn script_benches(
                 b.to_async(rt).iter_custom(|iters| {
                     let k = &k;
                     async move {
-                        fill(client, iters * n as u64, tracked, RAW_QUEUE).await;
+                        fill(client, (iters + 1) * n as u64, tracked, RAW_QUEUE).await;
                         let mut conn = client.connection();
                         redis::cmd("SET")
                             .arg(&k.lease)
@@ -239,13 +247,16 @@ fn script_benches(
                             .query_async::<()>(&mut conn)
                             .await
                             .expect("SET lease");
+                        // The first cycle only takes: untimed.
+                        let mut held = cycle(client, k, &[], n, tracked).await;
                         let cpu = redis_cpu(client).await;
                         let start = Instant::now();
                         for _ in 0..iters {
-                            fetch_ack(client, k, n, tracked).await;
+                            held = cycle(client, k, &held, n, tracked).await;
                         }
                         let elapsed = start.elapsed();
                         let cpu = redis_cpu(client).await - cpu;
+                        cycle(client, k, &held, 0, tracked).await;
                         ledger.add(&format!("{name}/{n}"), cpu, iters * n as u64);
                         elapsed
                     }

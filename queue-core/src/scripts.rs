@@ -31,16 +31,15 @@ script!(
 );
 script!(CANCEL, "cancel.lua", "Cancel a job that has not started.");
 script!(
-    FETCH,
-    "fetch.lua",
-    "Move ready jobs into a worker's processing list."
+    ACK_FETCH,
+    "ack_fetch.lua",
+    "Finish succeeded jobs, then move ready jobs into a worker's processing list."
 );
 script!(
     START,
     "start.lua",
     "Mark fetched jobs running; report cancelled ones."
 );
-script!(ACK, "ack.lua", "Finish succeeded jobs, checking ownership.");
 script!(
     FAIL,
     "fail.lua",
@@ -89,11 +88,10 @@ pub fn client_scripts() -> [&'static Script; 4] {
 }
 
 /// The scripts a worker process uses, for preloading at start.
-pub fn worker_scripts() -> [&'static Script; 12] {
+pub fn worker_scripts() -> [&'static Script; 11] {
     [
-        &FETCH,
+        &ACK_FETCH,
         &START,
-        &ACK,
         &FAIL,
         &REQUEUE,
         &PROMOTE,

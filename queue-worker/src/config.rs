@@ -24,6 +24,10 @@ pub struct WorkerConfig {
     pub default_job_timeout: Duration,
     /// Most jobs taken by one fetch.
     pub fetch_batch: usize,
+    /// Most jobs taken ahead of a free slot, while slots keep turning over (`None`: as many
+    /// as `concurrency`; `Some(0)`: no prefetch). They wait at most a second, then go back
+    /// to their queue. Set by `WORKER_PREFETCH`.
+    pub prefetch: Option<usize>,
     /// When idle, how often to look for jobs pushed by clients that do not publish a wake-up
     /// (Sidekiq's Ruby client): their worst-case pickup delay.
     pub idle_poll: Duration,
@@ -56,6 +60,7 @@ impl Default for WorkerConfig {
             shutdown_timeout: DEFAULT_SHUTDOWN_TIMEOUT,
             default_job_timeout: Duration::from_secs(30 * 60),
             fetch_batch: 100,
+            prefetch: None,
             idle_poll: Duration::from_secs(1),
             heartbeat_interval: Duration::from_secs(5),
             lease_ttl: Duration::from_secs(15),
@@ -71,7 +76,13 @@ impl Default for WorkerConfig {
 }
 
 impl WorkerConfig {
-    /// Reads `WORKER_CONCURRENCY`, `WORKER_QUEUES` and `SHUTDOWN_TIMEOUT` (seconds) over the defaults.
+    /// Jobs taken ahead of a free slot, at most.
+    pub fn prefetch(&self) -> usize {
+        self.prefetch.unwrap_or(self.concurrency)
+    }
+
+    /// Reads `WORKER_CONCURRENCY`, `WORKER_PREFETCH`, `WORKER_QUEUES` and `SHUTDOWN_TIMEOUT`
+    /// (seconds) over the defaults.
     ///
     /// Also reads three timing overrides in whole milliseconds, for fault tests and drills
     /// (production keeps the defaults): `WORKER_LEASE_TTL_MS` (lease lifetime, default 15 s),
@@ -97,6 +108,17 @@ impl WorkerConfig {
                     name: "WORKER_CONCURRENCY",
                     reason: format!("{v:?} is not a positive number"),
                 })?;
+        }
+        if let Some(v) = var("WORKER_PREFETCH") {
+            config.prefetch =
+                Some(
+                    v.trim()
+                        .parse::<usize>()
+                        .map_err(|_| Error::InvalidSetting {
+                            name: "WORKER_PREFETCH",
+                            reason: format!("{v:?} is not a whole number"),
+                        })?,
+                );
         }
         if let Some(v) = var("WORKER_QUEUES") {
             config.queues = Queues::parse(&v)?;

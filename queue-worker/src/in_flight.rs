@@ -54,14 +54,14 @@ impl InFlight {
     }
 }
 
-/// `fetch.lua`'s mark: the status record was marked running.
+/// `ack_fetch.lua`'s mark: the status record was marked running.
 pub(crate) const MARK_RUNNING: i64 = 1;
-/// `fetch.lua`'s mark: the status record says cancelled.
+/// `ack_fetch.lua`'s mark: the status record says cancelled.
 pub(crate) const MARK_CANCELLED: i64 = 0;
 /// No mark: no record, not JSON, or a script that does not mark (`reap.lua`).
 pub(crate) const MARK_UNKNOWN: i64 = 2;
 
-/// What a script that moves jobs into a processing list (`fetch.lua`, `reap.lua`) answered.
+/// What a script that moves jobs into a processing list (`ack_fetch.lua`, `reap.lua`) answered.
 pub(crate) enum Taken {
     /// The jobs moved (possibly none) with their marks, now registered as in flight.
     Jobs(Vec<(Vec<u8>, i64)>),
@@ -71,7 +71,7 @@ pub(crate) enum Taken {
 
 impl InFlight {
     /// Reads a `{1, job, …}` / `{0}` reply and registers the jobs it names (with
-    /// `fetch.lua`'s marks, which follow each job, when `marked`). Call it with `gate` held,
+    /// `ack_fetch.lua`'s marks, which follow each job, when `marked`). Call it with `gate` held,
     /// from the same critical section as the script call.
     pub(crate) fn register_taken(
         &self,

@@ -6,9 +6,11 @@
 //!
 //! A tour (one file per concept):
 //! - [`Worker`] / [`WorkerBuilder`] (`worker.rs`): registration, start-up, the shutdown order.
-//! - `fetch.rs`: reliable fetch into a per-process processing list, woken by pub/sub.
-//! - `runner.rs`: one task per job; timeout, panic, hand-back.
-//! - `ack.rs`: batched acks with an ownership check; `settle.rs`: retry, dead, hand-back.
+//! - `exchange.rs`: one round trip per cycle acks finished jobs and reliably fetches the next
+//!   ones (with prefetch) into a per-process processing list; woken by pub/sub when idle.
+//! - `dispatch.rs`: fetched entries to runners; `ack.rs`: what an ack carries.
+//! - `runner.rs`: one task per job; the wait for a slot, timeout, panic, hand-back.
+//! - `settle.rs`: retry, dead, hand-back, deferral.
 //! - `scheduler.rs`: promotion of due scheduled and retry jobs by Redis's clock.
 //! - `heartbeat.rs`, `membership.rs`: the lease and the Sidekiq process record.
 //! - `reaper.rs`: recovery of the jobs of processes whose lease expired.
@@ -41,9 +43,10 @@
 mod ack;
 pub mod config;
 mod context;
+mod dispatch;
 mod error;
+mod exchange;
 mod failure;
-mod fetch;
 mod heartbeat;
 mod in_flight;
 mod limit;

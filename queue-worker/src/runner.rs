@@ -1,11 +1,13 @@
-//! Running one job attempt in its own task: timeout, panic capture, hand-back at shutdown.
+//! Running one job attempt in its own task: the wait for a slot, timeout, panic capture,
+//! hand-back at shutdown.
 
 use futures_util::FutureExt;
 use queue_core::JobPayload;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use tokio::sync::{OwnedSemaphorePermit, mpsc};
+use std::time::Duration;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 
 use crate::ack::Ack;
 use crate::context::JobContext;
@@ -36,11 +38,17 @@ enum Outcome {
     HandBack,
 }
 
-/// Runs the job, then records its outcome; the slot is released when the outcome is sent.
+/// Longest time a prefetched job waits for a free slot. Past it, the job goes back to the
+/// front of its queue for an idle worker to take, rather than wait behind long jobs here.
+pub(crate) const PREFETCH_MAX_WAIT: Duration = Duration::from_secs(1);
+
+/// Waits for a free slot, runs the job, then records its outcome. `taken` is released when
+/// the outcome is sent, so that the exchange can take another job.
 pub(crate) async fn run(
     shared: Arc<Shared>,
     started: Started,
-    permit: OwnedSemaphorePermit,
+    taken: OwnedSemaphorePermit,
+    slots: Arc<Semaphore>,
     acks: mpsc::UnboundedSender<Ack>,
 ) {
     let Started {
@@ -49,6 +57,18 @@ pub(crate) async fn run(
         job,
         reg,
     } = started;
+    let Some(slot) = wait_for_slot(&shared, &slots).await else {
+        let why = if shared.quiet.is_cancelled() {
+            "at shutdown, before it started"
+        } else {
+            "after waiting its longest for a free slot"
+        };
+        hand_back(&shared, &ident, &raw, &job, why).await;
+        drop(taken);
+        shared.settled.notify_one();
+        return;
+    };
+    let permit = (taken, slot);
     let timeout = reg.timeout.unwrap_or(shared.config.default_job_timeout);
     if let Some(limit) = reg.concurrency_limit {
         match crate::limit::acquire(&shared, &ident, &job, limit, timeout).await {
@@ -62,14 +82,16 @@ pub(crate) async fn run(
                         "could not defer the job; the audit hands it back to its queue");
                 }
                 shared.in_flight.remove(&raw);
-                drop(permit);
+                release(&shared, permit);
+                shared.settled.notify_one();
                 return;
             }
             Err(e) => {
                 tracing::error!(job_id = %job.jid, error = %e,
                     "could not take a concurrency slot; the audit hands the job back to its queue");
                 shared.in_flight.remove(&raw);
-                drop(permit);
+                release(&shared, permit);
+                shared.settled.notify_one();
                 return;
             }
         }
@@ -145,6 +167,9 @@ pub(crate) async fn run(
                     .to_string();
             }
             tracing::debug!(job_id = %jid, class = %job.class, "job succeeded");
+            // Released before the ack is sent, so the exchange that reads the ack already
+            // sees the room it leaves.
+            release(&shared, permit);
             let _ = acks.send(Ack {
                 ident,
                 raw,
@@ -153,6 +178,7 @@ pub(crate) async fn run(
                 retried: job.error_message.is_some(),
                 result: Some(result),
             });
+            return;
         }
         Outcome::Failed(failure) => {
             tracing::warn!(job_id = %jid, class = %job.class, attempt = attempt_of(&job),
@@ -166,20 +192,55 @@ pub(crate) async fn run(
             shared.in_flight.remove(&raw);
         }
         Outcome::HandBack => {
-            match settle::requeue(&shared, &ident, &raw, &raw, &job).await {
-                Ok(true) => {
-                    tracing::info!(job_id = %jid, "job handed back to its queue at shutdown")
-                }
-                Ok(false) => {
-                    tracing::warn!(job_id = %jid, "job was already recovered by another worker")
-                }
-                Err(e) => tracing::error!(job_id = %jid, error = %e,
-                    "could not hand the job back; it stays in the processing list for recovery"),
-            }
-            shared.in_flight.remove(&raw);
+            hand_back(&shared, &ident, &raw, &job, "at shutdown").await;
         }
     }
+    release(&shared, permit);
+    shared.settled.notify_one();
+}
+
+/// A free slot at once, or after waiting up to [`PREFETCH_MAX_WAIT`]; `None` when the wait
+/// ran out or the worker went quiet (the job has not started, so it goes back).
+async fn wait_for_slot(shared: &Shared, slots: &Arc<Semaphore>) -> Option<OwnedSemaphorePermit> {
+    if shared.quiet.is_cancelled() {
+        return None;
+    }
+    // The common case, with no timer armed.
+    if let Ok(slot) = Arc::clone(slots).try_acquire_owned() {
+        return Some(slot);
+    }
+    tokio::select! {
+        biased;
+        _ = shared.quiet.cancelled() => None,
+        slot = Arc::clone(slots).acquire_owned() => slot.ok(),
+        _ = tokio::time::sleep(PREFETCH_MAX_WAIT) => None,
+    }
+}
+
+/// Frees the job's slot and its place among the jobs taken, and counts it as finished, which
+/// lets the exchange fetch ahead while slots keep turning over.
+fn release(shared: &Shared, permit: (OwnedSemaphorePermit, OwnedSemaphorePermit)) {
     drop(permit);
+    shared.finished.fetch_add(1, Ordering::Relaxed);
+}
+
+/// Puts a job that did not finish back at the front of its queue; `when` ends the log line.
+pub(crate) async fn hand_back(
+    shared: &Shared,
+    ident: &Identity,
+    raw: &[u8],
+    job: &JobPayload,
+    when: &str,
+) {
+    match settle::requeue(shared, ident, raw, raw, job).await {
+        Ok(true) => tracing::info!(job_id = %job.jid, "job handed back to its queue {when}"),
+        Ok(false) => {
+            tracing::warn!(job_id = %job.jid, "job was already recovered by another worker")
+        }
+        Err(e) => tracing::error!(job_id = %job.jid, error = %e,
+            "could not hand the job back; it stays in the processing list for recovery"),
+    }
+    shared.in_flight.remove(raw);
 }
 
 fn panic_message(payload: Box<dyn std::any::Any + Send>) -> String {

@@ -13,7 +13,7 @@ use crate::in_flight::InFlight;
 use crate::membership::Membership;
 use crate::registry::Registry;
 
-/// Everything the fetcher, runners, acker and loops share.
+/// Everything the exchange, runners and loops share.
 #[derive(Debug)]
 pub(crate) struct Shared {
     pub(crate) client: Client,
@@ -29,6 +29,11 @@ pub(crate) struct Shared {
     pub(crate) hand_back: CancellationToken,
     /// Signalled when an enqueue announced work on one of our queues.
     pub(crate) wake: Notify,
+    /// Signalled when a job left its place without an ack (failed, handed back, deferred),
+    /// so that an exchange waiting for room looks again.
+    pub(crate) settled: Notify,
+    /// Jobs finished since the exchange last looked: how fast slots turn over.
+    pub(crate) finished: AtomicUsize,
     /// Process start, epoch seconds.
     pub(crate) started_at: f64,
     /// The processing-list entries this process is handling.

@@ -1,10 +1,11 @@
 //! The worker: builder, start-up, and the shutdown order.
 //!
 //! Shutdown, in this order (the whole of it stays under the platform's 30 s kill):
-//! 1. quiet: the fetcher stops taking jobs at once;
+//! 1. quiet: the exchange stops taking jobs at once, and prefetched jobs that have not
+//!    started go back to the front of their queues;
 //! 2. running jobs get until `shutdown_timeout` (default 25 s) to finish;
 //! 3. the rest are cancelled and handed back to the front of their queues right away;
-//! 4. the acker flushes the last acks;
+//! 4. the exchange flushes the last acks;
 //! 5. the background loops stop (wake-ups, heartbeat, scheduler, reaper);
 //! 6. the process record and lease are removed (leftovers, if any, become recoverable at once).
 
@@ -33,8 +34,6 @@ const HAND_BACK_GRACE: Duration = Duration::from_secs(2);
 /// Everything after the shutdown timeout must be over within this, so the whole shutdown
 /// (at most `MAX_SHUTDOWN_TIMEOUT` + this = 29 s) ends before the platform's SIGKILL at 30 s.
 const SHUTDOWN_SLACK: Duration = Duration::from_secs(4);
-/// How long the fetcher may take to notice the quiet signal before it is aborted.
-const FETCHER_STOP: Duration = Duration::from_secs(1);
 
 /// Builds a [`Worker`]: job types, queues, concurrency, timeouts.
 ///
@@ -137,6 +136,8 @@ impl WorkerBuilder {
             quiet: CancellationToken::new(),
             hand_back: CancellationToken::new(),
             wake: Notify::new(),
+            settled: Notify::new(),
+            finished: AtomicUsize::new(0),
             started_at: Timestamp::now().as_secs_f64(),
             in_flight: crate::in_flight::InFlight::default(),
         };
@@ -223,16 +224,17 @@ impl Worker {
             tokio::spawn(crate::scheduler::run(Arc::clone(&shared), loops.clone())),
             tokio::spawn(crate::reaper::run(Arc::clone(&shared), loops.clone())),
         ];
-        let (ack_tx, ack_rx) = mpsc::unbounded_channel();
-        let acker = tokio::spawn(crate::ack::run(Arc::clone(&shared), ack_rx));
+        let (ack_sender, acks) = mpsc::unbounded_channel();
         let running = TaskTracker::new();
-        let slots = Arc::new(Semaphore::new(shared.config.concurrency));
-        let fetcher = tokio::spawn(crate::fetch::run(
-            Arc::clone(&shared),
-            slots,
-            ack_tx,
-            running.clone(),
-        ));
+        let concurrency = shared.config.concurrency;
+        let exchange = tokio::spawn(crate::exchange::run(crate::exchange::Exchange {
+            shared: Arc::clone(&shared),
+            taken: Arc::new(Semaphore::new(concurrency + shared.config.prefetch())),
+            slots: Arc::new(Semaphore::new(concurrency)),
+            acks,
+            ack_sender,
+            running: running.clone(),
+        }));
 
         shutdown.await;
         let signalled = Instant::now();
@@ -240,7 +242,6 @@ impl Worker {
         let hard_deadline = jobs_deadline + SHUTDOWN_SLACK;
         tracing::info!(busy = running.len(), "shutting down: quiet, no new jobs");
         shared.quiet.cancel();
-        stop_within(fetcher, Instant::now() + FETCHER_STOP, "fetcher").await;
         running.close();
         if tokio::time::timeout_at(jobs_deadline.into(), running.wait())
             .await
@@ -254,7 +255,7 @@ impl Worker {
             let _ = tokio::time::timeout(HAND_BACK_GRACE, running.wait()).await;
         }
         let acks_deadline = (Instant::now() + HAND_BACK_GRACE).min(hard_deadline);
-        if !stop_within(acker, acks_deadline, "acker").await {
+        if !stop_within(exchange, acks_deadline, "exchange").await {
             tracing::error!(
                 "last acks did not land in time; those jobs will be handed back and run again"
             );

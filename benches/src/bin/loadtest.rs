@@ -847,9 +847,8 @@ fn script_names() -> Vec<(String, &'static str)> {
         (&*ENQUEUE_BULK, "enqueue_bulk.lua"),
         (&*SCHEDULE, "schedule.lua"),
         (&*CANCEL, "cancel.lua"),
-        (&*FETCH, "fetch.lua"),
+        (&*ACK_FETCH, "ack_fetch.lua"),
         (&*START, "start.lua"),
-        (&*ACK, "ack.lua"),
         (&*FAIL, "fail.lua"),
         (&*REQUEUE, "requeue.lua"),
         (&*PROMOTE, "promote.lua"),
@@ -914,7 +913,7 @@ async fn slowlog_collect(client: &Client, saved: SlowlogSaved) -> Result<Vec<Slo
             let numkeys: u64 = args.get(2).and_then(|n| n.parse().ok()).unwrap_or(0);
             let jobs = match script {
                 "start.lua" => Some(numkeys),
-                "ack.lua" => Some(numkeys.saturating_sub(3)),
+                "ack_fetch.lua" => args.get(3 + numkeys as usize).and_then(|a| a.parse().ok()),
                 _ => None,
             };
             (script.to_owned(), jobs)

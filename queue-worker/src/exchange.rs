@@ -1,0 +1,298 @@
+//! The exchange: one task, one round trip per cycle, acks out and jobs in.
+//!
+//! Each cycle sends the acks that piled up since the last one and asks for as many jobs as
+//! there is room for, in one `ack_fetch.lua` call. Only one call is in flight at a time, so
+//! everything that finishes while it is out rides on the next one: the busier the worker,
+//! the bigger the batches, and the cheaper each job is for Redis.
+//!
+//! Prefetch: the room asked for is the free slots plus, while slots keep turning over, up to
+//! `prefetch` jobs to wait for the next free slot. They are in the processing list like any
+//! fetched job (a crash loses none of them), and they let the fetch overlap the jobs that
+//! are running instead of waiting for them. A job that waits longer than
+//! [`crate::runner::PREFETCH_MAX_WAIT`], or is still waiting at shutdown, is handed back.
+//!
+//! When the queues are empty, the task waits for a wake-up that our enqueue scripts publish,
+//! or for `idle_poll` to catch jobs pushed by other clients: no sleep-polling on the hot
+//! path.
+
+use queue_core::Timestamp;
+use queue_core::timestamp::utc_day;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
+use tokio_util::task::TaskTracker;
+
+use crate::ack::{ACK_BATCH, Ack};
+use crate::in_flight::Taken;
+use crate::membership::Identity;
+use crate::settle::daily_stat_ttl_secs;
+use crate::shared::Shared;
+
+/// Longest pause after a failed call (Redis down): backs off from 50 ms up to this.
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
+
+/// The channels and limits the exchange works with.
+pub(crate) struct Exchange {
+    pub(crate) shared: Arc<Shared>,
+    /// One permit per job taken and not yet settled: `concurrency + prefetch` in all.
+    pub(crate) taken: Arc<Semaphore>,
+    /// One permit per job running: `concurrency` in all.
+    pub(crate) slots: Arc<Semaphore>,
+    pub(crate) acks: mpsc::UnboundedReceiver<Ack>,
+    /// Handed to runners; dropped at quiet, so the channel closes when the last one ends.
+    pub(crate) ack_sender: mpsc::UnboundedSender<Ack>,
+    pub(crate) running: TaskTracker,
+}
+
+/// What one call did.
+struct Cycle {
+    /// Per ack: whether it landed (false: the job had been recovered by another worker).
+    acked: Vec<bool>,
+    taken: Taken,
+}
+
+/// Runs until the worker is quiet and every runner has reported (the last acks flushed).
+pub(crate) async fn run(ex: Exchange) {
+    let Exchange {
+        shared,
+        taken,
+        slots,
+        mut acks,
+        ack_sender,
+        running,
+    } = ex;
+    let capacity = shared.config.concurrency + shared.config.prefetch();
+    let mut sender = Some(ack_sender);
+    let mut pending: Vec<Ack> = Vec::with_capacity(ACK_BATCH);
+    let mut idle = false;
+    let mut resend = false;
+    let mut backoff = Duration::from_millis(50);
+    loop {
+        let quiet = shared.quiet.is_cancelled();
+        if quiet {
+            sender = None;
+        }
+        collect(&mut acks, &mut pending);
+        let want = if quiet {
+            0
+        } else {
+            room(&shared, &taken, capacity)
+        };
+        if pending.is_empty() && (want == 0 || idle) {
+            tokio::select! {
+                biased;
+                ack = acks.recv() => match ack {
+                    Some(ack) => pending.push(ack),
+                    // Every sender is gone: quiet, and no runner is left.
+                    None => break,
+                },
+                _ = shared.quiet.cancelled(), if !quiet => {}
+                _ = shared.settled.notified(), if !quiet => {}
+                _ = shared.wake.notified(), if idle && !quiet => idle = false,
+                _ = tokio::time::sleep(shared.config.idle_poll), if idle && !quiet => idle = false,
+            }
+            continue;
+        }
+        // Runners finishing right now send their acks within a few polls: yield once so they
+        // share this round trip (no timer, so a lone ack or an idle pickup is not delayed).
+        tokio::task::yield_now().await;
+        collect(&mut acks, &mut pending);
+
+        let ident = shared.membership.current();
+        // Acks of an earlier identity (the lease was renewed meanwhile) go in calls of their
+        // own, which take no jobs.
+        if let Some(pos) = pending.iter().position(|a| a.ident != ident) {
+            let other = Arc::clone(&pending[pos].ident);
+            let (theirs, mine): (Vec<Ack>, Vec<Ack>) =
+                pending.drain(..).partition(|a| a.ident == other);
+            pending = mine;
+            settle_acks(&shared, &other, theirs, resend).await;
+            continue;
+        }
+        let permits = match want {
+            0 => None,
+            n => Arc::clone(&taken).try_acquire_many_owned(n as u32).ok(),
+        };
+        let asked = permits.as_ref().map_or(0, |p| p.num_permits());
+        match call(&shared, &ident, &pending, asked).await {
+            Ok(cycle) => {
+                backoff = Duration::from_millis(50);
+                report_rejected(&pending, &cycle.acked, resend);
+                resend = false;
+                pending.clear();
+                match cycle.taken {
+                    Taken::Jobs(jobs) => {
+                        if asked > 0 {
+                            idle = jobs.len() < asked;
+                        }
+                        if !jobs.is_empty() {
+                            let permits = split(permits, jobs.len());
+                            let cancelled = crate::dispatch::dispatch(
+                                &shared,
+                                &ident,
+                                jobs,
+                                permits,
+                                &slots,
+                                sender.as_ref(),
+                                &running,
+                            )
+                            .await;
+                            pending.extend(cancelled);
+                        }
+                    }
+                    Taken::LeaseLost => {
+                        drop(permits);
+                        crate::heartbeat::reregister(&shared, &ident).await;
+                    }
+                }
+            }
+            Err(e) => {
+                drop(permits);
+                resend = !pending.is_empty();
+                tracing::warn!(error = %e, acks = pending.len(), retry_in_ms = backoff.as_millis() as u64,
+                    "fetch failed; pending acks are kept and sent again");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(MAX_BACKOFF);
+            }
+        }
+    }
+}
+
+/// Moves the acks already sent into `pending`, up to a batch.
+fn collect(acks: &mut mpsc::UnboundedReceiver<Ack>, pending: &mut Vec<Ack>) {
+    while pending.len() < ACK_BATCH {
+        match acks.try_recv() {
+            Ok(ack) => pending.push(ack),
+            Err(_) => break,
+        }
+    }
+}
+
+/// How many jobs to ask for: the free slots, plus as many jobs to wait for the next free
+/// slot as finished since the last cycle (up to `prefetch`). Slots that do not turn over
+/// (long jobs) therefore get no jobs queued behind them.
+fn room(shared: &Shared, taken: &Semaphore, capacity: usize) -> usize {
+    let in_use = capacity.saturating_sub(taken.available_permits());
+    let turnover = shared
+        .finished
+        .swap(0, Ordering::Relaxed)
+        .min(shared.config.prefetch());
+    (shared.config.concurrency + turnover)
+        .saturating_sub(in_use)
+        .min(shared.config.fetch_batch)
+}
+
+/// One permit per job; the ones nobody needs are released when `permits` drops.
+fn split(permits: Option<OwnedSemaphorePermit>, n: usize) -> Vec<OwnedSemaphorePermit> {
+    let Some(mut all) = permits else {
+        return Vec::new();
+    };
+    let mut out = Vec::with_capacity(n);
+    while out.len() < n {
+        if all.num_permits() == 1 {
+            out.push(all);
+            break;
+        }
+        match all.split(1) {
+            Some(p) => out.push(p),
+            None => break,
+        }
+    }
+    out
+}
+
+/// Acks of an identity this process no longer holds, sent without taking jobs. On failure
+/// they are dropped: the jobs stay in that identity's processing list, which the reaper
+/// recovers once its lease is gone, so they run again rather than being lost.
+async fn settle_acks(shared: &Shared, ident: &Identity, acks: Vec<Ack>, resend: bool) {
+    match call(shared, ident, &acks, 0).await {
+        Ok(cycle) => report_rejected(&acks, &cycle.acked, resend),
+        Err(e) => {
+            tracing::error!(error = %e, jobs = acks.len(),
+                "could not ack jobs of an earlier identity; they will run again");
+            for a in &acks {
+                shared.in_flight.remove(&a.raw);
+            }
+        }
+    }
+}
+
+fn report_rejected(acks: &[Ack], acked: &[bool], resend: bool) {
+    for (a, ok) in acks.iter().zip(acked) {
+        if *ok {
+            continue;
+        }
+        if resend {
+            // The first try may have landed before its reply was lost.
+            tracing::debug!(job_id = %a.jid, "ack sent again found the job gone: already acked or recovered");
+        } else {
+            tracing::warn!(job_id = %a.jid,
+                "late result rejected: the job was recovered and handed to another worker");
+        }
+    }
+}
+
+/// One `ack_fetch.lua` call: applies `acks`, takes up to `want` jobs, and registers them as
+/// in flight before anyone can audit the list.
+///
+/// At-least-once: if the reply is lost (timeout, dropped connection) after Redis ran the
+/// script, the jobs it took sit unregistered in the processing list and the audit hands them
+/// back; the acks are sent again.
+async fn call(
+    shared: &Shared,
+    ident: &Identity,
+    acks: &[Ack],
+    want: usize,
+) -> queue_core::Result<Cycle> {
+    let k = &shared.keys;
+    let now = Timestamp::now().as_secs_f64();
+    let mut inv = queue_core::scripts::ACK_FETCH.prepare_invoke();
+    inv.key(&ident.lease)
+        .key(&ident.processing)
+        .key(k.stat_processed())
+        .key(k.stat_processed_on(&utc_day(now)));
+    for a in acks {
+        inv.key(k.status(&a.jid));
+    }
+    if want > 0 {
+        for q in shared.config.queues.order() {
+            inv.key(k.queue(q));
+        }
+    }
+    inv.arg(acks.len())
+        .arg(want)
+        .arg(shared.config.lease_ttl.as_millis() as u64)
+        .arg(k.status_prefix())
+        .arg(format!("{now:.6}"))
+        .arg(shared.client.config().status_retention.finished.as_secs())
+        .arg(daily_stat_ttl_secs());
+    for a in acks {
+        a.push_args(&mut inv);
+    }
+    let _gate = shared.in_flight.gate.lock().await;
+    let mut conn = shared.client.connection();
+    let reply: Vec<redis::Value> = shared.client.bounded(inv.invoke_async(&mut conn)).await?;
+    let mut items = reply.into_iter();
+    let lease = items.next();
+    let mut acked = Vec::with_capacity(acks.len());
+    for _ in acks {
+        acked.push(matches!(items.next(), Some(redis::Value::Int(1))));
+    }
+    if acked.len() != acks.len() {
+        return Err(queue_core::Error::UnexpectedScriptReply {
+            script: "ack_fetch.lua",
+            reply: "fewer ack flags than acks".into(),
+        });
+    }
+    // Under the gate: the audit sees an acked entry either listed and held, or neither.
+    for a in acks {
+        shared.in_flight.remove(&a.raw);
+    }
+    let taken = shared.in_flight.register_taken(
+        "ack_fetch.lua",
+        lease.into_iter().chain(items).collect(),
+        true,
+    )?;
+    Ok(Cycle { acked, taken })
+}
