@@ -26,12 +26,21 @@ pub const DEFAULT_MAX_RETRIES: u32 = 25;
 /// ```
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct JobPayload {
+    // `jid` and `retry_count` come first in the JSON: `ack_fetch.lua` reads them with one
+    // anchored pattern instead of decoding the whole job (about 2 µs of Redis CPU per job).
+    /// Job id.
+    pub jid: JobId,
+    /// Failures so far minus one (Sidekiq writes 0 on the first failure).
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "retry_count_from_sidekiq"
+    )]
+    pub retry_count: Option<u32>,
     /// Job type name (Sidekiq's `class`).
     pub class: String,
     /// Positional arguments; JSON-native values only.
     pub args: Vec<Value>,
-    /// Job id.
-    pub jid: JobId,
     /// Queue the job runs in.
     #[serde(default = "default_queue")]
     pub queue: String,
@@ -44,14 +53,7 @@ pub struct JobPayload {
     /// When the job was last pushed into a queue list; absent while scheduled.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub enqueued_at: Option<Timestamp>,
-    /// Failures so far minus one (Sidekiq writes 0 on the first failure).
-    #[serde(
-        default,
-        skip_serializing_if = "Option::is_none",
-        deserialize_with = "retry_count_from_sidekiq"
-    )]
-    pub retry_count: Option<u32>,
-    /// Message of the last failure.
+    /// Failures so far minus one (S
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error_message: Option<String>,
     /// Kind of the last failure.

@@ -1,9 +1,9 @@
 //! The exchange: one task, one round trip per cycle, acks out and jobs in.
 //!
 //! Each cycle sends the acks that piled up since the last one and asks for as many jobs as
-//! there is room for, in one `ack_fetch.lua` call. Only one call is in flight at a time, so
-//! everything that finishes while it is out rides on the next one: the busier the worker,
-//! the bigger the batches, and the cheaper each job is for Redis.
+//! there is room for, in one `ack_fetch.lua` call. At most two calls are out at a time, so
+//! everything that finishes meanwhile rides on the next one: the busier the worker, the
+//! bigger the batches, and the cheaper each job is for Redis.
 //!
 //! Prefetch: the room asked for is the free slots plus, while slots keep turning over, up to
 //! `prefetch` jobs to wait for the next free slot. They are in the processing list like any
@@ -15,6 +15,8 @@
 //! or for `idle_poll` to catch jobs pushed by other clients: no sleep-polling on the hot
 //! path.
 
+use futures_util::StreamExt;
+use futures_util::stream::FuturesUnordered;
 use queue_core::Timestamp;
 use queue_core::timestamp::utc_day;
 use std::sync::Arc;
@@ -52,6 +54,19 @@ struct Cycle {
     taken: Taken,
 }
 
+/// Calls out at once. With two, Redis runs one while this process handles the reply of the
+/// other and runs its jobs, so the two sides work in parallel instead of taking turns.
+const CALLS_IN_FLIGHT: usize = 2;
+
+/// A call that came back, with what it carried.
+struct Returned {
+    result: queue_core::Result<Cycle>,
+    acks: Vec<Ack>,
+    permits: Option<OwnedSemaphorePermit>,
+    ident: Arc<Identity>,
+    asked: usize,
+}
+
 /// Runs until the worker is quiet and every runner has reported (the last acks flushed).
 pub(crate) async fn run(ex: Exchange) {
     let Exchange {
@@ -65,8 +80,11 @@ pub(crate) async fn run(ex: Exchange) {
     let capacity = shared.config.concurrency + shared.config.prefetch();
     let mut sender = Some(ack_sender);
     let mut pending: Vec<Ack> = Vec::with_capacity(ACK_BATCH);
+    let mut calls = FuturesUnordered::new();
+    let mut turnover = 0;
     let mut idle = false;
     let mut resend = false;
+    let mut closed = false;
     let mut backoff = Duration::from_millis(50);
     loop {
         let quiet = shared.quiet.is_cancelled();
@@ -74,53 +92,91 @@ pub(crate) async fn run(ex: Exchange) {
             sender = None;
         }
         collect(&mut acks, &mut pending);
+        turnover += shared.finished.swap(0, Ordering::Relaxed);
         let want = if quiet {
             0
         } else {
-            room(&shared, &taken, capacity)
+            room(&shared, &taken, capacity, turnover)
         };
-        if pending.is_empty() && (want == 0 || idle) {
-            tokio::select! {
-                biased;
-                ack = acks.recv() => match ack {
-                    Some(ack) => pending.push(ack),
-                    // Every sender is gone: quiet, and no runner is left.
-                    None => break,
-                },
-                _ = shared.quiet.cancelled(), if !quiet => {}
-                _ = shared.settled.notified(), if !quiet => {}
-                _ = shared.wake.notified(), if idle && !quiet => idle = false,
-                _ = tokio::time::sleep(shared.config.idle_poll), if idle && !quiet => idle = false,
+        if calls.len() < CALLS_IN_FLIGHT && (!pending.is_empty() || (want > 0 && !idle)) {
+            if calls.is_empty() {
+                // Runners finishing right now send their acks within a few polls: yield once
+                // so they share this round trip (no timer, so a lone ack or an idle pickup is
+                // not delayed).
+                tokio::task::yield_now().await;
+                collect(&mut acks, &mut pending);
             }
+            let ident = shared.membership.current();
+            // Acks of an earlier identity (the lease was renewed meanwhile) go in calls of
+            // their own, which take no jobs.
+            let (acks_now, ident, want) = match pending.iter().position(|a| a.ident != ident) {
+                Some(pos) => {
+                    let other = Arc::clone(&pending[pos].ident);
+                    let (theirs, mine): (Vec<Ack>, Vec<Ack>) =
+                        pending.drain(..).partition(|a| a.ident == other);
+                    pending = mine;
+                    (theirs, other, 0)
+                }
+                None => (std::mem::take(&mut pending), ident, want),
+            };
+            let permits = match want {
+                0 => None,
+                n => Arc::clone(&taken).try_acquire_many_owned(n as u32).ok(),
+            };
+            let asked = permits.as_ref().map_or(0, |p| p.num_permits());
+            if asked > 0 {
+                turnover = 0;
+            }
+            let shared = Arc::clone(&shared);
+            calls.push(async move {
+                let result = call(&shared, &ident, &acks_now, asked).await;
+                Returned {
+                    result,
+                    acks: acks_now,
+                    permits,
+                    ident,
+                    asked,
+                }
+            });
             continue;
         }
-        // Runners finishing right now send their acks within a few polls: yield once so they
-        // share this round trip (no timer, so a lone ack or an idle pickup is not delayed).
-        tokio::task::yield_now().await;
-        collect(&mut acks, &mut pending);
-
-        let ident = shared.membership.current();
-        // Acks of an earlier identity (the lease was renewed meanwhile) go in calls of their
-        // own, which take no jobs.
-        if let Some(pos) = pending.iter().position(|a| a.ident != ident) {
-            let other = Arc::clone(&pending[pos].ident);
-            let (theirs, mine): (Vec<Ack>, Vec<Ack>) =
-                pending.drain(..).partition(|a| a.ident == other);
-            pending = mine;
-            settle_acks(&shared, &other, theirs, resend).await;
-            continue;
+        if closed && calls.is_empty() {
+            // Every sender is gone (quiet, and no runner is left) and the last acks landed.
+            break;
         }
-        let permits = match want {
-            0 => None,
-            n => Arc::clone(&taken).try_acquire_many_owned(n as u32).ok(),
+        let returned = tokio::select! {
+            biased;
+            Some(returned) = calls.next(), if !calls.is_empty() => returned,
+            ack = acks.recv(), if !closed => {
+                match ack {
+                    Some(ack) => pending.push(ack),
+                    None => closed = true,
+                }
+                continue;
+            }
+            _ = shared.quiet.cancelled(), if !quiet => continue,
+            _ = shared.settled.notified(), if !quiet => continue,
+            _ = shared.wake.notified(), if idle && !quiet => {
+                idle = false;
+                continue;
+            }
+            _ = tokio::time::sleep(shared.config.idle_poll), if idle && !quiet => {
+                idle = false;
+                continue;
+            }
         };
-        let asked = permits.as_ref().map_or(0, |p| p.num_permits());
-        match call(&shared, &ident, &pending, asked).await {
+        let Returned {
+            result,
+            acks: sent,
+            permits,
+            ident,
+            asked,
+        } = returned;
+        match result {
             Ok(cycle) => {
                 backoff = Duration::from_millis(50);
-                report_rejected(&pending, &cycle.acked, resend);
+                report_rejected(&sent, &cycle.acked, resend);
                 resend = false;
-                pending.clear();
                 match cycle.taken {
                     Taken::Jobs(jobs) => {
                         if asked > 0 {
@@ -149,7 +205,18 @@ pub(crate) async fn run(ex: Exchange) {
             }
             Err(e) => {
                 drop(permits);
-                resend = !pending.is_empty();
+                if ident != shared.membership.current() {
+                    // That identity's processing list goes to the reaper once its lease is
+                    // gone: the jobs run again rather than being lost.
+                    tracing::error!(error = %e, jobs = sent.len(),
+                        "could not ack jobs of an earlier identity; they will run again");
+                    for a in &sent {
+                        shared.in_flight.remove(&a.raw);
+                    }
+                    continue;
+                }
+                resend |= !sent.is_empty();
+                pending.extend(sent);
                 tracing::warn!(error = %e, acks = pending.len(), retry_in_ms = backoff.as_millis() as u64,
                     "fetch failed; pending acks are kept and sent again");
                 tokio::time::sleep(backoff).await;
@@ -170,15 +237,11 @@ fn collect(acks: &mut mpsc::UnboundedReceiver<Ack>, pending: &mut Vec<Ack>) {
 }
 
 /// How many jobs to ask for: the free slots, plus as many jobs to wait for the next free
-/// slot as finished since the last cycle (up to `prefetch`). Slots that do not turn over
-/// (long jobs) therefore get no jobs queued behind them.
-fn room(shared: &Shared, taken: &Semaphore, capacity: usize) -> usize {
+/// slot as finished since the last fetch (`turnover`, up to `prefetch`). Slots that do not
+/// turn over (long jobs) therefore get no jobs queued behind them.
+fn room(shared: &Shared, taken: &Semaphore, capacity: usize, turnover: usize) -> usize {
     let in_use = capacity.saturating_sub(taken.available_permits());
-    let turnover = shared
-        .finished
-        .swap(0, Ordering::Relaxed)
-        .min(shared.config.prefetch());
-    (shared.config.concurrency + turnover)
+    (shared.config.concurrency + turnover.min(shared.config.prefetch()))
         .saturating_sub(in_use)
         .min(shared.config.fetch_batch)
 }
@@ -200,22 +263,6 @@ fn split(permits: Option<OwnedSemaphorePermit>, n: usize) -> Vec<OwnedSemaphoreP
         }
     }
     out
-}
-
-/// Acks of an identity this process no longer holds, sent without taking jobs. On failure
-/// they are dropped: the jobs stay in that identity's processing list, which the reaper
-/// recovers once its lease is gone, so they run again rather than being lost.
-async fn settle_acks(shared: &Shared, ident: &Identity, acks: Vec<Ack>, resend: bool) {
-    match call(shared, ident, &acks, 0).await {
-        Ok(cycle) => report_rejected(&acks, &cycle.acked, resend),
-        Err(e) => {
-            tracing::error!(error = %e, jobs = acks.len(),
-                "could not ack jobs of an earlier identity; they will run again");
-            for a in &acks {
-                shared.in_flight.remove(&a.raw);
-            }
-        }
-    }
 }
 
 fn report_rejected(acks: &[Ack], acked: &[bool], resend: bool) {
@@ -270,7 +317,7 @@ async fn call(
     for a in acks {
         a.push_args(&mut inv);
     }
-    let _gate = shared.in_flight.gate.lock().await;
+    let _gate = shared.in_flight.gate.read().await;
     let mut conn = shared.client.connection();
     let reply: Vec<redis::Value> = shared.client.bounded(inv.invoke_async(&mut conn)).await?;
     let mut items = reply.into_iter();

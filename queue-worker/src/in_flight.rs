@@ -4,8 +4,8 @@
 //! lost (a timeout or a dropped connection after Redis ran the script), or settling it gave
 //! up. The audit (run by the reaper loop) hands such entries back to their queues, so a
 //! live worker never strands a job until its next restart. Fetch and reap register what
-//! they took while holding `gate`, and the audit reads the list under the same gate, so an
-//! entry taken a moment ago is never mistaken for an orphan.
+//! they took while holding `gate` for reading, and the audit reads the list holding it for
+//! writing, so an entry taken a moment ago is never mistaken for an orphan.
 
 use std::collections::HashMap;
 use std::sync::{Mutex, PoisonError};
@@ -14,8 +14,9 @@ use std::sync::{Mutex, PoisonError};
 #[derive(Debug, Default)]
 pub(crate) struct InFlight {
     held: Mutex<HashMap<Vec<u8>, usize>>,
-    /// Held across "take into the processing list" and "register": see the module docs.
-    pub(crate) gate: tokio::sync::Mutex<()>,
+    /// Read-held across "take into the processing list" and "register" (several calls may
+    /// be out at once); write-held by the audit while it compares. See the module docs.
+    pub(crate) gate: tokio::sync::RwLock<()>,
 }
 
 impl InFlight {

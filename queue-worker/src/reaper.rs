@@ -66,7 +66,7 @@ pub(crate) async fn reap(shared: &Shared) -> queue_core::Result<usize> {
             .arg(k.prefix())
             .arg(shared.config.lease_ttl.as_millis() as u64);
         let claimed: Vec<Vec<u8>> = {
-            let _gate = shared.in_flight.gate.lock().await;
+            let _gate = shared.in_flight.gate.read().await;
             let mut conn = shared.client.connection();
             let reply: Vec<redis::Value> =
                 shared.client.bounded(inv.invoke_async(&mut conn)).await?;
@@ -139,7 +139,7 @@ pub(crate) async fn audit(
 ) -> queue_core::Result<usize> {
     let ident = shared.membership.current();
     let orphans = {
-        let _gate = shared.in_flight.gate.lock().await;
+        let _gate = shared.in_flight.gate.write().await;
         let mut conn = shared.client.connection();
         let listed: Vec<Vec<u8>> = shared
             .client

@@ -64,19 +64,43 @@ if acked > 0 then
   redis.call('EXPIRE', KEYS[4], ARGV[7])
 end
 
+-- The job id and retry count, from the anchored prefix our own client writes (jid first,
+-- then retry_count when there is one) or, for jobs written by others, by decoding the JSON.
+-- Neither way re-encodes the job.
+local function identify(raw)
+  local jid, rest = string.match(raw, '^{"jid":"([%w_%-]+)"()')
+  if jid then
+    return jid, tonumber(string.match(raw, '^,"retry_count":(%d+)', rest))
+  end
+  local ok, job = pcall(cjson.decode, raw)
+  if ok and type(job) == 'table' and type(job.jid) == 'string' then
+    local count = job.retry_count
+    if type(count) ~= 'number' or count < 0 then
+      count = nil
+    end
+    return job.jid, count
+  end
+  return nil, nil
+end
+
 local taken = 0
 for q = 5 + acks, #KEYS do
-  while taken < want do
-    local raw = redis.call('LMOVE', KEYS[q], KEYS[2], 'RIGHT', 'LEFT')
-    if not raw then
-      break
-    end
+  if taken >= want then
+    break
+  end
+  -- The oldest jobs are at the right end: move a block of them in three commands.
+  local jobs = redis.call('LRANGE', KEYS[q], -(want - taken), -1)
+  if #jobs > 0 then
+    redis.call('LTRIM', KEYS[q], 0, -(#jobs + 1))
+    redis.call('LPUSH', KEYS[2], unpack(jobs))
+  end
+  for j = #jobs, 1, -1 do
+    local raw = jobs[j]
     taken = taken + 1
     local mark = 3
-    -- Reading the job id decodes the JSON but never re-encodes it.
-    local ok, job = pcall(cjson.decode, raw)
-    if ok and type(job) == 'table' and type(job.jid) == 'string' then
-      local status = ARGV[4] .. job.jid
+    local jid, retry_count = identify(raw)
+    if jid then
+      local status = ARGV[4] .. jid
       local record = redis.call('HMGET', status, 'state', 'rev')
       local state = record[1]
       if state == 'cancelled' then
@@ -85,8 +109,8 @@ for q = 5 + acks, #KEYS do
         mark = 2
       else
         local attempt = 1
-        if type(job.retry_count) == 'number' and job.retry_count >= 0 then
-          attempt = job.retry_count + 2
+        if retry_count then
+          attempt = retry_count + 2
         end
         -- A queued record may omit rev: it is then 1.
         local rev = (tonumber(record[2]) or 1) + 1
@@ -100,9 +124,6 @@ for q = 5 + acks, #KEYS do
     end
     out[#out + 1] = raw
     out[#out + 1] = mark
-  end
-  if taken >= want then
-    break
   end
 end
 return out
