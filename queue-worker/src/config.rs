@@ -24,9 +24,11 @@ pub struct WorkerConfig {
     pub default_job_timeout: Duration,
     /// Most jobs taken by one fetch.
     pub fetch_batch: usize,
-    /// Most jobs taken ahead of a free slot, while slots keep turning over (`None`: as many
-    /// as `concurrency`; `Some(0)`: no prefetch). They wait at most a second, then go back
-    /// to their queue. Set by `WORKER_PREFETCH`.
+    /// Most jobs taken ahead of a free slot (`None`: `fetch_batch` or `concurrency`, whichever
+    /// is larger; `Some(0)`: no prefetch). How many are actually taken adapts: as many as
+    /// finished since the last fetch, so slots held by long jobs get none queued behind them.
+    /// A prefetched job waits at most a second for a slot, then goes back to the front of its
+    /// queue. Set by `WORKER_PREFETCH`.
     pub prefetch: Option<usize>,
     /// When idle, how often to look for jobs pushed by clients that do not publish a wake-up
     /// (Sidekiq's Ruby client): their worst-case pickup delay.
@@ -78,7 +80,8 @@ impl Default for WorkerConfig {
 impl WorkerConfig {
     /// Jobs taken ahead of a free slot, at most.
     pub fn prefetch(&self) -> usize {
-        self.prefetch.unwrap_or(self.concurrency)
+        self.prefetch
+            .unwrap_or_else(|| self.fetch_batch.max(self.concurrency))
     }
 
     /// Reads `WORKER_CONCURRENCY`, `WORKER_PREFETCH`, `WORKER_QUEUES` and `SHUTDOWN_TIMEOUT`

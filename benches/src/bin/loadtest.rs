@@ -40,7 +40,7 @@ use benches::{
 };
 use hdrhistogram::Histogram;
 use queue_core::{Client, ClientConfig, NewJob};
-use queue_worker::{Failure, JobContext, Queues, Worker};
+use queue_worker::{Failure, JobContext, Queues, Worker, WorkerConfig};
 use serde_json::{Map, Value, json};
 use std::collections::{BTreeMap, HashSet};
 use std::fmt;
@@ -333,7 +333,9 @@ async fn worker_main(opts: &Options, prefix: &str) -> Result<()> {
         .connection_name(format!("loadtest-worker-{}", std::process::id()));
     let client = Client::connect(config).await?;
     let gates = Gates::new();
+    // The worker variables (`WORKER_PREFETCH`, ...) apply, as in a worker binary.
     let builder = Worker::builder()
+        .config(WorkerConfig::default().with_env()?)
         .concurrency(opts.concurrency)
         .queues(Queues::strict(&[opts.worker_queue.as_str()])?);
     let worker = gates
