@@ -240,10 +240,28 @@ fn collect(acks: &mut mpsc::UnboundedReceiver<Ack>, pending: &mut Vec<Ack>) {
 /// slot as finished since the last fetch (`turnover`, up to `prefetch`). Slots that do not
 /// turn over (long jobs) therefore get no jobs queued behind them.
 fn room(shared: &Shared, taken: &Semaphore, capacity: usize, turnover: usize) -> usize {
+    let config = &shared.config;
     let in_use = capacity.saturating_sub(taken.available_permits());
-    (shared.config.concurrency + turnover.min(shared.config.prefetch()))
+    room_for(
+        config.concurrency,
+        config.prefetch(),
+        config.fetch_batch,
+        in_use,
+        turnover,
+    )
+}
+
+/// [`room`] as arithmetic: `in_use` jobs are taken and not settled (running or waiting).
+fn room_for(
+    concurrency: usize,
+    prefetch: usize,
+    fetch_batch: usize,
+    in_use: usize,
+    turnover: usize,
+) -> usize {
+    (concurrency + turnover.min(prefetch))
         .saturating_sub(in_use)
-        .min(shared.config.fetch_batch)
+        .min(fetch_batch)
 }
 
 /// One permit per job; the ones nobody needs are released when `permits` drops.
@@ -342,4 +360,26 @@ async fn call(
         true,
     )?;
     Ok(Cycle { acked, taken })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::room_for;
+
+    #[test]
+    fn room_is_free_slots_plus_what_turned_over() {
+        // Idle worker: its free slots, nothing ahead.
+        assert_eq!(room_for(10, 100, 100, 0, 0), 10);
+        // Slots turning over fast: ahead by as many as finished since the last fetch.
+        assert_eq!(room_for(10, 100, 100, 10, 7), 7);
+        assert_eq!(room_for(10, 100, 100, 4, 7), 13);
+        // Bounded by the prefetch setting and by one fetch batch.
+        assert_eq!(room_for(10, 5, 100, 10, 50), 5);
+        assert_eq!(room_for(10, 0, 100, 10, 50), 0);
+        assert_eq!(room_for(200, 200, 100, 0, 0), 100);
+        // Every slot held by a long job, nothing finished: nothing queued behind them.
+        assert_eq!(room_for(10, 100, 100, 10, 0), 0);
+        // More in use than the room (jobs prefetched earlier): none.
+        assert_eq!(room_for(10, 100, 100, 25, 3), 0);
+    }
 }
