@@ -6,12 +6,17 @@
 //! | `state` | one of [`JobState`] |
 //! | `queue`, `class` | where and what (never the arguments) |
 //! | `created_at`, `enqueued_at`, `run_at`, `started_at`, `finished_at` | epoch seconds |
-//! | `attempt` | 0 before the first run, then 1, 2, … |
+//! | `attempt` | 0 before the first run, then 1, 2, … (absent: 0) |
 //! | `progress`, `message` | last progress report (percent 0-100, text) |
 //! | `result` | JSON value stored on success |
 //! | `error` | last error message (truncated) |
 //! | `owner` | who may read it, when recorded at enqueue |
-//! | `rev` | incremented by every change, so pollers can tell that something changed |
+//! | `rev` | incremented by every change, so pollers can tell that something changed (absent: 1) |
+//!
+//! A queued record as `enqueue.lua` writes it holds only `state`, `queue`, `class`,
+//! `created_at`, `enqueued_at` (and `owner` when given): `attempt` and `rev` are left out,
+//! since their absence reads as 0 and 1, the values of a record nothing has changed yet.
+//! Every writer after the enqueue treats a missing `rev` as 1, so the first change makes it 2.
 //!
 //! # Retention
 //! A record expires [`StatusRetention::finished`] (default 24 h) after its job reached a
@@ -156,7 +161,7 @@ pub struct JobStatus {
     pub started_at: Option<f64>,
     /// Time of the terminal state, epoch seconds.
     pub finished_at: Option<f64>,
-    /// Change counter: differs whenever anything else differs.
+    /// Change counter: differs whenever anything else differs (1 for a new record).
     pub rev: u64,
 }
 
@@ -217,7 +222,8 @@ impl JobStatus {
             run_at: num(&h, field::RUN_AT),
             started_at: num(&h, field::STARTED_AT),
             finished_at: num(&h, field::FINISHED_AT),
-            rev: num(&h, field::REV).unwrap_or(0),
+            // A fresh record is written without `rev`: its absence means 1.
+            rev: num(&h, field::REV).unwrap_or(1),
             queue: h.remove(field::QUEUE),
             class: h.remove(field::CLASS),
             error: h.remove(field::ERROR),
@@ -244,6 +250,17 @@ mod tests {
             assert_eq!(s.as_str().parse::<JobState>().unwrap(), s);
         }
         assert!("nope".parse::<JobState>().is_err());
+    }
+
+    #[test]
+    fn a_queued_record_without_rev_or_attempt_reads_as_rev_1_attempt_0() {
+        let h: HashMap<String, String> = [("state", "queued"), ("created_at", "1760000000.5")]
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect();
+        let s = JobStatus::from_hash(h).unwrap();
+        assert_eq!((s.state, s.rev, s.attempt), (JobState::Queued, 1, 0));
+        assert_eq!(s.created_at, Some(1_760_000_000.5));
     }
 
     #[test]

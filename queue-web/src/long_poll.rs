@@ -3,8 +3,10 @@
 //! A status request with `?wait=N` subscribes to its job here and sleeps on a
 //! [`tokio::sync::watch`] channel. A single background task, running only while somebody
 //! waits, reads `rev` of **all** watched jobs every [`POLL_INTERVAL`] in one pipelined round
-//! trip (`HGET <status key> rev` per job) and publishes what it read. So N waiting clients cost
-//! one batched read per tick, not N polling loops, and a change is seen within one tick.
+//! trip (`HMGET <status key> state rev` per job) and publishes what it read. So N waiting
+//! clients cost one batched read per tick, not N polling loops, and a change is seen within
+//! one tick. A record without `rev` (a queued job that nothing has changed yet) is at rev 1,
+//! as [`JobStatus`](queue_core::JobStatus) reads it; a record without `state` is gone.
 //!
 //! `rev` only grows (every writer of the status record increments it), so a waiter wakes when
 //! it sees a `rev` **greater** than the one in the record it already answered from; a value
@@ -21,7 +23,7 @@ use tokio::time::{Instant, MissedTickBehavior};
 /// How often the poller reads the watched records: a change is seen within this delay.
 pub const POLL_INTERVAL: Duration = Duration::from_millis(50);
 
-/// Most `HGET`s in one pipeline; more watched jobs take more (still batched) round trips.
+/// Most `HMGET`s in one pipeline; more watched jobs take more (still batched) round trips.
 const MAX_KEYS_PER_ROUND_TRIP: usize = 1000;
 
 /// What the poller last read for one job.
@@ -29,7 +31,7 @@ const MAX_KEYS_PER_ROUND_TRIP: usize = 1000;
 enum Seen {
     /// The record's `rev`.
     Rev(u64),
-    /// The record (or its `rev` field) is gone: expired or deleted.
+    /// The record is gone: expired or deleted.
     Gone,
 }
 
@@ -160,11 +162,15 @@ impl Poller {
         for chunk in keys.chunks(MAX_KEYS_PER_ROUND_TRIP) {
             let mut pipe = redis::pipe();
             for key in chunk {
-                pipe.cmd("HGET").arg(key).arg(field::REV);
+                pipe.cmd("HMGET").arg(key).arg(field::STATE).arg(field::REV);
             }
             let mut conn = client.connection();
-            let revs: Vec<Option<u64>> = client.bounded(pipe.query_async(&mut conn)).await?;
-            seen.extend(revs.into_iter().map(|r| r.map_or(Seen::Gone, Seen::Rev)));
+            let revs: Vec<(Option<String>, Option<u64>)> =
+                client.bounded(pipe.query_async(&mut conn)).await?;
+            seen.extend(revs.into_iter().map(|(state, rev)| match state {
+                Some(_) => Seen::Rev(rev.unwrap_or(1)),
+                None => Seen::Gone,
+            }));
         }
         Ok(seen)
     }

@@ -26,7 +26,7 @@ async fn answers_within_100ms_of_a_change() {
 
     let client = app.client.clone();
     let writer_id = id.clone();
-    let before = hget_calls(&client).await;
+    let before = hmget_calls(&client).await;
     let change = tokio::spawn(async move {
         wait_until_polled(&client, before).await;
         tokio::time::sleep(CHANGE_AFTER).await;
@@ -64,7 +64,7 @@ async fn answers_within_100ms_of_a_change() {
     // Progress alone (same state) is a change too.
     let client = app.client.clone();
     let writer_id = id.clone();
-    let before = hget_calls(&client).await;
+    let before = hmget_calls(&client).await;
     let change = tokio::spawn(async move {
         wait_until_polled(&client, before).await;
         tokio::time::sleep(CHANGE_AFTER).await;
@@ -83,8 +83,8 @@ async fn answers_within_100ms_of_a_change() {
     assert!(after_change < ANSWER_WITHIN, "{after_change:?}");
 }
 
-/// How many `HGET`s Redis has served; only the long-poll poller sends them.
-async fn hget_calls(client: &queue_core::Client) -> u64 {
+/// How many `HMGET`s Redis has served; only the long-poll poller sends them.
+async fn hmget_calls(client: &queue_core::Client) -> u64 {
     let stats: String = redis::cmd("INFO")
         .arg("commandstats")
         .query_async(&mut client.connection())
@@ -92,7 +92,7 @@ async fn hget_calls(client: &queue_core::Client) -> u64 {
         .unwrap();
     stats
         .lines()
-        .find_map(|l| l.strip_prefix("cmdstat_hget:calls="))
+        .find_map(|l| l.strip_prefix("cmdstat_hmget:calls="))
         .map_or(0, |rest| rest.split(',').next().unwrap().parse().unwrap())
 }
 
@@ -100,7 +100,7 @@ async fn hget_calls(client: &queue_core::Client) -> u64 {
 /// request is then subscribed, so the change that follows is one it must see.
 async fn wait_until_polled(client: &queue_core::Client, before: u64) {
     let deadline = Instant::now() + Duration::from_secs(10);
-    while hget_calls(client).await <= before {
+    while hmget_calls(client).await <= before {
         assert!(Instant::now() < deadline, "the poller never read Redis");
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
@@ -121,6 +121,26 @@ async fn answers_the_unchanged_record_at_the_cap() {
     eprintln!("long poll with wait=1 answered after {elapsed:?}");
     assert!(elapsed >= Duration::from_secs(1), "{elapsed:?}");
     assert!(elapsed < Duration::from_millis(1500), "{elapsed:?}");
+
+    // A queued record is stored without `rev`: it reads as 1, and a client that passes
+    // that back waits too (nothing changed).
+    assert_eq!(body["rev"], 1);
+    let start = Instant::now();
+    let body: Value = app
+        .get(&format!("/jobs/{id}?wait=1&rev=1"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        (body["state"].as_str(), body["rev"].as_u64()),
+        (Some("queued"), Some(1))
+    );
+    assert!(
+        start.elapsed() >= Duration::from_secs(1),
+        "{:?}",
+        start.elapsed()
+    );
 }
 
 #[tokio::test]

@@ -11,6 +11,8 @@ if state == 'queued' or state == 'scheduled' or state == 'retrying' then
   if run_at and run_at > tonumber(ARGV[1]) then
     ttl = ttl + math.ceil(run_at - tonumber(ARGV[1]))
   end
+  -- A queued record is written without `rev`, which means 1: the change makes it 2.
+  redis.call('HSETNX', KEYS[1], 'rev', 1)
   redis.call('HSET', KEYS[1], 'state', 'cancelled', 'finished_at', ARGV[1])
   redis.call('HINCRBY', KEYS[1], 'rev', 1)
   redis.call('EXPIRE', KEYS[1], ttl)

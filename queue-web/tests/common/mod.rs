@@ -83,11 +83,17 @@ impl App {
     }
 }
 
-/// Writes status fields of job `id` and increments `rev` in one MULTI.
+/// Writes status fields of job `id` and increments `rev` in one MULTI, as the worker's
+/// scripts do: a record without `rev` (as enqueued) is at 1, so the first change makes it 2.
 pub(crate) async fn write_status(client: &Client, id: &JobId, fields: &[(&str, &str)]) {
     let key = client.keys().status(id.as_str());
     let mut pipe = redis::pipe();
     pipe.atomic();
+    pipe.cmd("HSETNX")
+        .arg(&key)
+        .arg(queue_core::status::field::REV)
+        .arg(1)
+        .ignore();
     for (f, v) in fields {
         pipe.cmd("HSET").arg(&key).arg(*f).arg(*v).ignore();
     }
