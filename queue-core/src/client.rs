@@ -2,10 +2,14 @@
 
 use futures_util::StreamExt;
 use redis::aio::ConnectionManager;
+use redis::{Cmd, FromRedisValue, Script};
+use serde::Serialize;
 use serde_json::Value;
 use std::collections::HashMap;
 use std::future::Future;
+use std::ops::Range;
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::Duration;
 
 use crate::config::ClientConfig;
@@ -15,7 +19,7 @@ use crate::job::Job;
 use crate::job_id::JobId;
 use crate::keys::Keys;
 use crate::options::{EnqueueOptions, RunAt};
-use crate::payload::{JobPayload, Retry};
+use crate::payload::Retry;
 use crate::queue_name::validate_queue_name;
 use crate::scripts;
 use crate::status::{JobState, JobStatus, field};
@@ -99,22 +103,119 @@ impl NewJob {
     }
 }
 
-/// What jobs must share to go out in one `enqueue_bulk.lua` call: queue, tracking, status fields.
-type BulkGroup = (String, bool, Vec<(&'static str, String)>);
+/// The job JSON of a new job, borrowed from its push: the fields of [`crate::JobPayload`] that a
+/// new job has, in the same order, so the bytes are those `JobPayload::to_json` writes (a
+/// unit test compares them) without building a `JobPayload` (and cloning its strings) first.
+#[derive(Serialize)]
+struct NewPayload<'a> {
+    // `jid` first, as in `JobPayload`: `ack_fetch.lua` reads it with an anchored pattern.
+    // A new job has no `retry_count`, which comes next there.
+    jid: &'a JobId,
+    class: &'a str,
+    args: &'a [Value],
+    queue: &'a str,
+    retry: Retry,
+    created_at: Timestamp,
+    // Sidekiq removes `enqueued_at` while a job is scheduled; promotion sets it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    enqueued_at: Option<Timestamp>,
+}
 
 /// A job turned into what the scripts need; built before anything is sent.
 struct Prepared {
     jid: JobId,
+    /// Whether the caller chose the id (so it may already exist) or the client generated it.
+    given_id: bool,
     queue: String,
-    json: String,
+    class: String,
+    owner: Option<String>,
+    json: Vec<u8>,
     track: bool,
-    status_fields: Vec<(&'static str, String)>,
     run_at: Option<RunAt>,
+}
+
+/// One job of a bulk push that is due now: where its id and its JSON are.
+struct BulkMember {
+    /// Index into the ids of the call (the order of the input).
+    index: usize,
+    /// Its JSON in the call's shared buffer.
+    json: Range<usize>,
+    /// Whether the caller chose the id (the script then checks that it is new).
+    given_id: bool,
+}
+
+/// Jobs that go out in the same `enqueue_bulk.lua` calls: one queue and, when tracked, one
+/// set of shared status fields (class, owner).
+struct BulkGroup {
+    queue: String,
+    track: bool,
+    class: String,
+    owner: Option<String>,
+    members: Vec<BulkMember>,
+}
+
+/// What identifies a [`BulkGroup`], borrowed from the input while it is encoded. Untracked
+/// jobs have no status fields, so their class and owner do not split them.
+type BulkGroupKey<'a> = (&'a str, bool, &'a str, Option<&'a str>);
+
+/// A bulk push, validated and encoded, before anything is sent.
+struct EncodedBulk {
+    /// Every job's id, in input order (the call's return value).
+    ids: Vec<JobId>,
+    /// The JSON of every job due now, back to back (one allocation for the whole call).
+    json: Vec<u8>,
+    /// Jobs due now, grouped; groups in first-seen order, members in input order.
+    groups: Vec<BulkGroup>,
+    /// Jobs with a run time.
+    scheduled: Vec<Prepared>,
 }
 
 /// Formats epoch seconds the way every time in the status record is stored.
 pub(crate) fn secs_str(t: Timestamp) -> String {
     format!("{:.6}", t.as_secs_f64())
+}
+
+/// The fields a new status record starts with, as (field, value) pairs.
+///
+/// A queued record leaves out `attempt` and `rev`: absent, they read as 0 and 1 (see
+/// [`JobStatus`]), and every later writer counts a missing `rev` as 1. A scheduled record
+/// keeps them, because `promote.lua` increments `rev` with `HINCRBY`, which would start a
+/// missing one at 0 and so make the promotion invisible to a long poll holding `rev` 1.
+fn new_status<'a>(
+    state: JobState,
+    queue: &'a str,
+    class: &'a str,
+    now: &'a str,
+    owner: Option<&'a str>,
+) -> Vec<(&'static str, &'a str)> {
+    let mut fields = Vec::with_capacity(7);
+    fields.extend([
+        (field::STATE, state.as_str()),
+        (field::QUEUE, queue),
+        (field::CLASS, class),
+        (field::CREATED_AT, now),
+    ]);
+    if state == JobState::Scheduled {
+        fields.extend([(field::ATTEMPT, "0"), (field::REV, "1")]);
+    } else {
+        fields.push((field::ENQUEUED_AT, now));
+    }
+    if let Some(owner) = owner {
+        fields.push((field::OWNER, owner));
+    }
+    fields
+}
+
+/// An `EVALSHA` of `script` with `numkeys` keys, to which keys and then arguments are added.
+fn evalsha(script: &Script, numkeys: usize, args: usize, bytes: usize) -> Cmd {
+    let mut cmd = Cmd::with_capacity(args + 3, bytes + 64);
+    cmd.arg("EVALSHA").arg(script.get_hash()).arg(numkeys);
+    cmd
+}
+
+/// Polls `stream` once without waiting: sends what was just pushed into a set of futures.
+async fn poll_once<S: futures_util::Stream + Unpin>(stream: &mut S) -> Poll<Option<S::Item>> {
+    std::future::poll_fn(|cx| Poll::Ready(stream.poll_next_unpin(cx))).await
 }
 
 impl Client {
@@ -222,48 +323,103 @@ impl Client {
     /// the same id, so retrying an enqueue whose reply was lost never makes a second job.
     /// Untracked jobs keep no record and so are not deduplicated.
     pub async fn push(&self, job: NewJob) -> Result<JobId> {
-        let p = self.prepare(job, Timestamp::now())?;
-        self.push_prepared(&p).await?;
+        let now = Timestamp::now();
+        let p = self.prepare(&job, now)?;
+        self.push_prepared(&p, &secs_str(now)).await?;
         Ok(p.jid)
     }
 
-    /// Sends one prepared job: `enqueue.lua` when it is due now, `schedule.lua` otherwise.
-    async fn push_prepared(&self, p: &Prepared) -> Result<()> {
+    /// Runs `cmd`, an `EVALSHA` of `script`, under the configured timeout; loads the script
+    /// and runs it again if Redis lost it (`NOSCRIPT`, after a restart or `SCRIPT FLUSH`).
+    async fn eval<T: FromRedisValue>(&self, script: &'static Script, cmd: Cmd) -> Result<T> {
         let mut conn = self.conn.clone();
+        self.bounded(async move {
+            match cmd.query_async(&mut conn).await {
+                Err(e)
+                    if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) =>
+                {
+                    script.load_async(&mut conn).await?;
+                    cmd.query_async(&mut conn).await
+                }
+                reply => reply,
+            }
+        })
+        .await
+    }
+
+    /// Sends one prepared job: `enqueue.lua` when it is due now, `schedule.lua` otherwise.
+    /// `now` is the creation time as the status record stores it.
+    async fn push_prepared(&self, p: &Prepared, now: &str) -> Result<()> {
         let retention = self.config.status_retention.active.as_secs();
         let created: i64 = match p.run_at {
             None => {
-                let mut inv = scripts::ENQUEUE.prepare_invoke();
-                inv.key(self.keys.queue(&p.queue))
-                    .key(self.keys.queues())
-                    .key(self.keys.status(p.jid.as_str()))
-                    .arg(&p.queue)
-                    .arg(&p.json)
-                    .arg(if p.track { "1" } else { "0" })
+                let status = p.track.then(|| {
+                    new_status(
+                        JobState::Queued,
+                        &p.queue,
+                        &p.class,
+                        now,
+                        p.owner.as_deref(),
+                    )
+                });
+                let fields = status.as_deref().unwrap_or_default();
+                let mode = match (p.track, p.given_id) {
+                    (false, _) => "0",
+                    (true, true) => "1",
+                    (true, false) => "2",
+                };
+                let mut cmd = evalsha(
+                    &scripts::ENQUEUE,
+                    if p.track { 3 } else { 2 },
+                    8 + 2 * fields.len(),
+                    p.json.len() + 256,
+                );
+                cmd.arg(self.keys.queue(&p.queue)).arg(self.keys.queues());
+                if p.track {
+                    cmd.arg(self.keys.status(p.jid.as_str()));
+                }
+                cmd.arg(&p.queue)
+                    .arg(&p.json[..])
+                    .arg(mode)
                     .arg(retention)
                     .arg(self.keys.wake_channel());
-                for (f, v) in &p.status_fields {
-                    inv.arg(*f).arg(v);
+                for (f, v) in fields {
+                    cmd.arg(*f).arg(*v);
                 }
-                self.bounded(inv.invoke_async(&mut conn)).await?
+                self.eval(&scripts::ENQUEUE, cmd).await?
             }
             Some(run_at) => {
                 let (at, delay_ms) = match run_at {
                     RunAt::At(t) => (secs_str(Timestamp::from_system_time(t)), 0),
                     RunAt::Delay(d) => (String::new(), d.as_millis()),
                 };
-                let mut inv = scripts::SCHEDULE.prepare_invoke();
-                inv.key(self.keys.schedule())
-                    .key(self.keys.status(p.jid.as_str()))
-                    .arg(&p.json)
+                let status = p.track.then(|| {
+                    new_status(
+                        JobState::Scheduled,
+                        &p.queue,
+                        &p.class,
+                        now,
+                        p.owner.as_deref(),
+                    )
+                });
+                let fields = status.as_deref().unwrap_or_default();
+                let mut cmd = evalsha(
+                    &scripts::SCHEDULE,
+                    2,
+                    7 + 2 * fields.len(),
+                    p.json.len() + 256,
+                );
+                cmd.arg(self.keys.schedule())
+                    .arg(self.keys.status(p.jid.as_str()))
+                    .arg(&p.json[..])
                     .arg(if p.track { "1" } else { "0" })
                     .arg(retention)
                     .arg(at)
                     .arg(delay_ms.to_string());
-                for (f, v) in &p.status_fields {
-                    inv.arg(*f).arg(v);
+                for (f, v) in fields {
+                    cmd.arg(*f).arg(*v);
                 }
-                let reply: redis::Value = self.bounded(inv.invoke_async(&mut conn)).await?;
+                let reply: redis::Value = self.eval(&scripts::SCHEDULE, cmd).await?;
                 i64::from(!matches!(reply, redis::Value::Int(0)))
             }
         };
@@ -275,145 +431,203 @@ impl Client {
 
     /// Pushes many untyped jobs, in chunks of 1,000 per script call.
     ///
-    /// Everything is validated before anything is sent: one bad job fails the whole call
-    /// with nothing written. Jobs due now are grouped by queue and status record (class,
-    /// owner), since one script call writes one queue and one set of shared status fields;
-    /// up to four chunks are in flight at once on the shared connection, which pipelines them. Jobs with
-    /// a run time go to the schedule set, one call each.
+    /// Everything is validated and encoded before anything is sent: one bad job fails the
+    /// whole call with nothing written. Jobs due now are grouped by queue and, when tracked,
+    /// status record (class, owner), since one script call writes one queue and one set of
+    /// shared status fields; jobs of one group keep their order. The chunks are then sent
+    /// one after another with up to four in flight on the shared connection, each bounded
+    /// by the client timeout from its own send, so encoding the next chunk overlaps Redis
+    /// running the previous ones. Jobs with a run time go to the schedule set, one call each.
+    /// Caller-given ids are idempotent as with [`Client::push`].
     pub async fn push_bulk(&self, jobs: Vec<NewJob>) -> Result<Vec<JobId>> {
         let now = Timestamp::now();
-        let prepared = jobs
-            .into_iter()
-            .map(|j| self.prepare(j, now))
-            .collect::<Result<Vec<_>>>()?;
-        let ids = prepared.iter().map(|p| p.jid.clone()).collect();
-        let (scheduled, ready): (Vec<Prepared>, Vec<Prepared>) =
-            prepared.into_iter().partition(|p| p.run_at.is_some());
-        // Groups in first-seen order, so that jobs of one queue keep their relative order.
-        let mut groups: Vec<Vec<Prepared>> = Vec::new();
-        let mut group_of: HashMap<BulkGroup, usize> = HashMap::new();
-        for p in ready {
-            let key = (p.queue.clone(), p.track, p.status_fields.clone());
-            let index = *group_of.entry(key).or_insert_with(|| {
-                groups.push(Vec::new());
-                groups.len() - 1
-            });
-            groups[index].push(p);
-        }
-        // A few chunks in flight keep Redis busy while the next ones are sent, and each
-        // chunk's timeout starts when it is sent, not when the whole call began.
+        let now_s = secs_str(now);
+        let bulk = self.encode_bulk(&jobs, now)?;
+        let status_prefix = self.keys.status_prefix();
+        let mut key = String::with_capacity(status_prefix.len() + 64);
+        // The input is freed once the first chunk is on its way, while Redis works.
+        let mut input = Some(jobs);
         let mut in_flight = futures_util::stream::FuturesUnordered::new();
-        for chunk in groups.iter().flat_map(|g| g.chunks(BULK_CHUNK)) {
-            if in_flight.len() >= BULK_IN_FLIGHT
-                && let Some(done) = in_flight.next().await
-            {
-                done?;
+        for group in &bulk.groups {
+            let status = group.track.then(|| {
+                new_status(
+                    JobState::Queued,
+                    &group.queue,
+                    &group.class,
+                    &now_s,
+                    group.owner.as_deref(),
+                )
+            });
+            let fields = status.as_deref().unwrap_or_default();
+            let queue_key = self.keys.queue(&group.queue);
+            for chunk in group.members.chunks(BULK_CHUNK) {
+                // Built while earlier chunks are in flight.
+                let numkeys = 2 + if group.track { chunk.len() } else { 0 };
+                let bytes: usize = chunk.iter().map(|m| m.json.len() + key.capacity()).sum();
+                let mut cmd = evalsha(
+                    &scripts::ENQUEUE_BULK,
+                    numkeys,
+                    numkeys + 6 + 2 * fields.len() + chunk.len(),
+                    bytes,
+                );
+                cmd.arg(&queue_key).arg(self.keys.queues());
+                if group.track {
+                    for m in chunk {
+                        key.clear();
+                        key.push_str(&status_prefix);
+                        key.push_str(bulk.ids[m.index].as_str());
+                        cmd.arg(key.as_str());
+                    }
+                }
+                cmd.arg(&group.queue)
+                    .arg(if group.track { "1" } else { "0" })
+                    .arg(self.config.status_retention.active.as_secs())
+                    .arg(self.keys.wake_channel());
+                if group.track && chunk.iter().any(|m| m.given_id) {
+                    let checks: String = chunk
+                        .iter()
+                        .map(|m| if m.given_id { '1' } else { '0' })
+                        .collect();
+                    cmd.arg(checks);
+                } else {
+                    cmd.arg("");
+                }
+                cmd.arg(fields.len() * 2);
+                for (f, v) in fields {
+                    cmd.arg(*f).arg(*v);
+                }
+                for m in chunk {
+                    cmd.arg(&bulk.json[m.json.clone()]);
+                }
+                if in_flight.len() >= BULK_IN_FLIGHT
+                    && let Some(done) = in_flight.next().await
+                {
+                    done?;
+                }
+                // The timeout of a chunk starts at its first poll, which sends it.
+                in_flight.push(self.eval::<i64>(&scripts::ENQUEUE_BULK, cmd));
+                if let Poll::Ready(Some(done)) = poll_once(&mut in_flight).await {
+                    done?;
+                }
+                drop(input.take());
             }
-            in_flight.push(self.push_chunk(chunk));
         }
         while let Some(done) = in_flight.next().await {
             done?;
         }
-        futures_util::future::try_join_all(scheduled.iter().map(|p| self.push_prepared(p))).await?;
-        Ok(ids)
+        futures_util::future::try_join_all(
+            bulk.scheduled.iter().map(|p| self.push_prepared(p, &now_s)),
+        )
+        .await?;
+        Ok(bulk.ids)
     }
 
-    /// Sends jobs of one bulk group (same queue, tracking and status fields) in one call.
-    async fn push_chunk(&self, chunk: &[Prepared]) -> Result<i64> {
-        let Some(first) = chunk.first() else {
-            return Ok(0);
+    /// Validates and encodes every job of a bulk push, and groups the ones due now.
+    fn encode_bulk(&self, jobs: &[NewJob], now: Timestamp) -> Result<EncodedBulk> {
+        let mut bulk = EncodedBulk {
+            ids: Vec::with_capacity(jobs.len()),
+            json: Vec::new(),
+            groups: Vec::new(),
+            scheduled: Vec::new(),
         };
-        let (queue, track) = (first.queue.as_str(), first.track);
-        let mut inv = scripts::ENQUEUE_BULK.prepare_invoke();
-        inv.key(self.keys.queue(queue)).key(self.keys.queues());
-        if track {
-            for p in chunk {
-                inv.key(self.keys.status(p.jid.as_str()));
+        let mut group_of: HashMap<BulkGroupKey<'_>, usize> = HashMap::new();
+        // Consecutive jobs mostly share a group: compare with the last one before hashing.
+        let mut last: Option<(BulkGroupKey<'_>, usize)> = None;
+        for (index, job) in jobs.iter().enumerate() {
+            if job.options.run_at.is_some() {
+                let p = self.prepare(job, now)?;
+                bulk.ids.push(p.jid.clone());
+                bulk.scheduled.push(p);
+                continue;
             }
+            let queue = job.options.queue.as_deref().unwrap_or(&job.queue);
+            validate_queue_name(queue)?;
+            let given_id = job.options.job_id.is_some();
+            let jid = job.options.job_id.clone().unwrap_or_default();
+            if bulk.json.is_empty() {
+                // The first job's size, times the number of jobs: one allocation, usually.
+                bulk.json.reserve(jobs.len().saturating_mul(256));
+            }
+            let json = self.encode(&mut bulk.json, job, queue, &jid, now)?;
+            bulk.ids.push(jid);
+            let key: BulkGroupKey<'_> = if job.track_status {
+                (queue, true, &job.class, job.options.owner.as_deref())
+            } else {
+                (queue, false, "", None)
+            };
+            let group = match last {
+                Some((k, g)) if k == key => g,
+                _ => *group_of.entry(key).or_insert_with(|| {
+                    bulk.groups.push(BulkGroup {
+                        queue: queue.to_owned(),
+                        track: key.1,
+                        class: key.2.to_owned(),
+                        owner: key.3.map(str::to_owned),
+                        members: Vec::new(),
+                    });
+                    bulk.groups.len() - 1
+                }),
+            };
+            last = Some((key, group));
+            bulk.groups[group].members.push(BulkMember {
+                index,
+                json,
+                given_id,
+            });
         }
-        // Every job of a group has the same status fields: send them once.
-        let shared = &first.status_fields;
-        inv.arg(queue)
-            .arg(if track { "1" } else { "0" })
-            .arg(self.config.status_retention.active.as_secs())
-            .arg(self.keys.wake_channel())
-            .arg(shared.len() * 2);
-        for (f, v) in shared {
-            inv.arg(*f).arg(v);
-        }
-        for p in chunk {
-            inv.arg(&p.json);
-        }
-        let mut conn = self.conn.clone();
-        self.bounded(inv.invoke_async(&mut conn)).await
+        Ok(bulk)
     }
 
-    fn prepare(&self, job: NewJob, now: Timestamp) -> Result<Prepared> {
-        let NewJob {
-            class,
-            args,
+    /// Appends the JSON of `job` (due now unless it has a run time) to `buf` and checks the
+    /// payload cap; returns where it sits in `buf`.
+    fn encode(
+        &self,
+        buf: &mut Vec<u8>,
+        job: &NewJob,
+        queue: &str,
+        jid: &JobId,
+        now: Timestamp,
+    ) -> Result<Range<usize>> {
+        let start = buf.len();
+        let payload = NewPayload {
+            class: &job.class,
+            args: &job.args,
+            jid,
             queue,
-            retry,
-            track_status,
-            options,
-        } = job;
-        let queue = options.queue.unwrap_or(queue);
-        validate_queue_name(&queue)?;
-        let jid = options.job_id.unwrap_or_default();
-        let scheduled = options.run_at.is_some();
-        let payload = JobPayload {
-            class,
-            args,
-            jid: jid.clone(),
-            queue: queue.clone(),
-            retry: options.retry.unwrap_or(retry),
-            created_at: Some(now),
-            // Sidekiq removes `enqueued_at` while a job is scheduled; promotion sets it.
-            enqueued_at: (!scheduled).then_some(now),
-            retry_count: None,
-            error_message: None,
-            error_class: None,
-            failed_at: None,
-            retried_at: None,
-            recovered: None,
-            deferred: None,
-            unknown_class: None,
-            extra: serde_json::Map::new(),
+            retry: job.options.retry.unwrap_or(job.retry),
+            created_at: now,
+            enqueued_at: job.options.run_at.is_none().then_some(now),
         };
-        let json = payload.to_json()?;
-        if json.len() > self.config.max_payload_bytes {
+        if let Err(e) = serde_json::to_writer(&mut *buf, &payload) {
+            buf.truncate(start);
+            return Err(Error::Serialize(e));
+        }
+        let size = buf.len() - start;
+        if size > self.config.max_payload_bytes {
+            buf.truncate(start);
             return Err(Error::PayloadTooLarge {
-                size: json.len(),
+                size,
                 limit: self.config.max_payload_bytes,
             });
         }
-        let now_s = secs_str(now);
-        let state = if scheduled {
-            JobState::Scheduled
-        } else {
-            JobState::Queued
-        };
-        let mut status_fields = vec![
-            (field::STATE, state.as_str().to_owned()),
-            (field::QUEUE, queue.clone()),
-            (field::CLASS, payload.class),
-            (field::CREATED_AT, now_s.clone()),
-            (field::ATTEMPT, "0".to_owned()),
-            (field::REV, "1".to_owned()),
-        ];
-        if !scheduled {
-            status_fields.push((field::ENQUEUED_AT, now_s));
-        }
-        if let Some(owner) = options.owner {
-            status_fields.push((field::OWNER, owner));
-        }
+        Ok(start..buf.len())
+    }
+
+    fn prepare(&self, job: &NewJob, now: Timestamp) -> Result<Prepared> {
+        let queue = job.options.queue.as_deref().unwrap_or(&job.queue);
+        validate_queue_name(queue)?;
+        let jid = job.options.job_id.clone().unwrap_or_default();
+        let mut json = Vec::with_capacity(256);
+        self.encode(&mut json, job, queue, &jid, now)?;
         Ok(Prepared {
             jid,
-            queue,
+            given_id: job.options.job_id.is_some(),
+            queue: queue.to_owned(),
+            class: job.class.clone(),
+            owner: job.options.owner.clone(),
             json,
-            track: track_status,
-            status_fields,
-            run_at: options.run_at,
+            track: job.track_status,
+            run_at: job.options.run_at,
         })
     }
 
@@ -451,5 +665,54 @@ mod tests {
         is_send(client.push_bulk(Vec::new()));
         is_send(client.push(NewJob::new("X", Vec::new())));
         is_send(client.status(&JobId::new()));
+    }
+
+    /// The borrowed encoding writes exactly the bytes `JobPayload::to_json` writes.
+    #[test]
+    fn new_payload_encodes_like_job_payload() {
+        use crate::payload::JobPayload;
+        let now = Timestamp::from_secs_f64(1_760_000_000.123_456);
+        for (retry, enqueued_at) in [
+            (Retry::Default, Some(now)),
+            (Retry::Disabled, None),
+            (Retry::Max(3), Some(now)),
+        ] {
+            let jid = JobId::new();
+            let args = vec![
+                serde_json::json!({"name": "a\"b\u{e9}", "n": 1.5, "list": [1, null, true]}),
+                serde_json::json!("x"),
+            ];
+            let ours = serde_json::to_string(&NewPayload {
+                class: "Mod::Job\"quoted",
+                args: &args,
+                jid: &jid,
+                queue: "q.1",
+                retry,
+                created_at: now,
+                enqueued_at,
+            })
+            .unwrap();
+            let theirs = JobPayload {
+                class: "Mod::Job\"quoted".to_owned(),
+                args,
+                jid,
+                queue: "q.1".to_owned(),
+                retry,
+                created_at: Some(now),
+                enqueued_at,
+                retry_count: None,
+                error_message: None,
+                error_class: None,
+                failed_at: None,
+                retried_at: None,
+                recovered: None,
+                deferred: None,
+                unknown_class: None,
+                extra: serde_json::Map::new(),
+            }
+            .to_json()
+            .unwrap();
+            assert_eq!(ours, theirs);
+        }
     }
 }

@@ -175,6 +175,37 @@ async fn an_invalid_queue_name_writes_nothing() {
 }
 
 #[tokio::test]
+async fn a_bad_job_late_in_a_bulk_writes_nothing() {
+    let redis = TestRedis::start();
+    let client = Client::connect(redis.config("a_bad_job_late_in_a_bulk_writes_nothing"))
+        .await
+        .unwrap();
+    let mut conn = raw(&redis).await;
+
+    // Chunks are 1,000 jobs: the bad job sits in the fourth chunk of its group, so a
+    // client that sent chunks before validating everything would have written three.
+    let good = |i: u64| {
+        let mut job = NewJob::new("Ok", vec![json!(i)]);
+        job.track_status = i.is_multiple_of(2);
+        job
+    };
+    let mut jobs: Vec<NewJob> = (0..4_000).map(good).collect();
+    jobs[3_500].queue = "no good".to_owned();
+    let err = client.push_bulk(jobs).await.unwrap_err();
+    assert!(matches!(err, Error::InvalidQueueName(_)), "{err:?}");
+
+    let mut jobs: Vec<NewJob> = (0..4_000).map(good).collect();
+    jobs.push(NewJob::new(
+        "Big",
+        vec![json!("x".repeat(DEFAULT_MAX_PAYLOAD_BYTES))],
+    ));
+    let err = client.push_bulk(jobs).await.unwrap_err();
+    assert!(matches!(err, Error::PayloadTooLarge { .. }), "{err:?}");
+
+    assert!(all_keys(&mut conn).await.is_empty());
+}
+
+#[tokio::test]
 async fn an_unreachable_redis_is_a_typed_error_within_the_timeout() {
     // A port nothing listens on: bind one, note it, free it.
     let port = std::net::TcpListener::bind("127.0.0.1:0")

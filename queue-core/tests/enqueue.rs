@@ -67,12 +67,13 @@ async fn enqueue_writes_a_sidekiq_entry_and_a_status_record() {
     assert_eq!(record["state"], "queued");
     assert_eq!(record["queue"], "default");
     assert_eq!(record["class"], "Greet");
-    assert_eq!(record["attempt"], "0");
-    assert_eq!(record["rev"], "1");
     let created: f64 = record["created_at"].parse().unwrap();
     assert!((created - job["created_at"].as_f64().unwrap()).abs() < 1e-5);
     assert_eq!(record["enqueued_at"], record["created_at"]);
-    assert_eq!(record.len(), 7, "no arguments in the record: {record:?}");
+    // `attempt` and `rev` are left out: absent, they read as 0 and 1.
+    assert_eq!(record.len(), 5, "no arguments in the record: {record:?}");
+    let status = client.status(&id).await.unwrap().unwrap();
+    assert_eq!((status.attempt, status.rev), (0, 1));
     let ttl: i64 = cmd(&mut conn, &["TTL", &status_key]).await;
     assert!((ACTIVE_TTL - 10..=ACTIVE_TTL).contains(&ttl), "ttl {ttl}");
 
@@ -395,6 +396,8 @@ async fn re_enqueue_of_the_same_id_is_idempotent() {
         .enqueue_with(&Greet::new("once"), opts())
         .await
         .unwrap();
+    let status_key = keys.status(id.as_str());
+    let record: HashMap<String, String> = cmd(&mut conn, &["HGETALL", &status_key]).await;
     let second = client
         .enqueue_with(&Greet::new("twice"), opts())
         .await
@@ -405,8 +408,8 @@ async fn re_enqueue_of_the_same_id_is_idempotent() {
     assert_eq!(entries.len(), 1, "one job for one id");
     let job = JobPayload::from_json(entries[0].as_bytes()).unwrap();
     assert_eq!(job.args, [json!({"name": "once"})], "the first push wins");
-    let rev: String = cmd(&mut conn, &["HGET", &keys.status(id.as_str()), "rev"]).await;
-    assert_eq!(rev, "1", "the record was not rewritten");
+    let again: HashMap<String, String> = cmd(&mut conn, &["HGETALL", &status_key]).await;
+    assert_eq!(again, record, "the record was not rewritten");
 
     // The same id scheduled, or inside a bulk push, is still one job.
     let again = client
@@ -467,4 +470,102 @@ async fn scheduled_re_enqueue_of_the_same_id_is_idempotent() {
     assert_eq!(scheduled.len(), 1);
     let now = redis_time(&mut conn).await;
     assert!(scheduled[0].1 < now + 61.0, "the first schedule wins");
+}
+
+#[tokio::test]
+async fn bulk_checks_only_caller_given_ids_and_keeps_their_order() {
+    let redis = TestRedis::start();
+    let client = Client::connect(redis.config("bulk_checks_only_caller_given_ids"))
+        .await
+        .unwrap();
+    let keys = client.keys().clone();
+    let mut conn = raw(&redis).await;
+
+    // A caller-given id that already has a record (pushed singly), then a bulk in which it
+    // sits between jobs whose ids the client generates, in the same chunk.
+    let known = JobId::parse("invoice-77").unwrap();
+    let with_id = |id: &JobId, name: &str| NewJob {
+        options: EnqueueOptions::new().job_id(id.clone()),
+        ..NewJob::new("Greet", vec![json!({ "name": name })])
+    };
+    client.push(with_id(&known, "first")).await.unwrap();
+    let record_before: HashMap<String, String> =
+        cmd(&mut conn, &["HGETALL", &keys.status(known.as_str())]).await;
+    let new_given = JobId::parse("invoice-78").unwrap();
+    let bulk = vec![
+        NewJob::new("Greet", vec![json!({"name": "a"})]),
+        with_id(&known, "second"),
+        NewJob::new("Greet", vec![json!({"name": "b"})]),
+        with_id(&new_given, "c"),
+        with_id(&new_given, "c again"),
+    ];
+    let ids = client.push_bulk(bulk).await.unwrap();
+    assert_eq!(
+        (&ids[1], &ids[3], &ids[4]),
+        (&known, &new_given, &new_given)
+    );
+
+    // LPUSH puts the newest first: read the list back in push order.
+    let mut entries: Vec<String> =
+        cmd(&mut conn, &["LRANGE", &keys.queue("default"), "0", "-1"]).await;
+    entries.reverse();
+    let pushed: Vec<(JobId, Value)> = entries
+        .iter()
+        .map(|e| {
+            let job = JobPayload::from_json(e.as_bytes()).unwrap();
+            (job.jid, job.args[0].clone())
+        })
+        .collect();
+    assert_eq!(
+        pushed,
+        [
+            (known.clone(), json!({"name": "first"})),
+            (ids[0].clone(), json!({"name": "a"})),
+            (ids[2].clone(), json!({"name": "b"})),
+            (new_given.clone(), json!({"name": "c"})),
+        ],
+        "the known id is skipped, the repeated one pushed once, the rest in order"
+    );
+    let record_after: HashMap<String, String> =
+        cmd(&mut conn, &["HGETALL", &keys.status(known.as_str())]).await;
+    assert_eq!(record_after, record_before, "the known record is untouched");
+    for id in [&ids[0], &ids[2], &new_given] {
+        let record: HashMap<String, String> =
+            cmd(&mut conn, &["HGETALL", &keys.status(id.as_str())]).await;
+        let mut fields: Vec<&str> = record.keys().map(String::as_str).collect();
+        fields.sort_unstable();
+        assert_eq!(
+            fields,
+            ["class", "created_at", "enqueued_at", "queue", "state"]
+        );
+        let s = client.status(id).await.unwrap().unwrap();
+        assert_eq!((s.rev, s.attempt), (1, 0));
+    }
+}
+
+#[tokio::test]
+async fn enqueue_works_after_redis_forgets_its_scripts() {
+    let redis = TestRedis::start();
+    let client = Client::connect(redis.config("enqueue_after_script_flush"))
+        .await
+        .unwrap();
+    let keys = client.keys().clone();
+    let mut conn = raw(&redis).await;
+
+    // A restarted Redis (or SCRIPT FLUSH) has no scripts: each call loads its own again.
+    let _: () = cmd(&mut conn, &["SCRIPT", "FLUSH"]).await;
+    client.enqueue(&Greet::new("one")).await.unwrap();
+    let _: () = cmd(&mut conn, &["SCRIPT", "FLUSH"]).await;
+    let jobs: Vec<Greet> = (0..1_500).map(|i| Greet::new(&format!("n{i}"))).collect();
+    client.enqueue_bulk(&jobs).await.unwrap();
+    let _: () = cmd(&mut conn, &["SCRIPT", "FLUSH"]).await;
+    client
+        .enqueue_in(&Greet::new("later"), Duration::from_secs(60))
+        .await
+        .unwrap();
+
+    let len: usize = cmd(&mut conn, &["LLEN", &keys.queue("default")]).await;
+    assert_eq!(len, 1_501);
+    let scheduled: usize = cmd(&mut conn, &["ZCARD", &keys.schedule()]).await;
+    assert_eq!(scheduled, 1);
 }
