@@ -25,7 +25,7 @@ pub struct WorkerConfig {
     /// Most jobs taken by one fetch.
     pub fetch_batch: usize,
     /// Most jobs taken ahead of a free slot (`None`: `fetch_batch` or `concurrency`, whichever
-    /// is larger; `Some(0)`: no prefetch). How many are actually taken adapts: as many as
+    /// is larger; `Some(0)`: no prefetch). How many are actually taken adapts: twice as many as
     /// finished since the last fetch, so slots held by long jobs get none queued behind them.
     /// A prefetched job waits at most a second for a slot, then goes back to the front of its
     /// queue. Set by `WORKER_PREFETCH`.

@@ -236,9 +236,10 @@ fn collect(acks: &mut mpsc::UnboundedReceiver<Ack>, pending: &mut Vec<Ack>) {
     }
 }
 
-/// How many jobs to ask for: the free slots, plus as many jobs to wait for the next free
-/// slot as finished since the last fetch (`turnover`, up to `prefetch`). Slots that do not
-/// turn over (long jobs) therefore get no jobs queued behind them.
+/// How many jobs to ask for: the free slots, plus jobs to wait for the next free slot, as
+/// many as finished since the last fetch (`turnover`) for each call that may be out, up to
+/// `prefetch`. Slots that do not turn over (long jobs) therefore get no jobs queued behind
+/// them, while fast jobs find the next ones already here when the other call returns.
 fn room(shared: &Shared, taken: &Semaphore, capacity: usize, turnover: usize) -> usize {
     let config = &shared.config;
     let in_use = capacity.saturating_sub(taken.available_permits());
@@ -259,7 +260,7 @@ fn room_for(
     in_use: usize,
     turnover: usize,
 ) -> usize {
-    (concurrency + turnover.min(prefetch))
+    (concurrency + (turnover * CALLS_IN_FLIGHT).min(prefetch))
         .saturating_sub(in_use)
         .min(fetch_batch)
 }
@@ -370,9 +371,10 @@ mod tests {
     fn room_is_free_slots_plus_what_turned_over() {
         // Idle worker: its free slots, nothing ahead.
         assert_eq!(room_for(10, 100, 100, 0, 0), 10);
-        // Slots turning over fast: ahead by as many as finished since the last fetch.
-        assert_eq!(room_for(10, 100, 100, 10, 7), 7);
-        assert_eq!(room_for(10, 100, 100, 4, 7), 13);
+        // Slots turning over fast: ahead by as many as finished since the last fetch, for
+        // each of the two calls that may be out.
+        assert_eq!(room_for(10, 100, 100, 10, 7), 14);
+        assert_eq!(room_for(10, 100, 100, 4, 7), 20);
         // Bounded by the prefetch setting and by one fetch batch.
         assert_eq!(room_for(10, 5, 100, 10, 50), 5);
         assert_eq!(room_for(10, 0, 100, 10, 50), 0);
@@ -381,5 +383,6 @@ mod tests {
         assert_eq!(room_for(10, 100, 100, 10, 0), 0);
         // More in use than the room (jobs prefetched earlier): none.
         assert_eq!(room_for(10, 100, 100, 25, 3), 0);
+        assert_eq!(room_for(10, 100, 100, 25, 10), 5);
     }
 }
