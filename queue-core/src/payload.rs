@@ -53,7 +53,7 @@ pub struct JobPayload {
     /// When the job was last pushed into a queue list; absent while scheduled.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub enqueued_at: Option<Timestamp>,
-    /// Failures so far minus one (S
+    /// Message of the last failure.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error_message: Option<String>,
     /// Kind of the last failure.

@@ -22,6 +22,8 @@ pub(crate) struct Ack {
     pub(crate) retried: bool,
     /// Result JSON, `""` for none, or `None` when the job was cancelled and did not run.
     pub(crate) result: Option<String>,
+    /// Sent before in a call whose reply was lost: it may have landed then.
+    pub(crate) resent: bool,
 }
 
 impl Ack {

@@ -11,6 +11,14 @@ pub const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(25);
 /// acks and the final clean-up, all before the platform's SIGKILL at 30 s.
 pub const MAX_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(25);
 
+/// Most jobs one fetch may take: one script call moves them all, and Redis serves nobody
+/// else meanwhile.
+pub const MAX_FETCH_BATCH: usize = 1000;
+/// Most jobs a worker process may take ahead of a free slot.
+pub const MAX_PREFETCH: usize = 10_000;
+/// Most jobs a worker process may run at once.
+pub const MAX_CONCURRENCY: usize = 100_000;
+
 /// How a worker process behaves.
 #[derive(Debug, Clone)]
 pub struct WorkerConfig {
@@ -30,6 +38,9 @@ pub struct WorkerConfig {
     /// A prefetched job waits at most a second for a slot, then goes back to the front of its
     /// queue. Set by `WORKER_PREFETCH`.
     pub prefetch: Option<usize>,
+    /// Longest time a prefetched job waits for a free slot before it goes back to the front
+    /// of its queue for another worker.
+    pub prefetch_max_wait: Duration,
     /// When idle, how often to look for jobs pushed by clients that do not publish a wake-up
     /// (Sidekiq's Ruby client): their worst-case pickup delay.
     pub idle_poll: Duration,
@@ -63,6 +74,7 @@ impl Default for WorkerConfig {
             default_job_timeout: Duration::from_secs(30 * 60),
             fetch_batch: 100,
             prefetch: None,
+            prefetch_max_wait: Duration::from_secs(1),
             idle_poll: Duration::from_secs(1),
             heartbeat_interval: Duration::from_secs(5),
             lease_ttl: Duration::from_secs(15),
@@ -170,6 +182,24 @@ impl WorkerConfig {
                     "{:?} leaves no time to hand jobs back before the platform's SIGKILL at 30 s (max {:?})",
                     self.shutdown_timeout, MAX_SHUTDOWN_TIMEOUT
                 ),
+            });
+        }
+        if !(1..=MAX_FETCH_BATCH).contains(&self.fetch_batch) {
+            return Err(Error::InvalidSetting {
+                name: "fetch_batch",
+                reason: format!("must be between 1 and {MAX_FETCH_BATCH}"),
+            });
+        }
+        if self.prefetch.is_some_and(|p| p > MAX_PREFETCH) {
+            return Err(Error::InvalidSetting {
+                name: "WORKER_PREFETCH",
+                reason: format!("must be at most {MAX_PREFETCH}"),
+            });
+        }
+        if self.concurrency > MAX_CONCURRENCY {
+            return Err(Error::InvalidSetting {
+                name: "WORKER_CONCURRENCY",
+                reason: format!("must be at most {MAX_CONCURRENCY}"),
             });
         }
         if self.heartbeat_interval >= self.lease_ttl {

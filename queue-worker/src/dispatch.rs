@@ -90,6 +90,7 @@ pub(crate) async fn dispatch(
                 tracked: reg.track_status,
                 retried: job.error_message.is_some(),
                 result: None,
+                resent: false,
             });
             continue;
         }

@@ -9,7 +9,7 @@
 //! `prefetch` jobs to wait for the next free slot. They are in the processing list like any
 //! fetched job (a crash loses none of them), and they let the fetch overlap the jobs that
 //! are running instead of waiting for them. A job that waits longer than
-//! [`crate::runner::PREFETCH_MAX_WAIT`], or is still waiting at shutdown, is handed back.
+//! `prefetch_max_wait` (1 s), or is still waiting at shutdown, is handed back.
 //!
 //! When the queues are empty, the task waits for a wake-up that our enqueue scripts publish,
 //! or for `idle_poll` to catch jobs pushed by other clients: no sleep-polling on the hot
@@ -82,8 +82,9 @@ pub(crate) async fn run(ex: Exchange) {
     let mut pending: Vec<Ack> = Vec::with_capacity(ACK_BATCH);
     let mut calls = FuturesUnordered::new();
     let mut turnover = 0;
-    let mut idle = false;
-    let mut resend = false;
+    // Set when a fetch found fewer jobs than it asked for: until a wake-up or this deadline
+    // (`idle_poll` after that fetch), only acks go out.
+    let mut idle: Option<tokio::time::Instant> = None;
     let mut closed = false;
     let mut backoff = Duration::from_millis(50);
     loop {
@@ -98,7 +99,7 @@ pub(crate) async fn run(ex: Exchange) {
         } else {
             room(&shared, &taken, capacity, turnover)
         };
-        if calls.len() < CALLS_IN_FLIGHT && (!pending.is_empty() || (want > 0 && !idle)) {
+        if calls.len() < CALLS_IN_FLIGHT && (!pending.is_empty() || (want > 0 && idle.is_none())) {
             if calls.is_empty() {
                 // Runners finishing right now send their acks within a few polls: yield once
                 // so they share this round trip (no timer, so a lone ack or an idle pickup is
@@ -117,7 +118,10 @@ pub(crate) async fn run(ex: Exchange) {
                     pending = mine;
                     (theirs, other, 0)
                 }
-                None => (std::mem::take(&mut pending), ident, want),
+                None => {
+                    let n = pending.len().min(ACK_BATCH);
+                    (pending.drain(..n).collect(), ident, want)
+                }
             };
             let permits = match want {
                 0 => None,
@@ -156,12 +160,15 @@ pub(crate) async fn run(ex: Exchange) {
             }
             _ = shared.quiet.cancelled(), if !quiet => continue,
             _ = shared.settled.notified(), if !quiet => continue,
-            _ = shared.wake.notified(), if idle && !quiet => {
-                idle = false;
+            // Only with room to fetch: a wake-up that arrives while a call holds all the
+            // room stays stored until that call is back.
+            _ = shared.wake.notified(), if idle.is_some() && want > 0 && !quiet => {
+                idle = None;
                 continue;
             }
-            _ = tokio::time::sleep(shared.config.idle_poll), if idle && !quiet => {
-                idle = false;
+            _ = tokio::time::sleep_until(idle.unwrap_or_else(tokio::time::Instant::now)),
+                if idle.is_some() && want > 0 && !quiet => {
+                idle = None;
                 continue;
             }
         };
@@ -175,12 +182,12 @@ pub(crate) async fn run(ex: Exchange) {
         match result {
             Ok(cycle) => {
                 backoff = Duration::from_millis(50);
-                report_rejected(&sent, &cycle.acked, resend);
-                resend = false;
+                report_rejected(&sent, &cycle.acked);
                 match cycle.taken {
                     Taken::Jobs(jobs) => {
                         if asked > 0 {
-                            idle = jobs.len() < asked;
+                            idle = (jobs.len() < asked)
+                                .then(|| tokio::time::Instant::now() + shared.config.idle_poll);
                         }
                         if !jobs.is_empty() {
                             let permits = split(permits, jobs.len());
@@ -215,8 +222,10 @@ pub(crate) async fn run(ex: Exchange) {
                     }
                     continue;
                 }
-                resend |= !sent.is_empty();
-                pending.extend(sent);
+                pending.extend(sent.into_iter().map(|mut a| {
+                    a.resent = true;
+                    a
+                }));
                 tracing::warn!(error = %e, acks = pending.len(), retry_in_ms = backoff.as_millis() as u64,
                     "fetch failed; pending acks are kept and sent again");
                 tokio::time::sleep(backoff).await;
@@ -284,12 +293,12 @@ fn split(permits: Option<OwnedSemaphorePermit>, n: usize) -> Vec<OwnedSemaphoreP
     out
 }
 
-fn report_rejected(acks: &[Ack], acked: &[bool], resend: bool) {
+fn report_rejected(acks: &[Ack], acked: &[bool]) {
     for (a, ok) in acks.iter().zip(acked) {
         if *ok {
             continue;
         }
-        if resend {
+        if a.resent {
             // The first try may have landed before its reply was lost.
             tracing::debug!(job_id = %a.jid, "ack sent again found the job gone: already acked or recovered");
         } else {

@@ -6,7 +6,6 @@ use queue_core::JobPayload;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::Duration;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 
 use crate::ack::Ack;
@@ -37,10 +36,6 @@ enum Outcome {
     Failed(Failure),
     HandBack,
 }
-
-/// Longest time a prefetched job waits for a free slot. Past it, the job goes back to the
-/// front of its queue for an idle worker to take, rather than wait behind long jobs here.
-pub(crate) const PREFETCH_MAX_WAIT: Duration = Duration::from_secs(1);
 
 /// Waits for a free slot, runs the job, then records its outcome. `taken` is released when
 /// the outcome is sent, so that the exchange can take another job.
@@ -177,6 +172,7 @@ pub(crate) async fn run(
                 tracked: reg.track_status,
                 retried: job.error_message.is_some(),
                 result: Some(result),
+                resent: false,
             });
             return;
         }
@@ -199,8 +195,9 @@ pub(crate) async fn run(
     shared.settled.notify_one();
 }
 
-/// A free slot at once, or after waiting up to [`PREFETCH_MAX_WAIT`]; `None` when the wait
-/// ran out or the worker went quiet (the job has not started, so it goes back).
+/// A free slot at once, or after waiting up to `prefetch_max_wait`; `None` when the wait ran
+/// out or the worker went quiet (the job has not started, so it goes back to its queue for
+/// an idle worker to take, rather than wait behind long jobs here).
 async fn wait_for_slot(shared: &Shared, slots: &Arc<Semaphore>) -> Option<OwnedSemaphorePermit> {
     if shared.quiet.is_cancelled() {
         return None;
@@ -213,7 +210,7 @@ async fn wait_for_slot(shared: &Shared, slots: &Arc<Semaphore>) -> Option<OwnedS
         biased;
         _ = shared.quiet.cancelled() => None,
         slot = Arc::clone(slots).acquire_owned() => slot.ok(),
-        _ = tokio::time::sleep(PREFETCH_MAX_WAIT) => None,
+        _ = tokio::time::sleep(shared.config.prefetch_max_wait) => None,
     }
 }
 

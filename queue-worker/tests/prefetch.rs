@@ -4,12 +4,12 @@ mod common;
 
 use common::*;
 use queue_core::testing::TestRedis;
-use queue_core::{Job, JobId, JobState, NewJob};
-use queue_worker::{Failure, JobContext, Worker};
+use queue_core::{Client, Job, JobId, JobState, NewJob};
+use queue_worker::{Failure, JobContext, RunningWorker, Worker};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::sync::Notify;
 
 #[derive(Serialize, Deserialize)]
@@ -27,19 +27,28 @@ impl Job for Block {
 /// Handler runs by `Quick` argument.
 type Runs = Arc<Mutex<HashMap<u64, u32>>>;
 
+/// Quick jobs ahead of the slow one in each round: they keep the slot turning over.
+const LEAD: u64 = 300;
+/// Quick jobs behind the slow one in each round.
+const LATE: u64 = 10;
+
 fn worker(
-    client: &queue_core::Client,
+    client: &Client,
     concurrency: usize,
     prefetch: usize,
+    max_wait: Duration,
     runs: &Runs,
     release: &Arc<Notify>,
-) -> queue_worker::RunningWorker {
+) -> RunningWorker {
     let runs = Arc::clone(runs);
     let release = Arc::clone(release);
     Worker::builder()
         .config(fast_config())
         .concurrency(concurrency)
-        .configure(|c| c.prefetch = Some(prefetch))
+        .configure(|c| {
+            c.prefetch = Some(prefetch);
+            c.prefetch_max_wait = max_wait;
+        })
         .register(move |job: Quick, _ctx: JobContext| {
             *runs.lock().unwrap().entry(job.0).or_default() += 1;
             async move { Ok::<_, Failure>(()) }
@@ -56,68 +65,94 @@ fn worker(
         .start()
 }
 
+/// Queues quick jobs, one slow job and more quick jobs, in that order, until the worker
+/// (one slot) holds some of the later ones while the slow job has its slot. Whether it does
+/// depends on where the slow job falls in a fetch, so a rare miss is retried with a fresh
+/// round. Returns the slow job, the later jobs of the last round, and how many it holds.
+async fn hold_behind_slow_job(
+    client: &Client,
+    redis: &TestRedis,
+    worker: &RunningWorker,
+    release: &Notify,
+) -> (JobId, Vec<JobId>, usize) {
+    let conn = raw(redis).await;
+    let processing = client.keys().processing(&worker.identity());
+    let quick = |n: u64| NewJob::typed(&Quick(n), Default::default()).unwrap();
+    for round in 0..5 {
+        let first = round * (LEAD + LATE);
+        // Three calls, so the queue holds them in this order.
+        client
+            .push_bulk((first..first + LEAD).map(quick).collect())
+            .await
+            .unwrap();
+        let block = client.enqueue(&Block).await.unwrap();
+        let late = client
+            .push_bulk((first + LEAD..first + LEAD + LATE).map(quick).collect())
+            .await
+            .unwrap();
+        wait_for_state(client, &block, JobState::Running).await;
+        // The quick jobs fetched with the slow one finish at once; the fetch that carries
+        // their acks takes jobs ahead.
+        let deadline = Instant::now() + Duration::from_secs(2);
+        loop {
+            let held: usize = redis::cmd("LLEN")
+                .arg(&processing)
+                .query_async(&mut conn.clone())
+                .await
+                .unwrap();
+            if held > 1 {
+                return (block, late, held - 1);
+            }
+            if Instant::now() > deadline {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        release.notify_waiters();
+        wait_for_state(client, &block, JobState::Succeeded).await;
+        wait_for_size(
+            &conn,
+            &client.keys().queue("default"),
+            0,
+            "the queue to drain",
+            Duration::from_secs(10),
+        )
+        .await;
+    }
+    panic!("the worker never held a job behind the slow one");
+}
+
 #[tokio::test]
 async fn jobs_prefetched_behind_a_slow_job_go_to_an_idle_worker() {
-    const LEAD: u64 = 300;
-    const LATE: u64 = 10;
     let redis = TestRedis::start();
     let client = client(&redis, "prefetch").await;
     let runs: Runs = Arc::default();
     let release = Arc::new(Notify::new());
-    let quick = |n: u64| NewJob::typed(&Quick(n), Default::default()).unwrap();
-    // Three calls, so the queue holds them in this order.
-    client
-        .push_bulk((0..LEAD).map(quick).collect())
-        .await
-        .unwrap();
-    let block: &JobId = &client.enqueue(&Block).await.unwrap();
-    let late = client
-        .push_bulk((LEAD..LEAD + LATE).map(quick).collect())
-        .await
-        .unwrap();
+    let a = worker(&client, 1, 20, Duration::from_secs(1), &runs, &release);
+    let (block, late, held) = hold_behind_slow_job(&client, &redis, &a, &release).await;
+    eprintln!("while the slow job runs, the first worker holds {held} jobs behind it");
 
-    // One slot, prefetch on: while the quick jobs turn the slot over, the worker takes jobs
-    // ahead, and the ones it holds when the slow job takes the slot are stuck behind it.
-    let a = worker(&client, 1, 20, &runs, &release);
-    wait_for_state(&client, block, JobState::Running).await;
-    let mut conn = raw(&redis).await;
-    let processing: Vec<String> = redis::cmd("LRANGE")
-        .arg(client.keys().processing(&a.identity()))
-        .arg(0)
-        .arg(-1)
-        .query_async(&mut conn)
-        .await
-        .unwrap();
-    eprintln!(
-        "while the slow job runs, the first worker holds {} jobs",
-        processing.len()
-    );
-
-    // They go back within about a second, and an idle worker runs them while the slow job
+    // They go back after waiting a second, and an idle worker runs them while the slow job
     // still holds the first worker's only slot.
-    let b = worker(&client, 2, 0, &runs, &release);
+    let b = worker(&client, 2, 0, Duration::from_secs(1), &runs, &release);
     for id in &late {
         wait_for_state(&client, id, JobState::Succeeded).await;
     }
     assert_eq!(
-        client.status(block).await.unwrap().unwrap().state,
+        client.status(&block).await.unwrap().unwrap().state,
         JobState::Running,
         "the late jobs finished only because the slow job ended"
     );
     release.notify_waiters();
-    wait_for_state(&client, block, JobState::Succeeded).await;
+    wait_for_state(&client, &block, JobState::Succeeded).await;
     b.shutdown().await.unwrap();
     a.shutdown().await.unwrap();
 
     // Every quick job ran exactly once: a job handed back had not started.
     let runs = runs.lock().unwrap().clone();
-    for n in 0..LEAD + LATE {
-        assert_eq!(
-            runs.get(&n),
-            Some(&1),
-            "job {n} ran {:?} times",
-            runs.get(&n)
-        );
+    assert!(runs.len() as u64 >= LEAD + LATE);
+    for (n, count) in &runs {
+        assert_eq!(*count, 1, "job {n} ran {count} times");
     }
     assert_eq!(
         client.status(&late[0]).await.unwrap().unwrap().attempt,
@@ -128,73 +163,30 @@ async fn jobs_prefetched_behind_a_slow_job_go_to_an_idle_worker() {
 
 #[tokio::test]
 async fn jobs_prefetched_but_not_started_go_back_at_once_at_shutdown() {
-    const LEAD: u64 = 300;
-    const LATE: u64 = 10;
     let redis = TestRedis::start();
     let client = client(&redis, "prefetch-quiet").await;
     let runs: Runs = Arc::default();
     let release = Arc::new(Notify::new());
-    let quick = |n: u64| NewJob::typed(&Quick(n), Default::default()).unwrap();
-    let a = worker(&client, 1, 20, &runs, &release);
-    let mut conn = raw(&redis).await;
-    let processing = client.keys().processing(&a.identity());
-    // Whether the worker holds jobs behind the slow one depends on where the slow job falls
-    // in a fetch: rare misses are retried with a fresh round.
-    let mut round = 0;
-    let held = loop {
-        round += 1;
-        assert!(
-            round <= 5,
-            "the worker never held a job behind the slow one"
-        );
-        client
-            .push_bulk((0..LEAD).map(quick).collect())
-            .await
-            .unwrap();
-        let block = client.enqueue(&Block).await.unwrap();
-        client
-            .push_bulk((LEAD..LEAD + LATE).map(quick).collect())
-            .await
-            .unwrap();
-        wait_for_state(&client, &block, JobState::Running).await;
-        // The quick jobs fetched with the slow one finish at once; their acks bring the
-        // jobs taken ahead.
-        let deadline = std::time::Instant::now() + Duration::from_secs(2);
-        let mut held: usize = 0;
-        while held <= 1 && std::time::Instant::now() < deadline {
-            held = redis::cmd("LLEN")
-                .arg(&processing)
-                .query_async(&mut conn)
-                .await
-                .unwrap();
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        if held > 1 {
-            break (block, held - 1);
-        }
-        release.notify_waiters();
-        wait_for_state(&client, &block, JobState::Succeeded).await;
-        wait_for_size(
-            &conn,
-            &client.keys().queue("default"),
-            0,
-            "the queue to drain",
-            Duration::from_secs(10),
-        )
-        .await;
-    };
-    let (block, held) = held;
+    // A wait for a slot far longer than the test: only the shutdown can send them back.
+    let a = worker(&client, 1, 20, Duration::from_secs(60), &runs, &release);
+    let (block, late, held) = hold_behind_slow_job(&client, &redis, &a, &release).await;
+    let conn = raw(&redis).await;
+    let queue = client.keys().queue("default");
+    let queued_before: usize = redis::cmd("LLEN")
+        .arg(&queue)
+        .query_async(&mut conn.clone())
+        .await
+        .unwrap();
 
     // Quiet: the jobs that never started go back to the front of the queue right away,
-    // while the slow job keeps its slot until the shutdown timeout.
+    // while the slow job keeps its slot until the shutdown timeout (2 s).
     let shutdown = tokio::spawn(a.shutdown());
     wait_for_size(
         &conn,
-        &client.keys().queue("default"),
-        held as i64,
+        &queue,
+        (queued_before + held) as i64,
         "the prefetched jobs to be back in the queue",
-        // Well before a prefetched job's longest wait for a slot (1 s) would send it back.
-        Duration::from_millis(600),
+        Duration::from_secs(1),
     )
     .await;
     assert_eq!(
@@ -203,12 +195,18 @@ async fn jobs_prefetched_but_not_started_go_back_at_once_at_shutdown() {
         "the prefetched jobs went back before the shutdown timeout ended"
     );
     shutdown.await.unwrap().unwrap();
-    let queued: Vec<String> = redis::cmd("LRANGE")
-        .arg(client.keys().queue("default"))
-        .arg(0)
-        .arg(-1)
-        .query_async(&mut conn)
-        .await
-        .unwrap();
-    assert_eq!(queued.len(), held + 1, "the slow job was handed back too");
+    wait_for_size(
+        &conn,
+        &queue,
+        (queued_before + held + 1) as i64,
+        "the slow job to be handed back too",
+        Duration::from_secs(1),
+    )
+    .await;
+    assert!(runs.lock().unwrap().len() as u64 >= LEAD);
+    assert_eq!(
+        client.status(&late[0]).await.unwrap().unwrap().state,
+        JobState::Queued,
+        "a prefetched job that never started reads as queued again"
+    );
 }

@@ -70,7 +70,11 @@ end
 local function identify(raw)
   local jid, rest = string.match(raw, '^{"jid":"([%w_%-]+)"()')
   if jid then
-    return jid, tonumber(string.match(raw, '^,"retry_count":(%d+)', rest))
+    local count = string.match(raw, '^,"retry_count":(%d+)', rest)
+    -- Another writer may put jid first and retry_count elsewhere: decode those.
+    if count or not string.find(raw, '"retry_count"', rest, true) then
+      return jid, tonumber(count)
+    end
   end
   local ok, job = pcall(cjson.decode, raw)
   if ok and type(job) == 'table' and type(job.jid) == 'string' then
@@ -88,14 +92,22 @@ for q = 5 + acks, #KEYS do
   if taken >= want then
     break
   end
-  -- The oldest jobs are at the right end: move a block of them in three commands.
+  -- The oldest jobs are at the right end: move a block of them with a few commands, oldest
+  -- first, so the processing list keeps the queue's order (acks, mostly oldest first, then
+  -- find their job near the tail, where LREM starts). The copy lands before the trim, and
+  -- in slices that unpack can take, so that an error cannot drop jobs.
   local jobs = redis.call('LRANGE', KEYS[q], -(want - taken), -1)
+  local oldest_first = {}
+  for j = #jobs, 1, -1 do
+    oldest_first[#oldest_first + 1] = jobs[j]
+  end
+  for i = 1, #oldest_first, 1000 do
+    redis.call('LPUSH', KEYS[2], unpack(oldest_first, i, math.min(i + 999, #oldest_first)))
+  end
   if #jobs > 0 then
     redis.call('LTRIM', KEYS[q], 0, -(#jobs + 1))
-    redis.call('LPUSH', KEYS[2], unpack(jobs))
   end
-  for j = #jobs, 1, -1 do
-    local raw = jobs[j]
+  for _, raw in ipairs(oldest_first) do
     taken = taken + 1
     local mark = 3
     local jid, retry_count = identify(raw)

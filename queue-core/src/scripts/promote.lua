@@ -6,7 +6,7 @@
 -- A job whose status record says `cancelled` is dropped instead of queued.
 -- Safe with any number of workers: the whole move is one atomic script, judged by Redis's
 -- clock. The job JSON is never re-encoded (cjson would turn [] into {} and round floats):
--- `enqueued_at` is inserted as text after the opening brace when the job has none.
+-- `enqueued_at` is inserted as text before the closing brace when the job has none.
 local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1e6 + tonumber(ARGV[3]) / 1000
 local nows = string.format('%.6f', now)
@@ -22,8 +22,10 @@ for _, raw in ipairs(due) do
     end
     local payload = raw
     if job.enqueued_at == nil then
-      local brace = string.find(raw, '{', 1, true)
-      payload = string.sub(raw, 1, brace) .. '"enqueued_at":' .. nows .. ',' .. string.sub(raw, brace + 1)
+      -- Before the closing brace, so that the job still starts with its jid (the prefix
+      -- ack_fetch.lua reads without decoding).
+      local close = string.find(raw, '}%s*$')
+      payload = string.sub(raw, 1, close - 1) .. ',"enqueued_at":' .. nows .. string.sub(raw, close)
     end
     local status = nil
     local state = nil
