@@ -130,9 +130,9 @@ async fn recover(
 }
 
 /// Hands back the entries of this process's processing list that no task here held at two
-/// passes in a row (`suspects` carries the first sighting). One sighting is not enough: the
-/// acker may have settled an entry between the list read and the in-flight check. Returns
-/// how many were handed back.
+/// passes in a row (`suspects` carries the first sighting). One sighting is not enough: a
+/// runner may have settled an entry (failed, deferred, handed back) between the list read
+/// and the in-flight check. Returns how many were handed back.
 pub(crate) async fn audit(
     shared: &Shared,
     suspects: &mut HashSet<Vec<u8>>,

@@ -293,7 +293,7 @@ pub(crate) async fn defer(
     .await
 }
 
-/// The daily-counter lifetime, for the acker.
+/// The daily-counter lifetime, for the exchange's acks.
 pub(crate) fn daily_stat_ttl_secs() -> u64 {
     DAILY_STAT_TTL_SECS
 }

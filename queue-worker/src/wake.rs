@@ -1,6 +1,6 @@
 //! Wake-ups: one pub/sub connection hears our enqueues announce work.
 //!
-//! The enqueue scripts publish the queue name on the wake channel. An idle fetcher waits on
+//! The enqueue scripts publish the queue name on the wake channel. An idle exchange waits on
 //! `Shared::wake` (a `Notify`, which keeps one pending wake-up, so none is lost between a
 //! fetch that found nothing and the wait that follows it).
 

@@ -468,7 +468,7 @@ async fn a_worker_rides_out_a_redis_outage_without_spinning() {
     assert!(w.is_running(), "the worker process survived");
     assert!(
         fetch_failed >= 1,
-        "the fetcher noticed:\n{}",
+        "the exchange noticed:\n{}",
         during.join("\n")
     );
     assert!(
