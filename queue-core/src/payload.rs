@@ -201,6 +201,31 @@ mod tests {
         assert!(job.failed_at.is_some());
     }
 
+    /// `ack_fetch.lua` reads the job id and retry count with one anchored pattern:
+    /// `{"jid":"…",` then, on a retry, `"retry_count":n,`.
+    #[test]
+    fn to_json_writes_jid_then_retry_count_first() {
+        let mut job = JobPayload::from_json(
+            br#"{"class":"X","args":[1],"queue":"q","retry_count":null,"tags":["t"],"jid":"ab_c-1"}"#,
+        )
+        .unwrap();
+        assert_eq!(job.retry_count, None);
+        let json = job.to_json().unwrap();
+        assert!(
+            json.starts_with(r#"{"jid":"ab_c-1","class":"X","#),
+            "{json}"
+        );
+        assert!(!json.contains("retry_count"), "{json}");
+
+        for n in [0, 7, u32::MAX] {
+            job.retry_count = Some(n);
+            let json = job.to_json().unwrap();
+            let prefix = format!(r#"{{"jid":"ab_c-1","retry_count":{n},"class":"X","#);
+            assert!(json.starts_with(&prefix), "{json}");
+            assert_eq!(JobPayload::from_json(json.as_bytes()).unwrap(), job);
+        }
+    }
+
     #[test]
     fn non_json_is_a_typed_error() {
         assert!(matches!(
