@@ -202,6 +202,18 @@ impl WorkerConfig {
                 reason: format!("must be at most {MAX_CONCURRENCY}"),
             });
         }
+        if self.idle_poll.is_zero() {
+            return Err(Error::InvalidSetting {
+                name: "idle_poll",
+                reason: "must be positive (zero would poll an empty queue without pause)".into(),
+            });
+        }
+        if self.prefetch_max_wait.is_zero() {
+            return Err(Error::InvalidSetting {
+                name: "prefetch_max_wait",
+                reason: "must be positive (set prefetch to Some(0) to turn prefetch off)".into(),
+            });
+        }
         if self.heartbeat_interval >= self.lease_ttl {
             return Err(Error::InvalidSetting {
                 name: "heartbeat_interval",

@@ -31,6 +31,8 @@ use crate::membership::Identity;
 use crate::settle::daily_stat_ttl_secs;
 use crate::shared::Shared;
 
+/// Longest idle wait when `idle_poll` is too large to add to a time.
+const MAX_IDLE_WAIT: Duration = Duration::from_secs(24 * 3600);
 /// Longest pause after a failed call (Redis down): backs off from 50 ms up to this.
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
 
@@ -110,17 +112,25 @@ pub(crate) async fn run(ex: Exchange) {
             let ident = shared.membership.current();
             // Acks of an earlier identity (the lease was renewed meanwhile) go in calls of
             // their own, which take no jobs.
+            let cap = ACK_BATCH.max(shared.config.fetch_batch);
             let (acks_now, ident, want) = match pending.iter().position(|a| a.ident != ident) {
                 Some(pos) => {
                     let other = Arc::clone(&pending[pos].ident);
-                    let (theirs, mine): (Vec<Ack>, Vec<Ack>) =
+                    let (mut theirs, mine): (Vec<Ack>, Vec<Ack>) =
                         pending.drain(..).partition(|a| a.ident == other);
                     pending = mine;
+                    if theirs.len() > cap {
+                        pending.extend(theirs.drain(cap..));
+                    }
                     (theirs, other, 0)
                 }
                 None => {
-                    let n = pending.len().min(ACK_BATCH);
-                    (pending.drain(..n).collect(), ident, want)
+                    let n = pending.len().min(cap);
+                    let batch: Vec<Ack> = pending.drain(..n).collect();
+                    // Acks left over: this call only acks, so the backlog (jobs finished
+                    // but still in the processing list) shrinks instead of growing.
+                    let want = if pending.is_empty() { want } else { 0 };
+                    (batch, ident, want)
                 }
             };
             let permits = match want {
@@ -128,21 +138,24 @@ pub(crate) async fn run(ex: Exchange) {
                 n => Arc::clone(&taken).try_acquire_many_owned(n as u32).ok(),
             };
             let asked = permits.as_ref().map_or(0, |p| p.num_permits());
-            if asked > 0 {
-                turnover = 0;
-            }
-            let shared = Arc::clone(&shared);
-            calls.push(async move {
-                let result = call(&shared, &ident, &acks_now, asked).await;
-                Returned {
-                    result,
-                    acks: acks_now,
-                    permits,
-                    ident,
-                    asked,
+            if asked > 0 || !acks_now.is_empty() {
+                if asked > 0 {
+                    turnover = 0;
                 }
-            });
-            continue;
+                let shared = Arc::clone(&shared);
+                calls.push(async move {
+                    let result = call(&shared, &ident, &acks_now, asked).await;
+                    Returned {
+                        result,
+                        acks: acks_now,
+                        permits,
+                        ident,
+                        asked,
+                    }
+                });
+                continue;
+            }
+            // Nothing to send (the room was gone after all): wait below rather than spin.
         }
         if closed && calls.is_empty() {
             // Every sender is gone (quiet, and no runner is left) and the last acks landed.
@@ -160,14 +173,15 @@ pub(crate) async fn run(ex: Exchange) {
             }
             _ = shared.quiet.cancelled(), if !quiet => continue,
             _ = shared.settled.notified(), if !quiet => continue,
-            // Only with room to fetch: a wake-up that arrives while a call holds all the
-            // room stays stored until that call is back.
-            _ = shared.wake.notified(), if idle.is_some() && want > 0 && !quiet => {
+            // Only when a fetch can go out at once (room, and a call free): otherwise a
+            // wake-up stays stored until one can.
+            _ = shared.wake.notified(),
+                if idle.is_some() && want > 0 && calls.len() < CALLS_IN_FLIGHT && !quiet => {
                 idle = None;
                 continue;
             }
             _ = tokio::time::sleep_until(idle.unwrap_or_else(tokio::time::Instant::now)),
-                if idle.is_some() && want > 0 && !quiet => {
+                if idle.is_some() && want > 0 && calls.len() < CALLS_IN_FLIGHT && !quiet => {
                 idle = None;
                 continue;
             }
@@ -186,8 +200,11 @@ pub(crate) async fn run(ex: Exchange) {
                 match cycle.taken {
                     Taken::Jobs(jobs) => {
                         if asked > 0 {
-                            idle = (jobs.len() < asked)
-                                .then(|| tokio::time::Instant::now() + shared.config.idle_poll);
+                            idle = (jobs.len() < asked).then(|| {
+                                let now = tokio::time::Instant::now();
+                                now.checked_add(shared.config.idle_poll)
+                                    .unwrap_or(now + MAX_IDLE_WAIT)
+                            });
                         }
                         if !jobs.is_empty() {
                             let permits = split(permits, jobs.len());

@@ -210,3 +210,68 @@ async fn jobs_prefetched_but_not_started_go_back_at_once_at_shutdown() {
         "a prefetched job that never started reads as queued again"
     );
 }
+
+#[tokio::test]
+async fn acks_keep_up_with_a_large_fetch_batch() {
+    const JOBS: u64 = 30_000;
+    const CONCURRENCY: usize = 500;
+    const FETCH_BATCH: usize = 1000;
+    let redis = TestRedis::start();
+    let client = client(&redis, "prefetch-acks").await;
+    let runs: Runs = Arc::default();
+    let release = Arc::new(Notify::new());
+    let quick = |n: u64| NewJob::typed(&Quick(n), Default::default()).unwrap();
+    client
+        .push_bulk((0..JOBS).map(quick).collect())
+        .await
+        .unwrap();
+    let runs_in_worker = Arc::clone(&runs);
+    let w = Worker::builder()
+        .config(fast_config())
+        .concurrency(CONCURRENCY)
+        .configure(|c| c.fetch_batch = FETCH_BATCH)
+        .register(move |job: Quick, _ctx: JobContext| {
+            *runs_in_worker.lock().unwrap().entry(job.0).or_default() += 1;
+            async move { Ok::<_, Failure>(()) }
+        })
+        .register({
+            let release = Arc::clone(&release);
+            move |_: Block, _ctx: JobContext| {
+                let release = Arc::clone(&release);
+                async move {
+                    release.notified().await;
+                    Ok::<_, Failure>(())
+                }
+            }
+        })
+        .build(client.clone())
+        .unwrap()
+        .start();
+    // Jobs that finished wait in the processing list until their ack lands: that list must
+    // stay within what the worker may hold (running + prefetched) plus one call's acks.
+    let bound = CONCURRENCY + CONCURRENCY.max(FETCH_BATCH) + FETCH_BATCH;
+    let processing = client.keys().processing(&w.identity());
+    let mut conn = raw(&redis).await;
+    let mut largest = 0;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let (held, processed): (usize, Option<u64>) = redis::pipe()
+            .cmd("LLEN")
+            .arg(&processing)
+            .cmd("GET")
+            .arg(client.keys().stat_processed())
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        largest = largest.max(held);
+        if processed == Some(JOBS) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the drain did not finish");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    w.shutdown().await.unwrap();
+    eprintln!("largest processing list during the drain: {largest} (bound {bound})");
+    assert!(largest <= bound, "{largest} entries held, bound {bound}");
+    assert_eq!(runs.lock().unwrap().len() as u64, JOBS);
+}
