@@ -351,18 +351,16 @@ impl Client {
     /// `now` is the creation time as the status record stores it.
     async fn push_prepared(&self, p: &Prepared, now: &str) -> Result<()> {
         let retention = self.config.status_retention.active.as_secs();
+        let state = match p.run_at {
+            None => JobState::Queued,
+            Some(_) => JobState::Scheduled,
+        };
+        let status = p
+            .track
+            .then(|| new_status(state, &p.queue, &p.class, now, p.owner.as_deref()));
+        let fields = status.as_deref().unwrap_or_default();
         let created: i64 = match p.run_at {
             None => {
-                let status = p.track.then(|| {
-                    new_status(
-                        JobState::Queued,
-                        &p.queue,
-                        &p.class,
-                        now,
-                        p.owner.as_deref(),
-                    )
-                });
-                let fields = status.as_deref().unwrap_or_default();
                 let mode = match (p.track, p.given_id) {
                     (false, _) => "0",
                     (true, true) => "1",
@@ -393,16 +391,6 @@ impl Client {
                     RunAt::At(t) => (secs_str(Timestamp::from_system_time(t)), 0),
                     RunAt::Delay(d) => (String::new(), d.as_millis()),
                 };
-                let status = p.track.then(|| {
-                    new_status(
-                        JobState::Scheduled,
-                        &p.queue,
-                        &p.class,
-                        now,
-                        p.owner.as_deref(),
-                    )
-                });
-                let fields = status.as_deref().unwrap_or_default();
                 let mut cmd = evalsha(
                     &scripts::SCHEDULE,
                     2,

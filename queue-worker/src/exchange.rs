@@ -36,19 +36,6 @@ const MAX_IDLE_WAIT: Duration = Duration::from_secs(24 * 3600);
 /// Longest pause after a failed call (Redis down): backs off from 50 ms up to this.
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
 
-/// The channels and limits the exchange works with.
-pub(crate) struct Exchange {
-    pub(crate) shared: Arc<Shared>,
-    /// One permit per job taken and not yet settled: `concurrency + prefetch` in all.
-    pub(crate) taken: Arc<Semaphore>,
-    /// One permit per job running: `concurrency` in all.
-    pub(crate) slots: Arc<Semaphore>,
-    pub(crate) acks: mpsc::UnboundedReceiver<Ack>,
-    /// Handed to runners; dropped at quiet, so the channel closes when the last one ends.
-    pub(crate) ack_sender: mpsc::UnboundedSender<Ack>,
-    pub(crate) running: TaskTracker,
-}
-
 /// What one call did.
 struct Cycle {
     /// Per ack: whether it landed (false: the job had been recovered by another worker).
@@ -70,18 +57,18 @@ struct Returned {
 }
 
 /// Runs until the worker is quiet and every runner has reported (the last acks flushed).
-pub(crate) async fn run(ex: Exchange) {
-    let Exchange {
-        shared,
-        taken,
-        slots,
-        mut acks,
-        ack_sender,
-        running,
-    } = ex;
+/// Runners go to `running`.
+pub(crate) async fn run(shared: Arc<Shared>, running: TaskTracker) {
     let capacity = shared.config.concurrency + shared.config.prefetch();
+    // One permit per job taken and not yet settled (running or waiting for a slot).
+    let taken = Arc::new(Semaphore::new(capacity));
+    // One permit per job running.
+    let slots = Arc::new(Semaphore::new(shared.config.concurrency));
+    let (ack_sender, mut acks) = mpsc::unbounded_channel();
+    // Handed to runners; dropped at quiet, so the channel closes when the last one ends.
     let mut sender = Some(ack_sender);
-    let mut pending: Vec<Ack> = Vec::with_capacity(ACK_BATCH);
+    let ack_cap = ACK_BATCH.max(shared.config.fetch_batch);
+    let mut pending: Vec<Ack> = Vec::with_capacity(ack_cap);
     let mut calls = FuturesUnordered::new();
     let mut turnover = 0;
     // Set when a fetch found fewer jobs than it asked for: until a wake-up or this deadline
@@ -94,7 +81,7 @@ pub(crate) async fn run(ex: Exchange) {
         if quiet {
             sender = None;
         }
-        collect(&mut acks, &mut pending);
+        collect(&mut acks, &mut pending, ack_cap);
         turnover += shared.finished.swap(0, Ordering::Relaxed);
         let want = if quiet {
             0
@@ -107,32 +94,10 @@ pub(crate) async fn run(ex: Exchange) {
                 // so they share this round trip (no timer, so a lone ack or an idle pickup is
                 // not delayed).
                 tokio::task::yield_now().await;
-                collect(&mut acks, &mut pending);
+                collect(&mut acks, &mut pending, ack_cap);
             }
-            let ident = shared.membership.current();
-            // Acks of an earlier identity (the lease was renewed meanwhile) go in calls of
-            // their own, which take no jobs.
-            let cap = ACK_BATCH.max(shared.config.fetch_batch);
-            let (acks_now, ident, want) = match pending.iter().position(|a| a.ident != ident) {
-                Some(pos) => {
-                    let other = Arc::clone(&pending[pos].ident);
-                    let (mut theirs, mine): (Vec<Ack>, Vec<Ack>) =
-                        pending.drain(..).partition(|a| a.ident == other);
-                    pending = mine;
-                    if theirs.len() > cap {
-                        pending.extend(theirs.drain(cap..));
-                    }
-                    (theirs, other, 0)
-                }
-                None => {
-                    let n = pending.len().min(cap);
-                    let batch: Vec<Ack> = pending.drain(..n).collect();
-                    // Acks left over: this call only acks, so the backlog (jobs finished
-                    // but still in the processing list) shrinks instead of growing.
-                    let want = if pending.is_empty() { want } else { 0 };
-                    (batch, ident, want)
-                }
-            };
+            let (acks_now, ident, want) =
+                next_batch(&mut pending, shared.membership.current(), want, ack_cap);
             let permits = match want {
                 0 => None,
                 n => Arc::clone(&taken).try_acquire_many_owned(n as u32).ok(),
@@ -252,9 +217,38 @@ pub(crate) async fn run(ex: Exchange) {
     }
 }
 
-/// Moves the acks already sent into `pending`, up to a batch.
-fn collect(acks: &mut mpsc::UnboundedReceiver<Ack>, pending: &mut Vec<Ack>) {
-    while pending.len() < ACK_BATCH {
+/// Takes the acks of the next call out of `pending`, at most `cap`, and says whose they are
+/// and how many jobs the call may take.
+///
+/// Acks of an earlier identity (the lease was renewed meanwhile) go in calls of their own,
+/// which take no jobs. While acks are left over after this batch, the call only acks, so
+/// the backlog (jobs finished but still in the processing list) shrinks instead of growing.
+fn next_batch(
+    pending: &mut Vec<Ack>,
+    current: Arc<Identity>,
+    want: usize,
+    cap: usize,
+) -> (Vec<Ack>, Arc<Identity>, usize) {
+    let earlier = pending.iter().find(|a| a.ident != current);
+    let own = earlier.is_none();
+    let ident = earlier.map_or(current, |a| Arc::clone(&a.ident));
+    let mut batch = Vec::with_capacity(pending.len().min(cap));
+    let mut rest = Vec::with_capacity(pending.len().saturating_sub(cap));
+    for a in pending.drain(..) {
+        if batch.len() < cap && a.ident == ident {
+            batch.push(a);
+        } else {
+            rest.push(a);
+        }
+    }
+    *pending = rest;
+    let want = if own && pending.is_empty() { want } else { 0 };
+    (batch, ident, want)
+}
+
+/// Moves the acks already sent into `pending`, up to `cap`.
+fn collect(acks: &mut mpsc::UnboundedReceiver<Ack>, pending: &mut Vec<Ack>, cap: usize) {
+    while pending.len() < cap {
         match acks.try_recv() {
             Ok(ack) => pending.push(ack),
             Err(_) => break,
@@ -391,7 +385,51 @@ async fn call(
 
 #[cfg(test)]
 mod tests {
-    use super::room_for;
+    use super::{Ack, Identity, next_batch, room_for};
+    use std::sync::Arc;
+
+    fn ident(name: &str) -> Arc<Identity> {
+        Arc::new(Identity {
+            name: name.into(),
+            lease: format!("lease:{name}"),
+            processing: format!("processing:{name}"),
+        })
+    }
+
+    fn ack(ident: &Arc<Identity>, n: u8) -> Ack {
+        Ack {
+            ident: Arc::clone(ident),
+            raw: vec![n],
+            jid: n.to_string(),
+            tracked: false,
+            retried: false,
+            result: Some(String::new()),
+            resent: false,
+        }
+    }
+
+    #[test]
+    fn a_batch_holds_one_identity_and_fetches_only_when_nothing_is_left() {
+        let (old, now) = (ident("old"), ident("now"));
+        let mut pending = vec![ack(&now, 1), ack(&old, 2), ack(&now, 3), ack(&old, 4)];
+        // An earlier identity's acks go first, alone, and take no jobs.
+        let (batch, whose, want) = next_batch(&mut pending, Arc::clone(&now), 10, 200);
+        assert_eq!(whose, old);
+        assert_eq!(batch.iter().map(|a| a.raw[0]).collect::<Vec<_>>(), [2, 4]);
+        assert_eq!(want, 0);
+        // Then the current identity's, with the fetch.
+        let (batch, whose, want) = next_batch(&mut pending, Arc::clone(&now), 10, 200);
+        assert_eq!(whose, now);
+        assert_eq!(batch.len(), 2);
+        assert_eq!(want, 10);
+        assert!(pending.is_empty());
+        // Over the cap: the call only acks until the backlog is gone.
+        let mut pending: Vec<Ack> = (0..5).map(|n| ack(&now, n)).collect();
+        let (batch, _, want) = next_batch(&mut pending, Arc::clone(&now), 10, 3);
+        assert_eq!((batch.len(), want, pending.len()), (3, 0, 2));
+        let (batch, _, want) = next_batch(&mut pending, Arc::clone(&now), 10, 3);
+        assert_eq!((batch.len(), want, pending.len()), (2, 10, 0));
+    }
 
     #[test]
     fn room_is_free_slots_plus_what_turned_over() {

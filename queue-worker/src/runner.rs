@@ -77,16 +77,14 @@ pub(crate) async fn run(
                         "could not defer the job; the audit hands it back to its queue");
                 }
                 shared.in_flight.remove(&raw);
-                release(&shared, permit);
-                shared.settled.notify_one();
+                release_unacked(&shared, permit);
                 return;
             }
             Err(e) => {
                 tracing::error!(job_id = %job.jid, error = %e,
                     "could not take a concurrency slot; the audit hands the job back to its queue");
                 shared.in_flight.remove(&raw);
-                release(&shared, permit);
-                shared.settled.notify_one();
+                release_unacked(&shared, permit);
                 return;
             }
         }
@@ -191,8 +189,7 @@ pub(crate) async fn run(
             hand_back(&shared, &ident, &raw, &job, "at shutdown").await;
         }
     }
-    release(&shared, permit);
-    shared.settled.notify_one();
+    release_unacked(&shared, permit);
 }
 
 /// A free slot at once, or after waiting up to `prefetch_max_wait`; `None` when the wait ran
@@ -219,6 +216,13 @@ async fn wait_for_slot(shared: &Shared, slots: &Arc<Semaphore>) -> Option<OwnedS
 fn release(shared: &Shared, permit: (OwnedSemaphorePermit, OwnedSemaphorePermit)) {
     drop(permit);
     shared.finished.fetch_add(1, Ordering::Relaxed);
+}
+
+/// [`release`] for a job that ends without an ack (failed, deferred, handed back): no ack
+/// will wake the exchange, so it is told that there is room.
+fn release_unacked(shared: &Shared, permit: (OwnedSemaphorePermit, OwnedSemaphorePermit)) {
+    release(shared, permit);
+    shared.settled.notify_one();
 }
 
 /// Puts a job that did not finish back at the front of its queue; `when` ends the log line.

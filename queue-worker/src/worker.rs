@@ -15,7 +15,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::AtomicUsize;
 use std::time::{Duration, Instant};
-use tokio::sync::{Notify, Semaphore, mpsc};
+use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -224,17 +224,8 @@ impl Worker {
             tokio::spawn(crate::scheduler::run(Arc::clone(&shared), loops.clone())),
             tokio::spawn(crate::reaper::run(Arc::clone(&shared), loops.clone())),
         ];
-        let (ack_sender, acks) = mpsc::unbounded_channel();
         let running = TaskTracker::new();
-        let concurrency = shared.config.concurrency;
-        let exchange = tokio::spawn(crate::exchange::run(crate::exchange::Exchange {
-            shared: Arc::clone(&shared),
-            taken: Arc::new(Semaphore::new(concurrency + shared.config.prefetch())),
-            slots: Arc::new(Semaphore::new(concurrency)),
-            acks,
-            ack_sender,
-            running: running.clone(),
-        }));
+        let exchange = tokio::spawn(crate::exchange::run(Arc::clone(&shared), running.clone()));
 
         shutdown.await;
         let signalled = Instant::now();

@@ -5,7 +5,7 @@ mod common;
 use common::*;
 use queue_core::testing::TestRedis;
 use queue_core::{Client, Job, JobId, JobState, NewJob};
-use queue_worker::{Failure, JobContext, RunningWorker, Worker};
+use queue_worker::{Failure, JobContext, RunningWorker, Worker, WorkerConfig};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -32,23 +32,21 @@ const LEAD: u64 = 300;
 /// Quick jobs behind the slow one in each round.
 const LATE: u64 = 10;
 
+/// A worker with `concurrency` slots running `Quick` (counted in `runs`) and `Block` (until
+/// `release`), its settings adjusted by `tweak`.
 fn worker(
     client: &Client,
     concurrency: usize,
-    prefetch: usize,
-    max_wait: Duration,
     runs: &Runs,
     release: &Arc<Notify>,
+    tweak: impl FnOnce(&mut WorkerConfig),
 ) -> RunningWorker {
     let runs = Arc::clone(runs);
     let release = Arc::clone(release);
     Worker::builder()
         .config(fast_config())
         .concurrency(concurrency)
-        .configure(|c| {
-            c.prefetch = Some(prefetch);
-            c.prefetch_max_wait = max_wait;
-        })
+        .configure(tweak)
         .register(move |job: Quick, _ctx: JobContext| {
             *runs.lock().unwrap().entry(job.0).or_default() += 1;
             async move { Ok::<_, Failure>(()) }
@@ -128,13 +126,13 @@ async fn jobs_prefetched_behind_a_slow_job_go_to_an_idle_worker() {
     let client = client(&redis, "prefetch").await;
     let runs: Runs = Arc::default();
     let release = Arc::new(Notify::new());
-    let a = worker(&client, 1, 20, Duration::from_secs(1), &runs, &release);
+    let a = worker(&client, 1, &runs, &release, |c| c.prefetch = Some(20));
     let (block, late, held) = hold_behind_slow_job(&client, &redis, &a, &release).await;
     eprintln!("while the slow job runs, the first worker holds {held} jobs behind it");
 
     // They go back after waiting a second, and an idle worker runs them while the slow job
     // still holds the first worker's only slot.
-    let b = worker(&client, 2, 0, Duration::from_secs(1), &runs, &release);
+    let b = worker(&client, 2, &runs, &release, |c| c.prefetch = Some(0));
     for id in &late {
         wait_for_state(&client, id, JobState::Succeeded).await;
     }
@@ -168,7 +166,10 @@ async fn jobs_prefetched_but_not_started_go_back_at_once_at_shutdown() {
     let runs: Runs = Arc::default();
     let release = Arc::new(Notify::new());
     // A wait for a slot far longer than the test: only the shutdown can send them back.
-    let a = worker(&client, 1, 20, Duration::from_secs(60), &runs, &release);
+    let a = worker(&client, 1, &runs, &release, |c| {
+        c.prefetch = Some(20);
+        c.prefetch_max_wait = Duration::from_secs(60);
+    });
     let (block, late, held) = hold_behind_slow_job(&client, &redis, &a, &release).await;
     let conn = raw(&redis).await;
     let queue = client.keys().queue("default");
@@ -225,28 +226,9 @@ async fn acks_keep_up_with_a_large_fetch_batch() {
         .push_bulk((0..JOBS).map(quick).collect())
         .await
         .unwrap();
-    let runs_in_worker = Arc::clone(&runs);
-    let w = Worker::builder()
-        .config(fast_config())
-        .concurrency(CONCURRENCY)
-        .configure(|c| c.fetch_batch = FETCH_BATCH)
-        .register(move |job: Quick, _ctx: JobContext| {
-            *runs_in_worker.lock().unwrap().entry(job.0).or_default() += 1;
-            async move { Ok::<_, Failure>(()) }
-        })
-        .register({
-            let release = Arc::clone(&release);
-            move |_: Block, _ctx: JobContext| {
-                let release = Arc::clone(&release);
-                async move {
-                    release.notified().await;
-                    Ok::<_, Failure>(())
-                }
-            }
-        })
-        .build(client.clone())
-        .unwrap()
-        .start();
+    let w = worker(&client, CONCURRENCY, &runs, &release, |c| {
+        c.fetch_batch = FETCH_BATCH
+    });
     // Jobs that finished wait in the processing list until their ack lands: that list must
     // stay within what the worker may hold (running + prefetched) plus one call's acks.
     let bound = CONCURRENCY + CONCURRENCY.max(FETCH_BATCH) + FETCH_BATCH;
