@@ -23,8 +23,11 @@
 
 use benches::{BenchRedis, Gates, gate_job, info, noop_job, ping, redis_cpu_secs, register_noops};
 use criterion::{BenchmarkId, Criterion, Throughput};
-use queue_core::timestamp::utc_day;
-use queue_core::{Client, JobPayload, Keys, Timestamp, scripts};
+use queue_core::scripts::{
+    Ack, AckFetch, AckTracking, Beat, BeatMode, Heartbeat, Mark, Taken, TakenJob, ack_fetch,
+    heartbeat,
+};
+use queue_core::{Client, JobPayload, Timestamp};
 use queue_worker::{Queues, RunningWorker, Worker};
 use std::collections::BTreeMap;
 use std::sync::Mutex;
@@ -124,24 +127,24 @@ async fn fill(client: &Client, count: u64, tracked: bool, queue: &str) {
     }
 }
 
-/// Keys of the pretend worker that invokes the scripts directly.
-struct RawKeys {
-    keys: Keys,
-    lease: String,
-    processing: String,
-    queue: String,
-}
-
-impl RawKeys {
-    fn new(client: &Client) -> Self {
-        let keys = client.keys().clone();
-        Self {
-            lease: keys.lease(RAW_IDENTITY),
-            processing: keys.processing(RAW_IDENTITY),
-            queue: keys.queue(RAW_QUEUE),
-            keys,
+/// Gives the pretend worker that invokes the scripts directly a lease, through the
+/// heartbeat script as a worker does.
+async fn grant_lease(client: &Client) {
+    for mode in [BeatMode::Renew, BeatMode::Register] {
+        let beat = Heartbeat {
+            identity: RAW_IDENTITY,
+            mode,
+            lease_ttl: Duration::from_millis(LEASE_MS),
+            info: "{}",
+            busy: 0,
+            quiet: false,
+            rss_kib: 0,
+        };
+        if heartbeat(client, &beat).await.expect("heartbeat.lua") == Beat::Alive {
+            return;
         }
     }
+    panic!("no lease for the pretend worker");
 }
 
 /// One cycle of the worker's hot path, by hand: one `ack_fetch.lua` call that acks the jobs
@@ -149,58 +152,43 @@ impl RawKeys {
 /// the same call), with the arguments the worker sends. Returns the jobs now held.
 async fn cycle(
     client: &Client,
-    k: &RawKeys,
     held: &[(String, JobPayload)],
     n: usize,
     tracked: bool,
 ) -> Vec<(String, JobPayload)> {
-    let mut conn = client.connection();
-    let retention = client.config().status_retention;
-    let now = Timestamp::now().as_secs_f64();
-    let mut inv = scripts::ACK_FETCH.prepare_invoke();
-    inv.key(&k.lease)
-        .key(&k.processing)
-        .key(k.keys.stat_processed())
-        .key(k.keys.stat_processed_on(&utc_day(now)));
-    for (_, job) in held {
-        inv.key(k.keys.status(job.jid.as_str()));
-    }
-    if n > 0 {
-        inv.key(&k.queue);
-    }
-    inv.arg(held.len())
-        .arg(n)
-        .arg(LEASE_MS)
-        .arg(k.keys.status_prefix())
-        .arg(format!("{now:.6}"))
-        .arg(retention.finished.as_secs())
-        .arg(5 * 365 * 24 * 3600);
-    for (raw, _) in held {
-        inv.arg(raw).arg(if tracked { "1" } else { "0" }).arg("");
-    }
-    let reply: Vec<redis::Value> = inv.invoke_async(&mut conn).await.expect("ack_fetch.lua");
-    let mut items = reply.into_iter();
+    let acks: Vec<Ack<'_>> = held
+        .iter()
+        .map(|(raw, job)| Ack {
+            raw: raw.as_bytes(),
+            jid: job.jid.as_str(),
+            tracking: if tracked {
+                AckTracking::Tracked
+            } else {
+                AckTracking::Untracked
+            },
+            result: Some(""),
+        })
+        .collect();
+    let call = AckFetch {
+        identity: RAW_IDENTITY,
+        acks: &acks,
+        want: n,
+        queues: &[RAW_QUEUE],
+        lease_ttl: Duration::from_millis(LEASE_MS),
+        now: Timestamp::now(),
+    };
+    let reply = ack_fetch(client, &call).await.expect("ack_fetch.lua");
     assert!(
-        matches!(items.next(), Some(redis::Value::Int(1))),
-        "ack_fetch.lua: lease lost"
+        reply.acked.iter().all(|a| *a),
+        "ack_fetch.lua rejected an ack"
     );
-    for _ in held {
-        assert!(
-            matches!(items.next(), Some(redis::Value::Int(1))),
-            "ack_fetch.lua rejected an ack"
-        );
-    }
+    let Taken::Jobs(jobs) = reply.taken else {
+        panic!("ack_fetch.lua: lease lost");
+    };
     let mut taken = Vec::with_capacity(n);
-    while let Some(item) = items.next() {
-        let redis::Value::BulkString(raw) = item else {
-            continue;
-        };
-        let mark = items.next();
+    for TakenJob { raw, mark } in jobs {
         if tracked {
-            assert!(
-                matches!(mark, Some(redis::Value::Int(1))),
-                "a tracked job was not marked running: {mark:?}"
-            );
+            assert_eq!(mark, Mark::Running, "a tracked job was not marked running");
         }
         // Parsed as the worker does, to build the status key of its ack.
         let job = JobPayload::from_json(&raw).expect("job JSON");
@@ -225,7 +213,6 @@ fn script_benches(
         b.to_async(rt).iter(|| ping(client));
     });
 
-    let k = RawKeys::new(client);
     group.sample_size(10);
     for (name, tracked) in [
         ("script_cycle_untracked", false),
@@ -235,28 +222,19 @@ fn script_benches(
             group.throughput(Throughput::Elements(n as u64));
             group.bench_with_input(BenchmarkId::new(name, n), &n, |b, &n| {
                 b.to_async(rt).iter_custom(|iters| {
-                    let k = &k;
                     async move {
                         fill(client, (iters + 1) * n as u64, tracked, RAW_QUEUE).await;
-                        let mut conn = client.connection();
-                        redis::cmd("SET")
-                            .arg(&k.lease)
-                            .arg(1)
-                            .arg("PX")
-                            .arg(LEASE_MS)
-                            .query_async::<()>(&mut conn)
-                            .await
-                            .expect("SET lease");
+                        grant_lease(client).await;
                         // The first cycle only takes: untimed.
-                        let mut held = cycle(client, k, &[], n, tracked).await;
+                        let mut held = cycle(client, &[], n, tracked).await;
                         let cpu = redis_cpu(client).await;
                         let start = Instant::now();
                         for _ in 0..iters {
-                            held = cycle(client, k, &held, n, tracked).await;
+                            held = cycle(client, &held, n, tracked).await;
                         }
                         let elapsed = start.elapsed();
                         let cpu = redis_cpu(client).await - cpu;
-                        cycle(client, k, &held, 0, tracked).await;
+                        cycle(client, &held, 0, tracked).await;
                         ledger.add(&format!("{name}/{n}"), cpu, iters * n as u64);
                         elapsed
                     }

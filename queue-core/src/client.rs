@@ -2,7 +2,7 @@
 
 use futures_util::StreamExt;
 use redis::aio::ConnectionManager;
-use redis::{Cmd, FromRedisValue, Script};
+
 use serde::Serialize;
 use serde_json::Value;
 use std::collections::HashMap;
@@ -206,13 +206,6 @@ fn new_status<'a>(
     fields
 }
 
-/// An `EVALSHA` of `script` with `numkeys` keys, to which keys and then arguments are added.
-fn evalsha(script: &Script, numkeys: usize, args: usize, bytes: usize) -> Cmd {
-    let mut cmd = Cmd::with_capacity(args + 3, bytes + 64);
-    cmd.arg("EVALSHA").arg(script.get_hash()).arg(numkeys);
-    cmd
-}
-
 /// Polls `stream` once without waiting: sends what was just pushed into a set of futures.
 async fn poll_once<S: futures_util::Stream + Unpin>(stream: &mut S) -> Poll<Option<S::Item>> {
     std::future::poll_fn(|cx| Poll::Ready(stream.poll_next_unpin(cx))).await
@@ -233,23 +226,13 @@ impl Client {
             config: Arc::new(config),
             conn,
         };
-        client.load_scripts(&scripts::client_scripts()).await?;
+        scripts::load(&client, &scripts::client_scripts()).await?;
         Ok(client)
     }
 
     /// Connects with [`ClientConfig::from_env`].
     pub async fn from_env() -> Result<Self> {
         Self::connect(ClientConfig::from_env()?).await
-    }
-
-    /// Loads scripts into Redis so that their first use is a single `EVALSHA`.
-    pub async fn load_scripts(&self, scripts: &[&redis::Script]) -> Result<()> {
-        for script in scripts {
-            let mut conn = self.conn.clone();
-            self.bounded(async move { script.load_async(&mut conn).await })
-                .await?;
-        }
-        Ok(())
     }
 
     /// The key builder for this client's prefix.
@@ -329,28 +312,9 @@ impl Client {
         Ok(p.jid)
     }
 
-    /// Runs `cmd`, an `EVALSHA` of `script`, under the configured timeout; loads the script
-    /// and runs it again if Redis lost it (`NOSCRIPT`, after a restart or `SCRIPT FLUSH`).
-    async fn eval<T: FromRedisValue>(&self, script: &'static Script, cmd: Cmd) -> Result<T> {
-        let mut conn = self.conn.clone();
-        self.bounded(async move {
-            match cmd.query_async(&mut conn).await {
-                Err(e)
-                    if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) =>
-                {
-                    script.load_async(&mut conn).await?;
-                    cmd.query_async(&mut conn).await
-                }
-                reply => reply,
-            }
-        })
-        .await
-    }
-
     /// Sends one prepared job: `enqueue.lua` when it is due now, `schedule.lua` otherwise.
     /// `now` is the creation time as the status record stores it.
     async fn push_prepared(&self, p: &Prepared, now: &str) -> Result<()> {
-        let retention = self.config.status_retention.active.as_secs();
         let state = match p.run_at {
             None => JobState::Queued,
             Some(_) => JobState::Scheduled,
@@ -358,60 +322,28 @@ impl Client {
         let status = p
             .track
             .then(|| new_status(state, &p.queue, &p.class, now, p.owner.as_deref()));
-        let fields = status.as_deref().unwrap_or_default();
-        let created: i64 = match p.run_at {
+        let created = match p.run_at {
             None => {
-                let mode = match (p.track, p.given_id) {
-                    (false, _) => "0",
-                    (true, true) => "1",
-                    (true, false) => "2",
+                let job = scripts::Enqueue {
+                    queue: &p.queue,
+                    jid: p.jid.as_str(),
+                    json: &p.json,
+                    status: status.as_deref(),
+                    given_id: p.given_id,
                 };
-                let mut cmd = evalsha(
-                    &scripts::ENQUEUE,
-                    if p.track { 3 } else { 2 },
-                    8 + 2 * fields.len(),
-                    p.json.len() + 256,
-                );
-                cmd.arg(self.keys.queue(&p.queue)).arg(self.keys.queues());
-                if p.track {
-                    cmd.arg(self.keys.status(p.jid.as_str()));
-                }
-                cmd.arg(&p.queue)
-                    .arg(&p.json[..])
-                    .arg(mode)
-                    .arg(retention)
-                    .arg(self.keys.wake_channel());
-                for (f, v) in fields {
-                    cmd.arg(*f).arg(*v);
-                }
-                self.eval(&scripts::ENQUEUE, cmd).await?
+                scripts::enqueue(self, &job).await?
             }
             Some(run_at) => {
-                let (at, delay_ms) = match run_at {
-                    RunAt::At(t) => (secs_str(Timestamp::from_system_time(t)), 0),
-                    RunAt::Delay(d) => (String::new(), d.as_millis()),
+                let job = scripts::Schedule {
+                    jid: p.jid.as_str(),
+                    json: &p.json,
+                    status: status.as_deref(),
+                    run_at,
                 };
-                let mut cmd = evalsha(
-                    &scripts::SCHEDULE,
-                    2,
-                    7 + 2 * fields.len(),
-                    p.json.len() + 256,
-                );
-                cmd.arg(self.keys.schedule())
-                    .arg(self.keys.status(p.jid.as_str()))
-                    .arg(&p.json[..])
-                    .arg(if p.track { "1" } else { "0" })
-                    .arg(retention)
-                    .arg(at)
-                    .arg(delay_ms.to_string());
-                for (f, v) in fields {
-                    cmd.arg(*f).arg(*v);
-                }
-                let reply: redis::Value = self.eval(&scripts::SCHEDULE, cmd).await?;
-                i64::from(!matches!(reply, redis::Value::Int(0)))
+                scripts::schedule(self, &job).await?
             }
         };
-        if created == 0 {
+        if !created {
             tracing::debug!(job_id = %p.jid, "enqueue of a known job id ignored");
         }
         Ok(())
@@ -431,8 +363,6 @@ impl Client {
         let now = Timestamp::now();
         let now_s = secs_str(now);
         let bulk = self.encode_bulk(&jobs, now)?;
-        let status_prefix = self.keys.status_prefix();
-        let mut key = String::with_capacity(status_prefix.len() + 64);
         // The input is freed once the first chunk is on its way, while Redis works.
         let mut input = Some(jobs);
         let mut in_flight = futures_util::stream::FuturesUnordered::new();
@@ -446,54 +376,27 @@ impl Client {
                     group.owner.as_deref(),
                 )
             });
-            let fields = status.as_deref().unwrap_or_default();
-            let queue_key = self.keys.queue(&group.queue);
             for chunk in group.members.chunks(BULK_CHUNK) {
                 // Built while earlier chunks are in flight.
-                let numkeys = 2 + if group.track { chunk.len() } else { 0 };
-                let bytes: usize = chunk.iter().map(|m| m.json.len() + key.capacity()).sum();
-                let mut cmd = evalsha(
-                    &scripts::ENQUEUE_BULK,
-                    numkeys,
-                    numkeys + 6 + 2 * fields.len() + chunk.len(),
-                    bytes,
-                );
-                cmd.arg(&queue_key).arg(self.keys.queues());
-                if group.track {
-                    for m in chunk {
-                        key.clear();
-                        key.push_str(&status_prefix);
-                        key.push_str(bulk.ids[m.index].as_str());
-                        cmd.arg(key.as_str());
-                    }
+                let cmd = scripts::BulkChunk {
+                    queue: &group.queue,
+                    status: status.as_deref(),
+                    jobs: chunk.iter().map(|m| {
+                        (
+                            bulk.ids[m.index].as_str(),
+                            &bulk.json[m.json.clone()],
+                            m.given_id,
+                        )
+                    }),
                 }
-                cmd.arg(&group.queue)
-                    .arg(if group.track { "1" } else { "0" })
-                    .arg(self.config.status_retention.active.as_secs())
-                    .arg(self.keys.wake_channel());
-                if group.track && chunk.iter().any(|m| m.given_id) {
-                    let checks: String = chunk
-                        .iter()
-                        .map(|m| if m.given_id { '1' } else { '0' })
-                        .collect();
-                    cmd.arg(checks);
-                } else {
-                    cmd.arg("");
-                }
-                cmd.arg(fields.len() * 2);
-                for (f, v) in fields {
-                    cmd.arg(*f).arg(*v);
-                }
-                for m in chunk {
-                    cmd.arg(&bulk.json[m.json.clone()]);
-                }
+                .command(self);
                 if in_flight.len() >= BULK_IN_FLIGHT
                     && let Some(done) = in_flight.next().await
                 {
                     done?;
                 }
                 // The timeout of a chunk starts at its first poll, which sends it.
-                in_flight.push(self.eval::<i64>(&scripts::ENQUEUE_BULK, cmd));
+                in_flight.push(scripts::send_bulk_chunk(self, cmd));
                 if let Poll::Ready(Some(done)) = poll_once(&mut in_flight).await {
                     done?;
                 }
@@ -632,13 +535,7 @@ impl Client {
 
     /// Cancels job `id` if it has not started: the worker will skip it. Returns whether it did.
     pub async fn cancel(&self, id: &JobId) -> Result<bool> {
-        let mut conn = self.conn.clone();
-        let mut inv = scripts::CANCEL.prepare_invoke();
-        inv.key(self.keys.status(id.as_str()))
-            .arg(secs_str(Timestamp::now()))
-            .arg(self.config.status_retention.finished.as_secs());
-        let done: i64 = self.bounded(inv.invoke_async(&mut conn)).await?;
-        Ok(done == 1)
+        Ok(scripts::cancel(self, id.as_str()).await? == scripts::Cancelled::Cancelled)
     }
 }
 

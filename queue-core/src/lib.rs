@@ -42,6 +42,7 @@ pub mod job_id;
 pub mod keys;
 pub mod options;
 pub mod payload;
+mod process;
 pub mod queue_name;
 pub mod scripts;
 pub mod status;

@@ -109,6 +109,20 @@ impl JobPayload {
     pub fn max_retries(&self) -> u32 {
         self.retry.max_retries()
     }
+
+    /// The attempt number of the next run: 1 on the first (Sidekiq's `retry_count` is 0
+    /// after the first failure). Saturates on a crafted count.
+    ///
+    /// ```
+    /// # use queue_core::JobPayload;
+    /// let mut job: JobPayload = serde_json::from_str(r#"{"class":"A","args":[],"jid":"j1"}"#).unwrap();
+    /// assert_eq!(job.attempt(), 1);
+    /// job.retry_count = Some(0);
+    /// assert_eq!(job.attempt(), 2);
+    /// ```
+    pub fn attempt(&self) -> u32 {
+        self.retry_count.map_or(1, |c| c.saturating_add(2))
+    }
 }
 
 /// Sidekiq's `retry` field: `true` (25 retries), `false` (none, straight to dead) or a count.

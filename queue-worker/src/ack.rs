@@ -1,5 +1,5 @@
 //! Acks: what a runner reports when its job succeeded, and how a batch of them is written
-//! into `ack_fetch.lua`'s arguments.
+//! into an `ack_fetch.lua` call.
 //!
 //! At-least-once: until the ack lands, the job stays in the processing list, so a crash
 //! before then means it runs again, never that it is lost.
@@ -27,14 +27,18 @@ pub(crate) struct Ack {
 }
 
 impl Ack {
-    /// The script's three entries for this job: raw job, tracking flag, result.
-    pub(crate) fn push_args(&self, inv: &mut redis::ScriptInvocation<'_>) {
-        inv.arg(&self.raw)
-            .arg(match (self.tracked, self.retried) {
-                (false, _) => "0",
-                (true, false) => "1",
-                (true, true) => "2",
-            })
-            .arg(self.result.as_deref().unwrap_or("-"));
+    /// This ack as `ack_fetch.lua` takes it.
+    pub(crate) fn as_script_ack(&self) -> queue_core::scripts::Ack<'_> {
+        use queue_core::scripts::AckTracking;
+        queue_core::scripts::Ack {
+            raw: &self.raw,
+            jid: &self.jid,
+            tracking: match (self.tracked, self.retried) {
+                (false, _) => AckTracking::Untracked,
+                (true, false) => AckTracking::Tracked,
+                (true, true) => AckTracking::TrackedAfterRetry,
+            },
+            result: self.result.as_deref(),
+        }
     }
 }

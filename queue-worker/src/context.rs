@@ -51,12 +51,7 @@ impl JobContext {
             }
             message.truncate(end);
         }
-        let mut conn = self.client.connection();
-        let mut inv = queue_core::scripts::PROGRESS.prepare_invoke();
-        inv.key(self.client.keys().status(self.id.as_str()))
-            .arg(percent.min(100))
-            .arg(message);
-        let _: i64 = self.client.bounded(inv.invoke_async(&mut conn)).await?;
+        queue_core::scripts::progress(&self.client, self.id.as_str(), percent, &message).await?;
         Ok(())
     }
 

@@ -1,17 +1,17 @@
 //! Dispatch: turns the entries a cycle took into runners, after sorting out bad input,
 //! unknown job types, and jobs cancelled before they started.
 
-use queue_core::{JobPayload, Timestamp};
+use queue_core::JobPayload;
+use queue_core::scripts::{self, Mark, StartJob, TakenJob};
 use std::sync::Arc;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio_util::task::TaskTracker;
 
 use crate::ack::Ack;
-use crate::in_flight::{MARK_CANCELLED, MARK_RUNNING};
 use crate::membership::Identity;
 use crate::registry::Registration;
 use crate::runner::{self, Started};
-use crate::settle::{self, Deferral};
+use crate::settle::{self, Deferral, HandBack};
 use crate::shared::Shared;
 
 /// A parsed entry of a known type, with its mark from `ack_fetch.lua`.
@@ -19,7 +19,7 @@ struct Runnable {
     raw: Vec<u8>,
     job: JobPayload,
     reg: Registration,
-    mark: i64,
+    mark: Mark,
 }
 
 /// Starts a runner per runnable job, each holding one of `permits` (one per entry taken).
@@ -30,24 +30,17 @@ struct Runnable {
 pub(crate) async fn dispatch(
     shared: &Arc<Shared>,
     ident: &Arc<Identity>,
-    taken: Vec<(Vec<u8>, i64)>,
+    taken: Vec<TakenJob>,
     mut permits: Vec<OwnedSemaphorePermit>,
     slots: &Arc<Semaphore>,
     acks: Option<&mpsc::UnboundedSender<Ack>>,
     running: &TaskTracker,
 ) -> Vec<Ack> {
     let mut runnable = Vec::with_capacity(taken.len());
-    for (raw, mark) in taken {
-        let job = match JobPayload::from_json(&raw) {
-            Ok(job) => job,
-            Err(e) => {
-                let reason = format!("not valid job JSON: {e}");
-                if let Err(e) = settle::bury_malformed(shared, ident, &raw, &reason).await {
-                    tracing::error!(error = %e, "could not bury a malformed entry; the audit will retry");
-                }
-                shared.in_flight.remove(&raw);
-                continue;
-            }
+    for TakenJob { raw, mark } in taken {
+        let Some(job) = settle::parse_or_bury(shared, ident, &raw).await else {
+            shared.in_flight.remove(&raw);
+            continue;
         };
         match shared.registry.get(&job.class) {
             Some(reg) => runnable.push(Runnable {
@@ -65,7 +58,6 @@ pub(crate) async fn dispatch(
                 {
                     tracing::error!(error = %e, "could not defer an unknown job; the audit will retry");
                 }
-                shared.in_flight.remove(&raw);
             }
         }
     }
@@ -95,7 +87,11 @@ pub(crate) async fn dispatch(
             continue;
         }
         let Some(acks) = acks else {
-            runner::hand_back(shared, ident, &raw, &job, "at shutdown, before it started").await;
+            let why = HandBack::Unfinished("at shutdown, before it started");
+            if let Err(e) = settle::hand_back(shared, ident, &raw, why).await {
+                tracing::error!(job_id = %job.jid, error = %e,
+                    "could not hand the job back; it stays in the processing list for recovery");
+            }
             continue;
         };
         let Some(permit) = permits.pop() else {
@@ -124,34 +120,30 @@ pub(crate) async fn dispatch(
 
 /// Marks tracked jobs running; returns for each job whether to run it (false: cancelled).
 async fn mark_started(shared: &Shared, jobs: &[Runnable]) -> queue_core::Result<Vec<bool>> {
-    let mut flags: Vec<bool> = jobs.iter().map(|j| j.mark != MARK_CANCELLED).collect();
+    let mut flags: Vec<bool> = jobs.iter().map(|j| j.mark != Mark::Cancelled).collect();
     // `ack_fetch.lua` already marked the jobs that have a record; only tracked jobs without
     // one (pushed by another client, or not JSON to Lua) need a record made here.
     let tracked: Vec<usize> = (0..jobs.len())
         .filter(|i| {
             let j = &jobs[*i];
-            j.reg.track_status && j.mark != MARK_RUNNING && j.mark != MARK_CANCELLED
+            j.reg.track_status && !matches!(j.mark, Mark::Running | Mark::Cancelled)
         })
         .collect();
-    if tracked.is_empty() {
-        return Ok(flags);
-    }
-    let mut inv = queue_core::scripts::START.prepare_invoke();
-    for &i in &tracked {
-        inv.key(shared.keys.status(jobs[i].job.jid.as_str()));
-    }
-    inv.arg(format!("{:.6}", Timestamp::now().as_secs_f64()))
-        .arg(shared.client.config().status_retention.active.as_secs());
-    for &i in &tracked {
-        let job = &jobs[i].job;
-        inv.arg(runner::attempt_of(job))
-            .arg(&job.queue)
-            .arg(&job.class);
-    }
-    let mut conn = shared.client.connection();
-    let reply: Vec<i64> = shared.client.bounded(inv.invoke_async(&mut conn)).await?;
-    for (&i, flag) in tracked.iter().zip(reply) {
-        flags[i] = flag == 1;
+    let starts: Vec<StartJob<'_>> = tracked
+        .iter()
+        .map(|&i| {
+            let job = &jobs[i].job;
+            StartJob {
+                jid: job.jid.as_str(),
+                attempt: job.attempt(),
+                queue: &job.queue,
+                class: &job.class,
+            }
+        })
+        .collect();
+    let started = scripts::start(&shared.client, &starts).await?;
+    for (&i, s) in tracked.iter().zip(started) {
+        flags[i] = s == scripts::Started::Run;
     }
     Ok(flags)
 }

@@ -17,8 +17,7 @@
 
 use futures_util::StreamExt;
 use futures_util::stream::FuturesUnordered;
-use queue_core::Timestamp;
-use queue_core::timestamp::utc_day;
+use queue_core::scripts::{AckFetch, AckFetched, Taken, ack_fetch};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -26,9 +25,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio_util::task::TaskTracker;
 
 use crate::ack::{ACK_BATCH, Ack};
-use crate::in_flight::Taken;
 use crate::membership::Identity;
-use crate::settle::daily_stat_ttl_secs;
 use crate::shared::Shared;
 
 /// Longest idle wait when `idle_poll` is too large to add to a time.
@@ -331,55 +328,32 @@ async fn call(
     acks: &[Ack],
     want: usize,
 ) -> queue_core::Result<Cycle> {
-    let k = &shared.keys;
-    let now = Timestamp::now().as_secs_f64();
-    let mut inv = queue_core::scripts::ACK_FETCH.prepare_invoke();
-    inv.key(&ident.lease)
-        .key(&ident.processing)
-        .key(k.stat_processed())
-        .key(k.stat_processed_on(&utc_day(now)));
-    for a in acks {
-        inv.key(k.status(&a.jid));
-    }
-    if want > 0 {
-        for q in shared.config.queues.order() {
-            inv.key(k.queue(q));
-        }
-    }
-    inv.arg(acks.len())
-        .arg(want)
-        .arg(shared.config.lease_ttl.as_millis() as u64)
-        .arg(k.status_prefix())
-        .arg(format!("{now:.6}"))
-        .arg(shared.client.config().status_retention.finished.as_secs())
-        .arg(daily_stat_ttl_secs());
-    for a in acks {
-        a.push_args(&mut inv);
-    }
+    let script_acks: Vec<_> = acks.iter().map(Ack::as_script_ack).collect();
+    let queues = if want > 0 {
+        shared.config.queues.order()
+    } else {
+        Vec::new()
+    };
+    let request = AckFetch {
+        identity: &ident.name,
+        acks: &script_acks,
+        want,
+        queues: &queues,
+        lease_ttl: shared.config.lease_ttl,
+        now: queue_core::Timestamp::now(),
+    };
     let _gate = shared.in_flight.gate.read().await;
-    let mut conn = shared.client.connection();
-    let reply: Vec<redis::Value> = shared.client.bounded(inv.invoke_async(&mut conn)).await?;
-    let mut items = reply.into_iter();
-    let lease = items.next();
-    let mut acked = Vec::with_capacity(acks.len());
-    for _ in acks {
-        acked.push(matches!(items.next(), Some(redis::Value::Int(1))));
-    }
-    if acked.len() != acks.len() {
-        return Err(queue_core::Error::UnexpectedScriptReply {
-            script: "ack_fetch.lua",
-            reply: "fewer ack flags than acks".into(),
-        });
-    }
-    // Under the gate: the audit sees an acked entry either listed and held, or neither.
+    let AckFetched { acked, taken } = ack_fetch(&shared.client, &request).await?;
+    // Under the gate: the audit sees an acked entry either listed and held, or neither, and
+    // a taken one listed and held.
     for a in acks {
         shared.in_flight.remove(&a.raw);
     }
-    let taken = shared.in_flight.register_taken(
-        "ack_fetch.lua",
-        lease.into_iter().chain(items).collect(),
-        true,
-    )?;
+    if let Taken::Jobs(jobs) = &taken {
+        for job in jobs {
+            shared.in_flight.add(&job.raw);
+        }
+    }
     Ok(Cycle { acked, taken })
 }
 
@@ -389,11 +363,7 @@ mod tests {
     use std::sync::Arc;
 
     fn ident(name: &str) -> Arc<Identity> {
-        Arc::new(Identity {
-            name: name.into(),
-            lease: format!("lease:{name}"),
-            processing: format!("processing:{name}"),
-        })
+        Arc::new(Identity { name: name.into() })
     }
 
     fn ack(ident: &Arc<Identity>, n: u8) -> Ack {

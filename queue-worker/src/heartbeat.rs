@@ -1,5 +1,6 @@
 //! The heartbeat: renews this process's lease and its Sidekiq process record.
 
+use queue_core::scripts::{Beat, BeatMode, Heartbeat, heartbeat};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use tokio_util::sync::CancellationToken;
@@ -7,27 +8,17 @@ use tokio_util::sync::CancellationToken;
 use crate::membership::Identity;
 use crate::shared::{Shared, retry_transient};
 
-/// Sidekiq's process records live 60 s; `Sidekiq::ProcessSet` drops expired ones.
-const SIDEKIQ_PROCESS_TTL_SECS: u64 = 60;
-
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Mode {
-    Register,
-    Renew,
-}
-
 /// Registers `ident` (a fresh identity). Returns false if it already was registered.
 pub(crate) async fn register(shared: &Shared, ident: &Identity) -> queue_core::Result<bool> {
-    beat(shared, ident, Mode::Register).await
+    beat(shared, ident, BeatMode::Register).await
 }
 
 /// Renews the lease; returns false when it had expired.
 async fn renew(shared: &Shared, ident: &Identity) -> queue_core::Result<bool> {
-    beat(shared, ident, Mode::Renew).await
+    beat(shared, ident, BeatMode::Renew).await
 }
 
-async fn beat(shared: &Shared, ident: &Identity, mode: Mode) -> queue_core::Result<bool> {
-    let k = &shared.keys;
+async fn beat(shared: &Shared, ident: &Identity, mode: BeatMode) -> queue_core::Result<bool> {
     let c = &shared.config;
     let info = serde_json::json!({
         "hostname": crate::membership::host_name(),
@@ -40,32 +31,16 @@ async fn beat(shared: &Shared, ident: &Identity, mode: Mode) -> queue_core::Resu
         "identity": ident.name,
     })
     .to_string();
-    let now = queue_core::Timestamp::now().as_secs_f64();
-    let mut inv = queue_core::scripts::HEARTBEAT.prepare_invoke();
-    inv.key(&ident.lease)
-        .key(k.workers())
-        .key(k.processes())
-        .key(k.process(&ident.name))
-        .arg(c.lease_ttl.as_millis() as u64)
-        .arg(if mode == Mode::Register {
-            "register"
-        } else {
-            "renew"
-        })
-        .arg(&ident.name)
-        .arg(info)
-        .arg(shared.busy.load(Ordering::Relaxed))
-        .arg(format!("{now:.6}"))
-        .arg(if shared.quiet.is_cancelled() {
-            "true"
-        } else {
-            "false"
-        })
-        .arg(rss_kib())
-        .arg(SIDEKIQ_PROCESS_TTL_SECS);
-    let mut conn = shared.client.connection();
-    let alive: i64 = shared.client.bounded(inv.invoke_async(&mut conn)).await?;
-    Ok(alive == 1)
+    let beat = Heartbeat {
+        identity: &ident.name,
+        mode,
+        lease_ttl: c.lease_ttl,
+        info: &info,
+        busy: shared.busy.load(Ordering::Relaxed),
+        quiet: shared.quiet.is_cancelled(),
+        rss_kib: rss_kib(),
+    };
+    Ok(heartbeat(&shared.client, &beat).await? == Beat::Alive)
 }
 
 /// Takes a fresh identity after `lost`'s lease expired, and registers it.
@@ -102,8 +77,7 @@ pub(crate) async fn run(shared: Arc<Shared>, stop: CancellationToken) {
                 match renew(&shared, &ident).await {
                     Ok(true) => {
                         // A reconnect of the shared connection loses its name; set it again.
-                        let mut conn = shared.client.connection();
-                        let _ = queue_core::connection::name_connection(&mut conn, shared.client.config()).await;
+                        let _ = shared.client.rename_connection().await;
                     }
                     Ok(false) => reregister(&shared, &ident).await,
                     Err(e) => tracing::warn!(error = %e, "heartbeat failed; will retry next beat"),

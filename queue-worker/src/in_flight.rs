@@ -55,61 +55,6 @@ impl InFlight {
     }
 }
 
-/// `ack_fetch.lua`'s mark: the status record was marked running.
-pub(crate) const MARK_RUNNING: i64 = 1;
-/// `ack_fetch.lua`'s mark: the status record says cancelled.
-pub(crate) const MARK_CANCELLED: i64 = 0;
-/// No mark: no record, not JSON, or a script that does not mark (`reap.lua`).
-pub(crate) const MARK_UNKNOWN: i64 = 2;
-
-/// What a script that moves jobs into a processing list (`ack_fetch.lua`, `reap.lua`) answered.
-pub(crate) enum Taken {
-    /// The jobs moved (possibly none) with their marks, now registered as in flight.
-    Jobs(Vec<(Vec<u8>, i64)>),
-    /// The caller's lease had expired: nothing was moved.
-    LeaseLost,
-}
-
-impl InFlight {
-    /// Reads a `{1, job, …}` / `{0}` reply and registers the jobs it names (with
-    /// `ack_fetch.lua`'s marks, which follow each job, when `marked`). Call it with `gate` held,
-    /// from the same critical section as the script call.
-    pub(crate) fn register_taken(
-        &self,
-        script: &'static str,
-        reply: Vec<redis::Value>,
-        marked: bool,
-    ) -> queue_core::Result<Taken> {
-        let mut items = reply.into_iter();
-        match items.next() {
-            Some(redis::Value::Int(1)) => {
-                let mut jobs = Vec::new();
-                while let Some(item) = items.next() {
-                    let redis::Value::BulkString(raw) = item else {
-                        continue;
-                    };
-                    let mark = if marked {
-                        match items.next() {
-                            Some(redis::Value::Int(m)) => m,
-                            _ => MARK_UNKNOWN,
-                        }
-                    } else {
-                        MARK_UNKNOWN
-                    };
-                    self.add(&raw);
-                    jobs.push((raw, mark));
-                }
-                Ok(Taken::Jobs(jobs))
-            }
-            Some(redis::Value::Int(0)) => Ok(Taken::LeaseLost),
-            other => Err(queue_core::Error::UnexpectedScriptReply {
-                script,
-                reply: format!("{other:?}"),
-            }),
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -74,5 +74,5 @@ pub use membership::Identity;
 pub use queues::Queues;
 pub use registry::{Attempt, Registry};
 pub use run::{run, shutdown_signal};
-pub use settle::{MALFORMED_CLASS, Settled};
+pub use settle::MALFORMED_CLASS;
 pub use worker::{RunningWorker, Worker, WorkerBuilder};

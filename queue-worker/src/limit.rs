@@ -6,6 +6,7 @@
 //! held by a process that dies expires after the job's timeout plus a margin.
 
 use queue_core::JobPayload;
+use queue_core::scripts::{self, Slot};
 use std::time::Duration;
 
 use crate::membership::Identity;
@@ -27,34 +28,19 @@ pub(crate) async fn acquire(
     limit: u32,
     timeout: Duration,
 ) -> queue_core::Result<bool> {
-    let key = shared.keys.concurrency(&job.class);
     let member = holder(ident, job);
-    let lifetime = timeout.saturating_add(SLOT_MARGIN).as_millis() as u64;
-    retry_transient("taking a concurrency slot", || async {
-        let mut inv = queue_core::scripts::LIMIT_ACQUIRE.prepare_invoke();
-        inv.key(&key).arg(&member).arg(limit).arg(lifetime);
-        let mut conn = shared.client.connection();
-        let taken: i64 = shared.client.bounded(inv.invoke_async(&mut conn)).await?;
-        Ok(taken == 1)
+    let lifetime = timeout.saturating_add(SLOT_MARGIN);
+    let slot = retry_transient("taking a concurrency slot", || {
+        scripts::limit_acquire(&shared.client, &job.class, &member, limit, lifetime)
     })
-    .await
+    .await?;
+    Ok(slot == Slot::Taken)
 }
 
 /// Gives the slot back. A failure only delays the slot's reuse until it expires.
 pub(crate) async fn release(shared: &Shared, ident: &Identity, job: &JobPayload) {
-    let key = shared.keys.concurrency(&job.class);
     let member = holder(ident, job);
-    let mut conn = shared.client.connection();
-    let done: queue_core::Result<i64> = shared
-        .client
-        .bounded(
-            redis::cmd("ZREM")
-                .arg(&key)
-                .arg(&member)
-                .query_async(&mut conn),
-        )
-        .await;
-    if let Err(e) = done {
+    if let Err(e) = scripts::limit_release(&shared.client, &job.class, &member).await {
         tracing::warn!(error = %e, job_id = %job.jid, "could not release a concurrency slot; it expires on its own");
     }
 }

@@ -9,35 +9,24 @@
 
 use std::sync::{Arc, Mutex, PoisonError};
 
-use queue_core::Keys;
-
 /// One incarnation of this process in Redis.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Identity {
-    /// `host:pid:nonce`.
+    /// `host:pid:nonce`; the scripts build its lease and processing-list keys from it.
     pub name: String,
-    /// Key of its lease.
-    pub lease: String,
-    /// Key of its processing list.
-    pub processing: String,
 }
 
 impl Identity {
-    fn fresh(keys: &Keys, host: &str) -> Self {
+    fn fresh(host: &str) -> Self {
         let nonce = format!("{:012x}", fastrand::u64(..) & 0xffff_ffff_ffff);
         let name = format!("{host}:{}:{nonce}", std::process::id());
-        Self {
-            lease: keys.lease(&name),
-            processing: keys.processing(&name),
-            name,
-        }
+        Self { name }
     }
 }
 
 /// The current identity, replaced when its lease is lost.
 #[derive(Debug)]
 pub(crate) struct Membership {
-    keys: Keys,
     host: String,
     current: Mutex<Arc<Identity>>,
     /// Held across "replace the identity" and "register the new one", so that tasks noticing
@@ -46,10 +35,9 @@ pub(crate) struct Membership {
 }
 
 impl Membership {
-    pub(crate) fn new(keys: Keys, host: String) -> Self {
-        let first = Arc::new(Identity::fresh(&keys, &host));
+    pub(crate) fn new(host: String) -> Self {
+        let first = Arc::new(Identity::fresh(&host));
         Self {
-            keys,
             host,
             current: Mutex::new(first),
             renewing: tokio::sync::Mutex::new(()),
@@ -62,7 +50,7 @@ impl Membership {
 
     /// A new identity, not yet in use.
     pub(crate) fn fresh(&self) -> Arc<Identity> {
-        Arc::new(Identity::fresh(&self.keys, &self.host))
+        Arc::new(Identity::fresh(&self.host))
     }
 
     /// Makes `fresh` (already registered) the current identity.

@@ -13,8 +13,9 @@ use crate::context::JobContext;
 use crate::failure::{Failure, Shown};
 use crate::membership::Identity;
 use crate::registry::Registration;
-use crate::settle::{self, Deferral, Settled};
+use crate::settle::{self, Deferral, HandBack};
 use crate::shared::Shared;
+use queue_core::scripts::Failed;
 
 /// A fetched job about to run.
 pub(crate) struct Started {
@@ -22,12 +23,6 @@ pub(crate) struct Started {
     pub(crate) raw: Vec<u8>,
     pub(crate) job: JobPayload,
     pub(crate) reg: Registration,
-}
-
-/// The attempt number of `job`: 1 on the first run (Sidekiq's `retry_count` is 0 after
-/// the first failure).
-pub(crate) fn attempt_of(job: &JobPayload) -> u32 {
-    job.retry_count.map_or(1, |c| c + 2)
 }
 
 /// How an attempt ended.
@@ -58,7 +53,7 @@ pub(crate) async fn run(
         } else {
             "after waiting its longest for a free slot"
         };
-        hand_back(&shared, &ident, &raw, &job, why).await;
+        hand_back(&shared, &ident, &raw, why).await;
         drop(taken);
         shared.settled.notify_one();
         return;
@@ -76,7 +71,6 @@ pub(crate) async fn run(
                     tracing::error!(job_id = %job.jid, error = %e,
                         "could not defer the job; the audit hands it back to its queue");
                 }
-                shared.in_flight.remove(&raw);
                 release_unacked(&shared, permit);
                 return;
             }
@@ -93,7 +87,7 @@ pub(crate) async fn run(
     let cancel = shared.hand_back.child_token();
     let ctx = JobContext {
         id: job.jid.clone(),
-        attempt: attempt_of(&job),
+        attempt: job.attempt(),
         queue: job.queue.clone(),
         tracked: reg.track_status,
         client: shared.client.clone(),
@@ -175,10 +169,10 @@ pub(crate) async fn run(
             return;
         }
         Outcome::Failed(failure) => {
-            tracing::warn!(job_id = %jid, class = %job.class, attempt = attempt_of(&job),
+            tracing::warn!(job_id = %jid, class = %job.class, attempt = job.attempt(),
                 error = %Shown(&failure), "job failed");
             match settle::fail(&shared, &ident, &raw, job, &failure).await {
-                Ok(Settled::Dead) => tracing::warn!(job_id = %jid, "job moved to the dead set"),
+                Ok(Failed::Dead) => tracing::warn!(job_id = %jid, "job moved to the dead set"),
                 Ok(_) => {}
                 Err(e) => tracing::error!(job_id = %jid, error = %e,
                     "could not record the failure; the audit hands the job back and it runs again"),
@@ -186,7 +180,7 @@ pub(crate) async fn run(
             shared.in_flight.remove(&raw);
         }
         Outcome::HandBack => {
-            hand_back(&shared, &ident, &raw, &job, "at shutdown").await;
+            hand_back(&shared, &ident, &raw, "at shutdown").await;
         }
     }
     release_unacked(&shared, permit);
@@ -226,22 +220,11 @@ fn release_unacked(shared: &Shared, permit: (OwnedSemaphorePermit, OwnedSemaphor
 }
 
 /// Puts a job that did not finish back at the front of its queue; `when` ends the log line.
-pub(crate) async fn hand_back(
-    shared: &Shared,
-    ident: &Identity,
-    raw: &[u8],
-    job: &JobPayload,
-    when: &str,
-) {
-    match settle::requeue(shared, ident, raw, raw, job).await {
-        Ok(true) => tracing::info!(job_id = %job.jid, "job handed back to its queue {when}"),
-        Ok(false) => {
-            tracing::warn!(job_id = %job.jid, "job was already recovered by another worker")
-        }
-        Err(e) => tracing::error!(job_id = %job.jid, error = %e,
-            "could not hand the job back; it stays in the processing list for recovery"),
+async fn hand_back(shared: &Shared, ident: &Identity, raw: &[u8], when: &'static str) {
+    if let Err(e) = settle::hand_back(shared, ident, raw, HandBack::Unfinished(when)).await {
+        tracing::error!(error = %e,
+            "could not hand the job back; it stays in the processing list for recovery");
     }
-    shared.in_flight.remove(raw);
 }
 
 fn panic_message(payload: Box<dyn std::any::Any + Send>) -> String {

@@ -5,6 +5,7 @@
 //! also says when the next job is due, so the loop sleeps exactly that long (capped by
 //! `scheduler_interval`): due jobs start on time without polling Redis in a tight loop.
 
+use queue_core::scripts::{PromoteFrom, promote};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
@@ -39,15 +40,20 @@ pub(crate) async fn run(shared: Arc<Shared>, stop: CancellationToken) {
 /// One pass over both sets. Returns how long until the next job is due, if any is waiting.
 pub(crate) async fn promote_all(shared: &Shared) -> queue_core::Result<Option<Duration>> {
     let mut next: Option<Duration> = None;
-    for set in [shared.keys.schedule(), shared.keys.retry()] {
+    for from in [PromoteFrom::Schedule, PromoteFrom::Retry] {
         loop {
-            let (moved, wait_ms) = promote(shared, &set).await?;
-            if moved > 0 {
-                tracing::debug!(set = %set, jobs = moved, "promoted due jobs");
+            let promoted = promote(
+                &shared.client,
+                from,
+                PROMOTE_BATCH,
+                shared.config.clock_offset_ms,
+            )
+            .await?;
+            if promoted.moved > 0 {
+                tracing::debug!(set = ?from, jobs = promoted.moved, "promoted due jobs");
             }
-            if moved < PROMOTE_BATCH as i64 {
-                if wait_ms >= 0 {
-                    let wait = Duration::from_millis(wait_ms as u64);
+            if promoted.moved < PROMOTE_BATCH {
+                if let Some(wait) = promoted.next_due {
                     next = Some(next.map_or(wait, |n| n.min(wait)));
                 }
                 break;
@@ -55,19 +61,4 @@ pub(crate) async fn promote_all(shared: &Shared) -> queue_core::Result<Option<Du
         }
     }
     Ok(next)
-}
-
-async fn promote(shared: &Shared, set: &str) -> queue_core::Result<(i64, i64)> {
-    let k = &shared.keys;
-    let mut inv = queue_core::scripts::PROMOTE.prepare_invoke();
-    inv.key(set)
-        .key(k.queues())
-        .key(k.dead())
-        .arg(k.queue_prefix())
-        .arg(k.status_prefix())
-        .arg(shared.config.clock_offset_ms)
-        .arg(PROMOTE_BATCH)
-        .arg(k.wake_channel());
-    let mut conn = shared.client.connection();
-    shared.client.bounded(inv.invoke_async(&mut conn)).await
 }

@@ -1,10 +1,11 @@
-//! Ending an attempt other than by success: retry, death, burial of bad input, hand-back.
+//! Ending an attempt other than by success: retry, death, burial of bad input, deferral,
+//! and the one hand-back used by the runner, the reaper and the audit.
 //!
 //! Each call moves the job out of a processing list in one script; if the job is no longer
 //! there (the reaper gave it to another worker), nothing is written and the late outcome
 //! is rejected and logged.
 
-use queue_core::timestamp::utc_day;
+use queue_core::scripts::{self, FailTo, Failed, Requeue, Requeued};
 use queue_core::{JobId, JobPayload, Timestamp};
 use serde_json::Value;
 use std::time::Duration;
@@ -18,19 +19,6 @@ use crate::shared::{Shared, retry_transient};
 pub const MALFORMED_CLASS: &str = "queue::MalformedJob";
 /// How much of a malformed entry is kept in the dead set.
 const MALFORMED_RAW_BYTES: usize = 4096;
-/// Lifetime of Sidekiq's daily counters (Sidekiq keeps them five years).
-const DAILY_STAT_TTL_SECS: u64 = 5 * 365 * 24 * 3600;
-
-/// Where a failed job went.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Settled {
-    /// Into the retry set.
-    Retry,
-    /// Into the dead set.
-    Dead,
-    /// Nowhere: another worker owns it now; this outcome was rejected.
-    Rejected,
-}
 
 /// Records a failed attempt: rewrites the job with Sidekiq's error fields and moves it to
 /// the retry set (with a growing, jittered delay) or, when out of retries, the dead set.
@@ -40,7 +28,7 @@ pub(crate) async fn fail(
     raw: &[u8],
     mut job: JobPayload,
     failure: &Failure,
-) -> queue_core::Result<Settled> {
+) -> queue_core::Result<Failed> {
     let now = Timestamp::now();
     let retry_count = job.retry_count.map_or(0, |c| c + 1);
     job.retry_count = Some(retry_count);
@@ -59,29 +47,19 @@ pub(crate) async fn fail(
         _ => backoff_with_jitter(retry_count),
     };
     let tracked = shared.registry.tracks(&job);
-    let jid = job.jid.clone();
     let rewritten = job.to_json()?;
-    let reply = settle_failure(
-        shared,
-        ident,
-        raw,
-        &rewritten,
-        &jid,
-        dead,
-        delay.as_secs_f64(),
-        tracked,
-        job.error_message.as_deref().unwrap_or_default(),
-    )
-    .await?;
-    let settled = match (reply, dead) {
-        (false, _) => Settled::Rejected,
-        (true, true) => Settled::Dead,
-        (true, false) => Settled::Retry,
+    let to = if dead {
+        FailTo::Dead
+    } else {
+        FailTo::Retry { delay }
     };
-    if settled == Settled::Rejected {
-        tracing::warn!(job_id = %jid, "late failure rejected: the job was recovered by another worker");
+    let error = job.error_message.as_deref().unwrap_or_default();
+    let failed =
+        settle_failure(shared, ident, raw, &rewritten, &job.jid, to, tracked, error).await?;
+    if failed == Failed::NotOwned {
+        tracing::warn!(job_id = %job.jid, "late failure rejected: the job was recovered by another worker");
     }
-    Ok(settled)
+    Ok(failed)
 }
 
 /// Moves a queue entry that is not valid job JSON to the dead set, wrapped in a job so
@@ -91,7 +69,7 @@ pub(crate) async fn bury_malformed(
     ident: &Identity,
     raw: &[u8],
     reason: &str,
-) -> queue_core::Result<Settled> {
+) -> queue_core::Result<Failed> {
     // The entry may not even be UTF-8: keep a lossy text copy for people, while the script
     // removes the exact bytes from the processing list.
     let cut = raw.len().min(MALFORMED_RAW_BYTES);
@@ -119,19 +97,17 @@ pub(crate) async fn bury_malformed(
     };
     tracing::error!(reason, "malformed queue entry moved to the dead set");
     let json = wrapper.to_json()?;
-    let ok = settle_failure(
+    settle_failure(
         shared,
         ident,
         raw,
         &json,
         &wrapper.jid,
-        true,
-        0.0,
+        FailTo::Dead,
         false,
         reason,
     )
-    .await?;
-    Ok(if ok { Settled::Dead } else { Settled::Rejected })
+    .await
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -141,76 +117,132 @@ async fn settle_failure(
     raw: &[u8],
     rewritten: &str,
     jid: &JobId,
-    dead: bool,
-    delay_secs: f64,
+    to: FailTo,
     tracked: bool,
     error: &str,
-) -> queue_core::Result<bool> {
-    let k = &shared.keys;
-    let day = utc_day(Timestamp::now().as_secs_f64());
+) -> queue_core::Result<Failed> {
     let c = &shared.config;
-    let retention = shared.client.config().status_retention;
-    retry_transient("recording a failure", || async {
-        let mut conn = shared.client.connection();
-        let mut inv = queue_core::scripts::FAIL.prepare_invoke();
-        inv.key(&ident.processing)
-            .key(k.retry())
-            .key(k.dead())
-            .key(k.status(jid.as_str()))
-            .key(k.stat_processed())
-            .key(k.stat_failed())
-            .key(k.stat_processed_on(&day))
-            .key(k.stat_failed_on(&day))
-            .arg(raw)
-            .arg(rewritten)
-            .arg(if dead { "dead" } else { "retry" })
-            .arg(format!("{delay_secs:.3}"))
-            .arg(c.clock_offset_ms)
-            .arg(if tracked { "1" } else { "0" })
-            .arg(error)
-            .arg(retention.active.as_secs())
-            .arg(retention.finished.as_secs())
-            .arg(c.dead_max_jobs)
-            .arg(c.dead_max_age.as_secs())
-            .arg(DAILY_STAT_TTL_SECS);
-        let reply: redis::Value = shared.client.bounded(inv.invoke_async(&mut conn)).await?;
-        Ok(!matches!(reply, redis::Value::Int(0)))
+    let attempt = scripts::FailedAttempt {
+        identity: &ident.name,
+        raw,
+        rewritten,
+        jid: jid.as_str(),
+        to,
+        tracked,
+        error,
+        clock_offset_ms: c.clock_offset_ms,
+        dead_max_jobs: c.dead_max_jobs,
+        dead_max_age: c.dead_max_age,
+    };
+    retry_transient("recording a failure", || {
+        scripts::fail(&shared.client, &attempt)
     })
     .await
 }
 
-/// Hands a job back to the front of its queue (shutdown, recovery). `pushed` is the JSON to
-/// put back (the raw entry, or a rewrite of it). Returns false when it was no longer ours.
-pub(crate) async fn requeue(
+/// Parses a processing-list entry, or buries it in the dead set when it is not a job.
+/// `None` when it was buried (or could not be: the audit tries again later).
+pub(crate) async fn parse_or_bury(
     shared: &Shared,
     ident: &Identity,
     raw: &[u8],
-    pushed: &[u8],
-    job: &JobPayload,
-) -> queue_core::Result<bool> {
-    let k = &shared.keys;
-    let tracked = shared.registry.tracks(job);
-    let active = shared.client.config().status_retention.active.as_secs();
-    retry_transient("handing a job back", || async {
-        let mut conn = shared.client.connection();
-        let mut inv = queue_core::scripts::REQUEUE.prepare_invoke();
-        inv.key(&ident.processing)
-            .key(k.queue(&job.queue))
-            .key(k.queues())
-            .key(k.status(job.jid.as_str()))
-            .arg(raw)
-            .arg(pushed)
-            .arg(&job.queue)
-            .arg(if tracked { "1" } else { "0" })
-            .arg(active)
-            .arg(k.wake_channel());
-        let done: i64 = shared.client.bounded(inv.invoke_async(&mut conn)).await?;
-        if done == 2 {
-            tracing::info!(job_id = %job.jid, "job was cancelled before it started; dropped");
+) -> Option<JobPayload> {
+    match JobPayload::from_json(raw) {
+        Ok(job) => Some(job),
+        Err(e) => {
+            let reason = format!("not valid job JSON: {e}");
+            if let Err(e) = bury_malformed(shared, ident, raw, &reason).await {
+                tracing::error!(error = %e, "could not bury a malformed entry; the audit will retry");
+            }
+            None
         }
-        Ok(done != 0)
+    }
+}
+
+/// Why a job goes back to its queue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum HandBack {
+    /// This process took it and will not run it: the shutdown came, or no slot came free in
+    /// time. The text ends the log line.
+    Unfinished(&'static str),
+    /// Its worker process died: it goes back with `recovered` + 1, or to the dead set once
+    /// it has killed `max_recoveries` processes.
+    Recovered,
+    /// Nobody here holds it (a fetch reply was lost, or settling it gave up): the audit.
+    Orphaned,
+}
+
+/// The one hand-back: parses `raw` (held in `ident`'s processing list), buries it if it is
+/// not a job, otherwise requeues it at the front of its queue; then releases it from the
+/// in-flight set, whatever happened, so that the audit can retry what failed here.
+pub(crate) async fn hand_back(
+    shared: &Shared,
+    ident: &Identity,
+    raw: &[u8],
+    why: HandBack,
+) -> queue_core::Result<()> {
+    let done = hand_back_entry(shared, ident, raw, why).await;
+    shared.in_flight.remove(raw);
+    done
+}
+
+async fn hand_back_entry(
+    shared: &Shared,
+    ident: &Identity,
+    raw: &[u8],
+    why: HandBack,
+) -> queue_core::Result<()> {
+    let Some(mut job) = parse_or_bury(shared, ident, raw).await else {
+        return Ok(());
+    };
+    let rewritten;
+    let pushed: &[u8] = match why {
+        HandBack::Unfinished(_) | HandBack::Orphaned => raw,
+        HandBack::Recovered => {
+            let recovered = job.recovered.unwrap_or(0).saturating_add(1);
+            if recovered > shared.config.max_recoveries {
+                let failure = Failure::dead(format!(
+                    "recovered {} times: its worker process died each time it ran this job (killed, out of memory, or crashed)",
+                    recovered - 1
+                ));
+                tracing::error!(job_id = %job.jid, class = %job.class, "job keeps killing its worker; moved to the dead set");
+                fail(shared, ident, raw, job, &failure).await?;
+                return Ok(());
+            }
+            job.recovered = Some(recovered);
+            tracing::warn!(job_id = %job.jid, class = %job.class, recovered, "recovered job of a dead worker process");
+            rewritten = job.to_json()?;
+            rewritten.as_bytes()
+        }
+    };
+    if why == HandBack::Orphaned {
+        tracing::warn!(job_id = %job.jid, "job taken but not running here; handing it back");
+    }
+    let request = Requeue {
+        identity: &ident.name,
+        raw,
+        pushed,
+        queue: &job.queue,
+        jid: job.jid.as_str(),
+        tracked: shared.registry.tracks(&job),
+    };
+    let requeued = retry_transient("handing a job back", || {
+        scripts::requeue(&shared.client, &request)
     })
-    .await
+    .await?;
+    match (requeued, why) {
+        (Requeued::Queued, HandBack::Unfinished(when)) => {
+            tracing::info!(job_id = %job.jid, "job handed back to its queue {when}")
+        }
+        (Requeued::Queued, _) => {}
+        (Requeued::Cancelled, _) => {
+            tracing::info!(job_id = %job.jid, "job was cancelled before it started; dropped")
+        }
+        (Requeued::NotOwned, _) => {
+            tracing::warn!(job_id = %job.jid, "job was already recovered by another worker")
+        }
+    }
+    Ok(())
 }
 
 /// Why a job is put back for later without running.
@@ -230,29 +262,36 @@ const MAX_LIMIT_DEFERRAL: Duration = Duration::from_secs(5);
 /// Longest wait of a job of an unknown class before it is tried again.
 const MAX_UNKNOWN_DEFERRAL: Duration = Duration::from_secs(3600);
 
-/// Puts `job` back for later (see [`Deferral`]). False when it was no longer ours.
+/// Puts `job` back for later (see [`Deferral`]), then releases it from the in-flight set.
 pub(crate) async fn defer(
     shared: &Shared,
     ident: &Identity,
     raw: &[u8],
     job: &JobPayload,
     why: Deferral,
-) -> queue_core::Result<bool> {
+) -> queue_core::Result<scripts::Deferred> {
+    let deferred = defer_entry(shared, ident, raw, job, why).await;
+    shared.in_flight.remove(raw);
+    deferred
+}
+
+async fn defer_entry(
+    shared: &Shared,
+    ident: &Identity,
+    raw: &[u8],
+    job: &JobPayload,
+    why: Deferral,
+) -> queue_core::Result<scripts::Deferred> {
     let mut later = job.clone();
     later.enqueued_at = None;
-    let (set, state, error, delay) = match why {
+    let (delay, error) = match why {
         Deferral::OverLimit => {
             let n = later.deferred.unwrap_or(0);
             later.deferred = Some(n.saturating_add(1));
             let base = Duration::from_millis(500).saturating_mul(1u32 << n.min(4));
             let delay = base.min(MAX_LIMIT_DEFERRAL);
             let jitter = Duration::from_millis(fastrand::u64(0..=delay.as_millis() as u64 / 2));
-            (
-                shared.keys.schedule(),
-                "scheduled",
-                String::new(),
-                delay + jitter,
-            )
+            (delay + jitter, None)
         }
         Deferral::UnknownClass => {
             let n = later.unknown_class.unwrap_or(0);
@@ -268,32 +307,28 @@ pub(crate) async fn defer(
                 .failed_at
                 .get_or_insert_with(queue_core::Timestamp::now);
             let delay = backoff_with_jitter(n).min(MAX_UNKNOWN_DEFERRAL);
-            (shared.keys.retry(), "retrying", message, delay)
+            (delay, Some(message))
         }
     };
     let json = later.to_json()?;
-    let status = shared.keys.status(job.jid.as_str());
-    retry_transient("deferring a job", || async {
-        let mut inv = queue_core::scripts::DEFER.prepare_invoke();
-        inv.key(&ident.processing)
-            .key(&set)
-            .key(&status)
-            .arg(raw)
-            .arg(&json)
-            .arg(delay.as_millis() as u64)
-            .arg(state)
-            .arg(&error);
-        let mut conn = shared.client.connection();
-        let done: i64 = shared.client.bounded(inv.invoke_async(&mut conn)).await?;
-        if done == 2 {
-            tracing::info!(job_id = %job.jid, "job was cancelled before it ran; dropped");
-        }
-        Ok(done != 0)
+    let deferral = match &error {
+        None => scripts::Deferral::OverLimit,
+        Some(error) => scripts::Deferral::UnknownClass { error },
+    };
+    let deferred = retry_transient("deferring a job", || {
+        scripts::defer(
+            &shared.client,
+            &ident.name,
+            raw,
+            &json,
+            job.jid.as_str(),
+            delay,
+            deferral,
+        )
     })
-    .await
-}
-
-/// The daily-counter lifetime, for the exchange's acks.
-pub(crate) fn daily_stat_ttl_secs() -> u64 {
-    DAILY_STAT_TTL_SECS
+    .await?;
+    if deferred == scripts::Deferred::Cancelled {
+        tracing::info!(job_id = %job.jid, "job was cancelled before it ran; dropped");
+    }
+    Ok(deferred)
 }

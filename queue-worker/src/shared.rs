@@ -1,7 +1,7 @@
 //! State shared by the worker's tasks, and the retry rule for its own Redis calls.
 
 use backon::{ExponentialBuilder, Retryable};
-use queue_core::{Client, Keys};
+use queue_core::Client;
 use std::future::Future;
 use std::sync::atomic::AtomicUsize;
 use std::time::Duration;
@@ -17,7 +17,6 @@ use crate::registry::Registry;
 #[derive(Debug)]
 pub(crate) struct Shared {
     pub(crate) client: Client,
-    pub(crate) keys: Keys,
     pub(crate) config: WorkerConfig,
     pub(crate) registry: Registry,
     pub(crate) membership: Membership,

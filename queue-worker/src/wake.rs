@@ -48,19 +48,13 @@ async fn listen(
     ours: &HashSet<String>,
     stop: &CancellationToken,
 ) -> queue_core::Result<()> {
-    let config = shared.client.config();
-    let client = queue_core::connection::redis_client(config)?;
-    let mut pubsub = tokio::time::timeout(config.timeout, client.get_async_pubsub())
-        .await
-        .map_err(|_| queue_core::Error::Timeout(config.timeout))??;
-    pubsub.subscribe(shared.keys.wake_channel()).await?;
-    let mut messages = pubsub.on_message();
+    let messages = shared.client.wake_ups().await?;
+    tokio::pin!(messages);
     loop {
         tokio::select! {
             _ = stop.cancelled() => return Ok(()),
             msg = messages.next() => match msg {
-                Some(msg) => {
-                    let queue: String = msg.get_payload().unwrap_or_default();
+                Some(queue) => {
                     if ours.contains(&queue) {
                         shared.wake.notify_one();
                     }

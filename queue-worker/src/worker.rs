@@ -9,7 +9,7 @@
 //! 5. the background loops stop (wake-ups, heartbeat, scheduler, reaper);
 //! 6. the process record and lease are removed (leftovers, if any, become recoverable at once).
 
-use queue_core::{Client, Job, Keys, Timestamp};
+use queue_core::{Client, Job, Timestamp};
 use serde::Serialize;
 use std::future::Future;
 use std::sync::Arc;
@@ -125,10 +125,8 @@ impl WorkerBuilder {
     /// The worker, using `client`'s connection for everything but wake-ups.
     pub fn build(self, client: Client) -> Result<Worker> {
         self.config.validate()?;
-        let keys = Keys::new(client.config().prefix.clone());
         let shared = Shared {
-            membership: Membership::new(keys.clone(), host_name()),
-            keys,
+            membership: Membership::new(host_name()),
             client,
             config: self.config,
             registry: self.registry,
@@ -207,8 +205,10 @@ impl Worker {
         let shared = self.shared;
         let client = &shared.client;
         check_server_version(client).await?;
-        let scripts = queue_core::scripts::worker_scripts();
-        retry_transient("loading scripts", || client.load_scripts(&scripts)).await?;
+        retry_transient("loading scripts", || {
+            queue_core::scripts::load_worker_scripts(client)
+        })
+        .await?;
         let ident = shared.membership.current();
         retry_transient("registering", || {
             crate::heartbeat::register(&shared, &ident)
@@ -280,21 +280,8 @@ impl Worker {
 
 /// Refuses a Redis older than 6.2, whose missing commands would make every fetch fail.
 async fn check_server_version(client: &Client) -> Result<()> {
-    let info: String = retry_transient("reading the Redis version", || async {
-        let mut conn = client.connection();
-        client
-            .bounded(redis::cmd("INFO").arg("server").query_async(&mut conn))
-            .await
-    })
-    .await?;
-    let version = info
-        .lines()
-        .find_map(|l| l.strip_prefix("redis_version:"))
-        .unwrap_or("")
-        .trim()
-        .to_owned();
-    let mut parts = version.split('.').map(|p| p.parse::<u32>().unwrap_or(0));
-    let (major, minor) = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
+    let (major, minor, version) =
+        retry_transient("reading the Redis version", || client.server_version()).await?;
     if (major, minor) < (6, 2) {
         return Err(Error::UnsupportedRedis { version });
     }
@@ -313,20 +300,8 @@ async fn stop_within<T>(mut task: JoinHandle<T>, deadline: Instant, what: &str) 
     }
 }
 
-async fn unregister(shared: &Shared, ident: &crate::membership::Identity) -> Result<i64> {
-    let k = &shared.keys;
-    let mut inv = queue_core::scripts::UNREGISTER.prepare_invoke();
-    inv.key(&ident.lease)
-        .key(k.workers())
-        .key(k.processes())
-        .key(k.process(&ident.name))
-        .key(k.process_work(&ident.name))
-        .key(&ident.processing)
-        .arg(&ident.name);
-    let mut conn = shared.client.connection();
-    shared
-        .client
-        .bounded(inv.invoke_async(&mut conn))
+async fn unregister(shared: &Shared, ident: &crate::membership::Identity) -> Result<usize> {
+    queue_core::scripts::unregister(&shared.client, &ident.name)
         .await
         .map_err(Error::from)
 }

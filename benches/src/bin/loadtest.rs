@@ -843,27 +843,10 @@ async fn slowlog_start(client: &Client) -> Result<SlowlogSaved> {
 }
 
 fn script_names() -> Vec<(String, &'static str)> {
-    use queue_core::scripts::*;
-    [
-        (&*ENQUEUE, "enqueue.lua"),
-        (&*ENQUEUE_BULK, "enqueue_bulk.lua"),
-        (&*SCHEDULE, "schedule.lua"),
-        (&*CANCEL, "cancel.lua"),
-        (&*ACK_FETCH, "ack_fetch.lua"),
-        (&*START, "start.lua"),
-        (&*FAIL, "fail.lua"),
-        (&*REQUEUE, "requeue.lua"),
-        (&*PROMOTE, "promote.lua"),
-        (&*HEARTBEAT, "heartbeat.lua"),
-        (&*REAP, "reap.lua"),
-        (&*UNREGISTER, "unregister.lua"),
-        (&*PROGRESS, "progress.lua"),
-        (&*LIMIT_ACQUIRE, "limit_acquire.lua"),
-        (&*DEFER, "defer.lua"),
-    ]
-    .into_iter()
-    .map(|(s, n)| (s.get_hash().to_owned(), n))
-    .collect()
+    queue_core::scripts::script_hashes()
+        .into_iter()
+        .map(|(name, sha)| (sha, name))
+        .collect()
 }
 
 fn text(v: &redis::Value) -> Option<String> {

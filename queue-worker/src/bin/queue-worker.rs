@@ -51,16 +51,8 @@ async fn sleep_job(
             .await
             .ok();
     }
-    let mut conn = client.connection();
-    let ledger = client.keys().diagnostics_ledger();
-    let _: i64 = client
-        .bounded(
-            redis::cmd("HINCRBY")
-                .arg(ledger)
-                .arg(ctx.id().as_str())
-                .arg(1)
-                .query_async(&mut conn),
-        )
+    client
+        .record_diagnostic_execution(ctx.id().as_str())
         .await
         .map_err(|e| Failure::retry(e.to_string()))?;
     Ok(serde_json::json!({ "slept_ms": job.millis }))

@@ -1,0 +1,91 @@
+//! What a worker process reads and names in Redis outside the scripts: the identities the
+//! reaper walks, its own processing list for the audit, the server's version, its
+//! connection name, the wake-up subscription, and the diagnostic jobs' ledger.
+
+use futures_util::{Stream, StreamExt};
+
+use crate::client::Client;
+use crate::connection::{name_connection, redis_client};
+use crate::error::{Error, Result};
+
+impl Client {
+    /// The identities of our worker processes, alive or not (the reaper walks them).
+    pub async fn registered_identities(&self) -> Result<Vec<String>> {
+        let mut conn = self.connection();
+        self.bounded(
+            redis::cmd("SMEMBERS")
+                .arg(self.keys().workers())
+                .query_async(&mut conn),
+        )
+        .await
+    }
+
+    /// Every entry of `identity`'s processing list, exactly as stored (the audit compares
+    /// them with what the process holds). One `LRANGE` of the whole list: a processing list
+    /// holds at most concurrency + prefetch entries.
+    pub async fn processing_entries(&self, identity: &str) -> Result<Vec<Vec<u8>>> {
+        let mut conn = self.connection();
+        self.bounded(
+            redis::cmd("LRANGE")
+                .arg(self.keys().processing(identity))
+                .arg(0)
+                .arg(-1)
+                .query_async(&mut conn),
+        )
+        .await
+    }
+
+    /// The server's `redis_version` (`INFO server`), as `(major, minor, text)`.
+    pub async fn server_version(&self) -> Result<(u32, u32, String)> {
+        let mut conn = self.connection();
+        let info: String = self
+            .bounded(redis::cmd("INFO").arg("server").query_async(&mut conn))
+            .await?;
+        let version = info
+            .lines()
+            .find_map(|l| l.strip_prefix("redis_version:"))
+            .unwrap_or("")
+            .trim()
+            .to_owned();
+        let mut parts = version.split('.').map(|p| p.parse::<u32>().unwrap_or(0));
+        let (major, minor) = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
+        Ok((major, minor, version))
+    }
+
+    /// Sets the shared connection's name again (a reconnect loses it).
+    pub async fn rename_connection(&self) -> Result<()> {
+        let mut conn = self.connection();
+        let config = self.config();
+        self.bounded(async { Ok(name_connection(&mut conn, config).await) })
+            .await?
+    }
+
+    /// A new pub/sub connection subscribed to the wake channel: yields each queue name our
+    /// enqueue scripts announce. The stream ends when the connection drops.
+    pub async fn wake_ups(&self) -> Result<impl Stream<Item = String> + Send + use<>> {
+        let config = self.config();
+        let client = redis_client(config)?;
+        let mut pubsub = tokio::time::timeout(config.timeout, client.get_async_pubsub())
+            .await
+            .map_err(|_| Error::Timeout(config.timeout))??;
+        self.bounded(pubsub.subscribe(self.keys().wake_channel()))
+            .await?;
+        Ok(pubsub
+            .into_on_message()
+            .map(|msg| msg.get_payload::<String>().unwrap_or_default()))
+    }
+
+    /// Counts one completed execution of job `jid` in the diagnostics ledger (the
+    /// `queue-worker` binary's diagnostic jobs; kill tests read it).
+    pub async fn record_diagnostic_execution(&self, jid: &str) -> Result<u64> {
+        let mut conn = self.connection();
+        self.bounded(
+            redis::cmd("HINCRBY")
+                .arg(self.keys().diagnostics_ledger())
+                .arg(jid)
+                .arg(1)
+                .query_async(&mut conn),
+        )
+        .await
+    }
+}

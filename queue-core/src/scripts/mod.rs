@@ -1,0 +1,192 @@
+//! Every Lua script, one `.lua` file per state transition, each with its typed call in the
+//! `.rs` file beside it.
+//!
+//! A wrapper is the only place that knows its script's KEYS, ARGV and replies: it builds
+//! every key through [`Keys`](crate::Keys), sends `EVALSHA` under the client timeout (with
+//! the `EVAL` fallback after `NOSCRIPT`, for example after Redis restarted), and turns the
+//! reply into an enum. The worker, the web crate, the script tests and the benches all call
+//! the same wrappers, so adding a state change touches one pair of files.
+//!
+//! One rule holds for every script that moves a job: reads and checks first, then the write
+//! to the destination, and the removal from the source last, so that a script failing half
+//! way (Redis does not roll back) leaves the job in at least one structure.
+
+use redis::{Cmd, FromRedisValue, Script, ScriptInvocation};
+use std::sync::LazyLock;
+
+use crate::client::Client;
+use crate::error::{Error, Result};
+
+mod ack_fetch;
+mod cancel;
+mod defer;
+mod enqueue;
+mod enqueue_bulk;
+mod fail;
+mod heartbeat;
+mod limit_acquire;
+mod progress;
+mod promote;
+mod reap;
+mod requeue;
+mod schedule;
+mod start;
+mod unregister;
+
+pub use ack_fetch::{Ack, AckFetch, AckFetched, AckTracking, Mark, Taken, TakenJob, ack_fetch};
+pub use cancel::{Cancelled, cancel};
+pub use defer::{Deferral, Deferred, defer};
+pub(crate) use enqueue::{Enqueue, enqueue};
+pub(crate) use enqueue_bulk::{BulkChunk, send as send_bulk_chunk};
+pub use fail::{FailTo, Failed, FailedAttempt, fail};
+pub use heartbeat::{Beat, BeatMode, Heartbeat, heartbeat};
+pub use limit_acquire::{Slot, limit_acquire, limit_release};
+pub use progress::{ProgressRecorded, progress};
+pub use promote::{PromoteFrom, Promoted, promote};
+pub use reap::{Reaped, reap};
+pub use requeue::{Requeue, Requeued, requeue};
+pub(crate) use schedule::{Schedule, schedule};
+pub use start::{StartJob, Started, start};
+pub use unregister::unregister;
+
+/// Lifetime of Sidekiq's daily counters (`stat:processed:<day>`): Sidekiq keeps five years.
+pub(crate) const DAILY_STAT_TTL_SECS: u64 = 5 * 365 * 24 * 3600;
+
+/// A script, loaded once per process, with the file name its errors report.
+pub(crate) struct Lua {
+    name: &'static str,
+    script: LazyLock<Script, fn() -> Script>,
+}
+
+/// Declares a `Lua` static for the `.lua` file beside the wrapper.
+macro_rules! lua {
+    ($static:ident, $file:literal) => {
+        pub(crate) static $static: $crate::scripts::Lua =
+            $crate::scripts::Lua::new($file, || redis::Script::new(include_str!($file)));
+    };
+}
+pub(crate) use lua;
+
+impl Lua {
+    pub(crate) const fn new(name: &'static str, load: fn() -> Script) -> Self {
+        Self {
+            name,
+            script: LazyLock::new(load),
+        }
+    }
+
+    /// A fresh invocation to add keys and arguments to.
+    pub(crate) fn invocation(&self) -> ScriptInvocation<'_> {
+        self.script.prepare_invoke()
+    }
+
+    /// Runs `inv` under the client timeout; `invoke_async` loads the script after `NOSCRIPT`.
+    pub(crate) async fn call<T: FromRedisValue>(
+        &self,
+        client: &Client,
+        inv: ScriptInvocation<'_>,
+    ) -> Result<T> {
+        let mut conn = client.connection();
+        client.bounded(inv.invoke_async(&mut conn)).await
+    }
+
+    /// An `EVALSHA` with `numkeys` keys, to which keys and then arguments are added. For hot
+    /// paths that size their command up front (enqueue).
+    pub(crate) fn evalsha(&self, numkeys: usize, args: usize, bytes: usize) -> Cmd {
+        let mut cmd = Cmd::with_capacity(args + 3, bytes + 64);
+        cmd.arg("EVALSHA").arg(self.script.get_hash()).arg(numkeys);
+        cmd
+    }
+
+    /// Runs `cmd`, an [`Lua::evalsha`] of this script, under the client timeout; loads the
+    /// script and runs it again if Redis lost it (`NOSCRIPT`).
+    pub(crate) async fn call_cmd<T: FromRedisValue>(&self, client: &Client, cmd: Cmd) -> Result<T> {
+        let mut conn = client.connection();
+        let script = &*self.script;
+        client
+            .bounded(async move {
+                match cmd.query_async(&mut conn).await {
+                    Err(e)
+                        if e.kind()
+                            == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) =>
+                    {
+                        script.load_async(&mut conn).await?;
+                        cmd.query_async(&mut conn).await
+                    }
+                    reply => reply,
+                }
+            })
+            .await
+    }
+
+    /// The error for a reply this script's wrapper does not understand.
+    pub(crate) fn unexpected(&self, reply: impl std::fmt::Debug) -> Error {
+        Error::UnexpectedScriptReply {
+            script: self.name,
+            reply: format!("{reply:?}"),
+        }
+    }
+
+    fn script(&self) -> &Script {
+        &self.script
+    }
+}
+
+/// The scripts the enqueue client uses, for preloading at connect.
+pub(crate) fn client_scripts() -> [&'static Lua; 4] {
+    [
+        &enqueue::ENQUEUE,
+        &enqueue_bulk::ENQUEUE_BULK,
+        &schedule::SCHEDULE,
+        &cancel::CANCEL,
+    ]
+}
+
+/// The scripts a worker process uses, for preloading at start.
+fn worker_scripts() -> [&'static Lua; 11] {
+    [
+        &ack_fetch::ACK_FETCH,
+        &start::START,
+        &fail::FAIL,
+        &requeue::REQUEUE,
+        &promote::PROMOTE,
+        &heartbeat::HEARTBEAT,
+        &reap::REAP,
+        &unregister::UNREGISTER,
+        &progress::PROGRESS,
+        &limit_acquire::LIMIT_ACQUIRE,
+        &defer::DEFER,
+    ]
+}
+
+/// Every script's file name and SHA-1, as `EVALSHA` and the slowlog name it (for tools that
+/// break Redis's time down by script).
+pub fn script_hashes() -> Vec<(&'static str, String)> {
+    client_scripts()
+        .into_iter()
+        .chain(worker_scripts())
+        .map(|lua| (lua.name, lua.script().get_hash().to_owned()))
+        .collect()
+}
+
+/// Loads `scripts` into Redis so that their first use is a single `EVALSHA`.
+pub(crate) async fn load(client: &Client, scripts: &[&Lua]) -> Result<()> {
+    for lua in scripts {
+        let mut conn = client.connection();
+        let script = lua.script();
+        client
+            .bounded(async move { script.load_async(&mut conn).await })
+            .await?;
+    }
+    Ok(())
+}
+
+/// Loads every script a worker process uses (call once at start).
+pub async fn load_worker_scripts(client: &Client) -> Result<()> {
+    load(client, &worker_scripts()).await
+}
+
+/// `"1"` / `"0"`, the scripts' booleans.
+pub(crate) fn flag(on: bool) -> &'static str {
+    if on { "1" } else { "0" }
+}
