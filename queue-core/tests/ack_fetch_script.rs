@@ -1,44 +1,40 @@
-//! `ack_fetch.lua` called directly, with the arguments the worker sends (`exchange.rs::call`),
-//! then the raw Redis state and the reply checked: fetch order and the processing list,
-//! priority of queues, large batches, status marks, JSON written by others, acks, a lost
-//! lease, acks only; plus the jid-first prefix the client and `promote.lua` write, which the
-//! script reads without decoding.
+//! `ack_fetch.lua` called through `scripts::ack_fetch`, the wrapper the worker calls
+//! (`exchange.rs`), then the raw Redis state and the reply checked: fetch order and the
+//! processing list, priority of queues, large batches, status marks, JSON written by others,
+//! acks, a lost lease, acks only; plus the jid-first prefix the client and `promote.lua`
+//! (through `scripts::promote`) write, which the script reads without decoding.
 
 mod common;
 
 use common::{Greet, Tick, cmd, raw};
+use queue_core::scripts::{
+    Ack, AckFetch, AckTracking, Mark, PromoteFrom, Taken, TakenJob, ack_fetch as call_ack_fetch,
+};
 use queue_core::testing::TestRedis;
 use queue_core::timestamp::utc_day;
-use queue_core::{Client, EnqueueOptions, JobId, JobPayload, Keys, NewJob, scripts};
-use redis::Value;
+use queue_core::{
+    Client, EnqueueOptions, JobId, JobPayload, Keys, NewJob, StatusRetention, Timestamp, scripts,
+};
 use redis::aio::MultiplexedConnection;
 use std::collections::HashMap;
 use std::time::Duration;
 
-/// The script's clock (ARGV[5]), as the worker formats it.
+/// The script's clock, as the wrapper formats [`NOW_SECS`].
 const NOW: &str = "1760000000.500000";
-/// [`NOW`] as a number, for the day of the daily counter.
+/// The `now` passed to the wrapper, and the day of the daily counter.
 const NOW_SECS: f64 = 1_760_000_000.5;
-/// Lease TTL the script sets (ARGV[3]).
+/// Lease TTL the script sets.
 const LEASE_TTL_MS: i64 = 15_000;
-/// Retention of a finished job's record (ARGV[6]).
+/// Retention of a finished job's record: the test client's `status_retention.finished`,
+/// which the wrapper sends (not the 24 h default, so that a hard-coded value would show).
 const FINISHED_TTL: i64 = 3_600;
-/// TTL of the daily counter (ARGV[7]).
-const DAILY_TTL: i64 = 400 * 24 * 3_600;
+/// TTL of the daily counter: five years, as Sidekiq keeps them (the wrapper's constant).
+const DAILY_TTL: i64 = 5 * 365 * 24 * 3_600;
 /// The pretend worker's identity.
 const IDENTITY: &str = "host:1:nonce";
 
-/// One acked job, as the worker sends it.
-struct Ack<'a> {
-    raw: &'a str,
-    jid: &'a str,
-    /// '0' untracked, '1' tracked first attempt, '2' tracked retry.
-    tracked: &'a str,
-    /// Result JSON, '' for none, '-' for a cancelled job that did not run.
-    result: &'a str,
-}
-
-/// The script's reply, split into its parts.
+/// The script's reply, split into its parts, as integers: lease 1 held / 0 lost; ack 1
+/// landed / 0 not owned; mark 1 running / 0 cancelled / 2 no record / 3 not a job.
 #[derive(Debug, PartialEq)]
 struct Reply {
     lease: i64,
@@ -56,63 +52,60 @@ impl Reply {
     }
 }
 
-fn int(v: Value) -> i64 {
-    match v {
-        Value::Int(n) => n,
-        other => panic!("expected an integer, got {other:?}"),
-    }
-}
-
-/// Calls `ack_fetch.lua` for [`IDENTITY`] as `exchange.rs::call` does (queue keys always
-/// passed here, so that `want = 0` with queues is covered too).
-async fn ack_fetch(
-    conn: &mut MultiplexedConnection,
-    keys: &Keys,
-    acks: &[Ack<'_>],
-    want: usize,
-    queues: &[&str],
-) -> Reply {
-    let mut inv = scripts::ACK_FETCH.prepare_invoke();
-    inv.key(keys.lease(IDENTITY))
-        .key(keys.processing(IDENTITY))
-        .key(keys.stat_processed())
-        .key(keys.stat_processed_on(&utc_day(NOW_SECS)));
-    for a in acks {
-        inv.key(keys.status(a.jid));
-    }
-    for q in queues {
-        inv.key(keys.queue(q));
-    }
-    inv.arg(acks.len())
-        .arg(want)
-        .arg(LEASE_TTL_MS)
-        .arg(keys.status_prefix())
-        .arg(NOW)
-        .arg(FINISHED_TTL)
-        .arg(DAILY_TTL);
-    for a in acks {
-        inv.arg(a.raw).arg(a.tracked).arg(a.result);
-    }
-    let reply: Vec<Value> = inv.invoke_async(conn).await.unwrap();
-    let mut items = reply.into_iter();
-    let lease = int(items.next().unwrap());
-    let acks = (0..acks.len())
-        .map(|_| int(items.next().unwrap()))
+/// Calls the worker's wrapper for [`IDENTITY`] at [`NOW_SECS`] and maps its typed reply back
+/// to integers. With `want = 0` the wrapper sends no queue keys, whatever `queues` names.
+async fn ack_fetch(client: &Client, acks: &[Ack<'_>], want: usize, queues: &[&str]) -> Reply {
+    let call = AckFetch {
+        identity: IDENTITY,
+        acks,
+        want,
+        queues,
+        lease_ttl: Duration::from_millis(LEASE_TTL_MS as u64),
+        now: Timestamp::from_secs_f64(NOW_SECS),
+    };
+    let reply = call_ack_fetch(client, &call).await.unwrap();
+    assert_eq!(reply.acked.len(), acks.len());
+    let acks = reply
+        .acked
+        .iter()
+        .map(|&landed| i64::from(landed))
         .collect();
-    let mut jobs = Vec::new();
-    while let Some(item) = items.next() {
-        let Value::BulkString(raw) = item else {
-            panic!("expected a job, got {item:?}");
-        };
-        let mark = int(items.next().unwrap());
-        jobs.push((String::from_utf8(raw).unwrap(), mark));
-    }
+    let (lease, jobs) = match reply.taken {
+        Taken::LeaseLost => (0, Vec::new()),
+        Taken::Jobs(jobs) => (1, jobs.into_iter().map(job_and_mark).collect()),
+    };
     Reply { lease, acks, jobs }
 }
 
-/// A client with the test's key prefix and a separate raw connection.
+/// A taken job as (text, mark number).
+fn job_and_mark(job: TakenJob) -> (String, i64) {
+    let mark = match job.mark {
+        Mark::Cancelled => 0,
+        Mark::Running => 1,
+        Mark::NoRecord => 2,
+        Mark::NotJob => 3,
+    };
+    (String::from_utf8(job.raw).unwrap(), mark)
+}
+
+/// An ack as the worker builds it; `result` `None` for a cancelled job that did not run.
+fn ack<'a>(raw: &'a str, jid: &'a str, tracking: AckTracking, result: Option<&'a str>) -> Ack<'a> {
+    Ack {
+        raw: raw.as_bytes(),
+        jid,
+        tracking,
+        result,
+    }
+}
+
+/// A client with the test's key prefix and [`FINISHED_TTL`] as its finished retention, and a
+/// separate raw connection.
 async fn setup(redis: &TestRedis, name: &str) -> (Client, Keys, MultiplexedConnection) {
-    let client = Client::connect(redis.config(name)).await.unwrap();
+    let config = redis.config(name).status_retention(StatusRetention {
+        finished: Duration::from_secs(FINISHED_TTL as u64),
+        ..StatusRetention::default()
+    });
+    let client = Client::connect(config).await.unwrap();
     let keys = client.keys().clone();
     (client, keys, raw(redis).await)
 }
@@ -153,13 +146,13 @@ async fn exists(conn: &mut MultiplexedConnection, key: &str) -> bool {
 #[tokio::test]
 async fn fetch_takes_a_short_queue_whole_oldest_first() {
     let redis = TestRedis::start();
-    let (_client, keys, mut conn) = setup(&redis, "fetch_takes_a_short_queue_whole").await;
+    let (client, keys, mut conn) = setup(&redis, "fetch_takes_a_short_queue_whole").await;
     grant_lease(&mut conn, &keys).await;
     let jobs: Vec<String> = ["a1", "a2", "a3"].iter().map(|j| job(j)).collect();
     lpush(&mut conn, &keys.queue("default"), &jobs).await;
     let queue_before = lrange(&mut conn, &keys.queue("default")).await;
 
-    let reply = ack_fetch(&mut conn, &keys, &[], 5, &["default"]).await;
+    let reply = ack_fetch(&client, &[], 5, &["default"]).await;
 
     assert_eq!(reply.lease, 1);
     assert!(reply.acks.is_empty());
@@ -184,7 +177,7 @@ async fn fetch_takes_a_short_queue_whole_oldest_first() {
 #[tokio::test]
 async fn fetch_takes_queues_in_priority_order() {
     let redis = TestRedis::start();
-    let (_client, keys, mut conn) = setup(&redis, "fetch_takes_queues_in_priority_order").await;
+    let (client, keys, mut conn) = setup(&redis, "fetch_takes_queues_in_priority_order").await;
     grant_lease(&mut conn, &keys).await;
     let high: Vec<String> = ["h1", "h2"].iter().map(|j| job(j)).collect();
     let low: Vec<String> = ["l1", "l2", "l3", "l4", "l5"]
@@ -196,14 +189,7 @@ async fn fetch_takes_queues_in_priority_order() {
     lpush(&mut conn, &keys.queue("low"), &low).await;
     lpush(&mut conn, &keys.queue("last"), &last).await;
 
-    let reply = ack_fetch(
-        &mut conn,
-        &keys,
-        &[],
-        4,
-        &["high", "missing", "low", "last"],
-    )
-    .await;
+    let reply = ack_fetch(&client, &[], 4, &["high", "missing", "low", "last"]).await;
 
     assert_eq!(reply.lease, 1);
     assert_eq!(reply.raws(), [&high[0], &high[1], &low[0], &low[1]]);
@@ -221,7 +207,7 @@ async fn fetch_takes_queues_in_priority_order() {
 
     // The first queue alone can fill the request: the others are not touched.
     lpush(&mut conn, &keys.queue("high"), &high).await;
-    let reply = ack_fetch(&mut conn, &keys, &[], 1, &["high", "low", "last"]).await;
+    let reply = ack_fetch(&client, &[], 1, &["high", "low", "last"]).await;
     assert_eq!(reply.raws(), [&high[0]]);
     assert_eq!(lrange(&mut conn, &keys.queue("high")).await, [&*high[1]]);
     assert_eq!(lrange(&mut conn, &keys.queue("low")).await.len(), 3);
@@ -234,7 +220,7 @@ async fn fetch_takes_queues_in_priority_order() {
 #[tokio::test]
 async fn fetch_of_more_than_one_slice_moves_exactly_what_was_asked() {
     let redis = TestRedis::start();
-    let (_client, keys, mut conn) = setup(&redis, "fetch_of_more_than_one_slice").await;
+    let (client, keys, mut conn) = setup(&redis, "fetch_of_more_than_one_slice").await;
     grant_lease(&mut conn, &keys).await;
     for (queued, want) in [(3_000, 2_500), (10_000, 9_000)] {
         let queue_key = keys.queue(&format!("bulk{queued}"));
@@ -243,7 +229,7 @@ async fn fetch_of_more_than_one_slice_moves_exactly_what_was_asked() {
         let jobs: Vec<String> = (0..queued).map(|i| job(&format!("j{i}"))).collect();
         lpush(&mut conn, &queue_key, &jobs).await;
 
-        let reply = ack_fetch(&mut conn, &keys, &[], want, &[&format!("bulk{queued}")]).await;
+        let reply = ack_fetch(&client, &[], want, &[&format!("bulk{queued}")]).await;
 
         assert_eq!(reply.lease, 1);
         // The `want` oldest, oldest first.
@@ -326,7 +312,7 @@ async fn fetch_marks_tracked_jobs_running_and_reports_cancelled_ones() {
     )
     .await;
 
-    let reply = ack_fetch(&mut conn, &keys, &[], 10, &["default"]).await;
+    let reply = ack_fetch(&client, &[], 10, &["default"]).await;
 
     assert_eq!(reply.lease, 1);
     assert_eq!(reply.jobs.len(), 3);
@@ -378,7 +364,7 @@ struct Foreign {
 #[tokio::test]
 async fn fetch_identifies_json_written_by_others() {
     let redis = TestRedis::start();
-    let (_client, keys, mut conn) = setup(&redis, "fetch_identifies_json_written_by_others").await;
+    let (client, keys, mut conn) = setup(&redis, "fetch_identifies_json_written_by_others").await;
     grant_lease(&mut conn, &keys).await;
     let cases = [
         // (a) Sidekiq's order: jid last, found by decoding.
@@ -447,7 +433,7 @@ async fn fetch_identifies_json_written_by_others() {
     let raws: Vec<String> = cases.iter().map(|c| c.raw.to_owned()).collect();
     lpush(&mut conn, &keys.queue("default"), &raws).await;
 
-    let reply = ack_fetch(&mut conn, &keys, &[], 20, &["default"]).await;
+    let reply = ack_fetch(&client, &[], 20, &["default"]).await;
 
     assert_eq!(reply.lease, 1);
     assert_eq!(reply.raws(), raws.iter().collect::<Vec<_>>());
@@ -509,7 +495,7 @@ async fn acks_settle_jobs_in_the_processing_list_only() {
     )
     .await;
 
-    let fetched = ack_fetch(&mut conn, &keys, &[], 10, &["default", "ticks"]).await;
+    let fetched = ack_fetch(&client, &[], 10, &["default", "ticks"]).await;
     // default: with_result, no_result, cancelled, retry (oldest first); then ticks.
     assert_eq!(fetched.marks(), [1, 1, 0, 1, 2]);
     let raw_of = |id: &JobId| {
@@ -551,44 +537,29 @@ async fn acks_settle_jobs_in_the_processing_list_only() {
     let elsewhere_before = hgetall(&mut conn, &keys.status(elsewhere.as_str())).await;
 
     let acks = [
-        Ack {
-            raw: &r_raw,
-            jid: with_result.as_str(),
-            tracked: "1",
-            result: r#"{"ok":true}"#,
-        },
-        Ack {
-            raw: &n_raw,
-            jid: no_result.as_str(),
-            tracked: "1",
-            result: "",
-        },
-        Ack {
-            raw: &u_raw,
-            jid: untracked.as_str(),
-            tracked: "0",
-            result: "",
-        },
-        Ack {
-            raw: &c_raw,
-            jid: cancelled.as_str(),
-            tracked: "1",
-            result: "-",
-        },
-        Ack {
-            raw: &retry_raw,
-            jid: retry_jid,
-            tracked: "2",
-            result: "42",
-        },
-        Ack {
-            raw: &elsewhere_raw,
-            jid: elsewhere.as_str(),
-            tracked: "1",
-            result: r#""late""#,
-        },
+        ack(
+            &r_raw,
+            with_result.as_str(),
+            AckTracking::Tracked,
+            Some(r#"{"ok":true}"#),
+        ),
+        ack(&n_raw, no_result.as_str(), AckTracking::Tracked, Some("")),
+        ack(&u_raw, untracked.as_str(), AckTracking::Untracked, Some("")),
+        ack(&c_raw, cancelled.as_str(), AckTracking::Tracked, None),
+        ack(
+            &retry_raw,
+            retry_jid,
+            AckTracking::TrackedAfterRetry,
+            Some("42"),
+        ),
+        ack(
+            &elsewhere_raw,
+            elsewhere.as_str(),
+            AckTracking::Tracked,
+            Some(r#""late""#),
+        ),
     ];
-    let reply = ack_fetch(&mut conn, &keys, &acks, 0, &[]).await;
+    let reply = ack_fetch(&client, &acks, 0, &[]).await;
 
     assert_eq!(
         reply,
@@ -654,7 +625,7 @@ async fn acks_settle_jobs_in_the_processing_list_only() {
 #[tokio::test]
 async fn lost_lease_takes_nothing_but_applies_acks() {
     let redis = TestRedis::start();
-    let (_client, keys, mut conn) = setup(&redis, "lost_lease_takes_nothing").await;
+    let (client, keys, mut conn) = setup(&redis, "lost_lease_takes_nothing").await;
     let held = [job("p1"), job("p2")];
     lpush(&mut conn, &keys.processing(IDENTITY), &held).await;
     let queued: Vec<String> = ["q1", "q2", "q3"].iter().map(|j| job(j)).collect();
@@ -662,20 +633,10 @@ async fn lost_lease_takes_nothing_but_applies_acks() {
     let queue_before = lrange(&mut conn, &keys.queue("default")).await;
 
     let acks = [
-        Ack {
-            raw: &held[0],
-            jid: "p1",
-            tracked: "0",
-            result: "",
-        },
-        Ack {
-            raw: &held[1],
-            jid: "p2",
-            tracked: "0",
-            result: "",
-        },
+        ack(&held[0], "p1", AckTracking::Untracked, Some("")),
+        ack(&held[1], "p2", AckTracking::Untracked, Some("")),
     ];
-    let reply = ack_fetch(&mut conn, &keys, &acks, 5, &["default"]).await;
+    let reply = ack_fetch(&client, &acks, 5, &["default"]).await;
 
     assert_eq!(
         reply,
@@ -700,19 +661,15 @@ async fn lost_lease_takes_nothing_but_applies_acks() {
 #[tokio::test]
 async fn acks_alone_need_no_lease() {
     let redis = TestRedis::start();
-    let (_client, keys, mut conn) = setup(&redis, "acks_alone_need_no_lease").await;
+    let (client, keys, mut conn) = setup(&redis, "acks_alone_need_no_lease").await;
     let held = [job("p1")];
     lpush(&mut conn, &keys.processing(IDENTITY), &held).await;
     lpush(&mut conn, &keys.queue("default"), &[job("q1")]).await;
 
-    let acks = [Ack {
-        raw: &held[0],
-        jid: "p1",
-        tracked: "0",
-        result: "",
-    }];
-    // Queue keys passed, but want = 0: nothing is taken and the lease is not consulted.
-    let reply = ack_fetch(&mut conn, &keys, &acks, 0, &["default"]).await;
+    let acks = [ack(&held[0], "p1", AckTracking::Untracked, Some(""))];
+    // Queues named, but want = 0: the wrapper sends no queue keys, nothing is taken and the
+    // lease is not consulted.
+    let reply = ack_fetch(&client, &acks, 0, &["default"]).await;
 
     assert_eq!(
         reply,
@@ -729,7 +686,7 @@ async fn acks_alone_need_no_lease() {
     assert_eq!(processed, 1);
 
     // No acks and nothing wanted: an empty cycle writes nothing.
-    let reply = ack_fetch(&mut conn, &keys, &[], 0, &[]).await;
+    let reply = ack_fetch(&client, &[], 0, &[]).await;
     assert_eq!(
         reply,
         Reply {
@@ -783,7 +740,7 @@ async fn client_writes_the_jid_first() {
 
     // And the script reads them by that prefix: tracked ones marked running, untracked 2.
     grant_lease(&mut conn, &keys).await;
-    let reply = ack_fetch(&mut conn, &keys, &[], 10, &["default"]).await;
+    let reply = ack_fetch(&client, &[], 10, &["default"]).await;
     let marks: HashMap<&str, i64> = reply
         .jobs
         .iter()
@@ -798,21 +755,13 @@ async fn client_writes_the_jid_first() {
     assert_eq!(marks[typed.as_str()], 1);
 }
 
-/// Calls `promote.lua` on `set` with the clock moved `offset_ms` ahead.
-async fn promote(conn: &mut MultiplexedConnection, keys: &Keys, set: &str, offset_ms: u64) -> i64 {
-    let (moved, _wait): (i64, i64) = scripts::PROMOTE
-        .key(set)
-        .key(keys.queues())
-        .key(keys.dead())
-        .arg(keys.queue_prefix())
-        .arg(keys.status_prefix())
-        .arg(offset_ms)
-        .arg(100)
-        .arg(keys.wake_channel())
-        .invoke_async(conn)
+/// Promotes up to 100 due members of `from` with the clock moved `offset_ms` ahead, as the
+/// scheduler does; returns how many left the set.
+async fn promote(client: &Client, from: PromoteFrom, offset_ms: i64) -> usize {
+    scripts::promote(client, from, 100, offset_ms)
         .await
-        .unwrap();
-    moved
+        .unwrap()
+        .moved
 }
 
 // 10.
@@ -830,10 +779,7 @@ async fn promote_keeps_the_jid_prefix() {
     assert_eq!(in_schedule.len(), 1);
     assert!(!in_schedule[0].contains("enqueued_at"));
     // Due once the clock is two minutes on.
-    assert_eq!(
-        promote(&mut conn, &keys, &keys.schedule(), 120_000).await,
-        1
-    );
+    assert_eq!(promote(&client, PromoteFrom::Schedule, 120_000).await, 1);
 
     // A retry, as the worker writes it (retry_count right after jid), due long ago.
     let mut retry =
@@ -856,7 +802,7 @@ async fn promote_keeps_the_jid_prefix() {
     )
     .await;
     let _: i64 = cmd(&mut conn, &["ZADD", &keys.retry(), "1", &retry_json]).await;
-    assert_eq!(promote(&mut conn, &keys, &keys.retry(), 0).await, 1);
+    assert_eq!(promote(&client, PromoteFrom::Retry, 0).await, 1);
 
     let queue = lrange(&mut conn, &keys.queue("default")).await;
     assert_eq!(queue.len(), 2);
@@ -900,7 +846,7 @@ async fn promote_keeps_the_jid_prefix() {
 
     // The script still reads both by their prefix.
     grant_lease(&mut conn, &keys).await;
-    let reply = ack_fetch(&mut conn, &keys, &[], 10, &["default"]).await;
+    let reply = ack_fetch(&client, &[], 10, &["default"]).await;
     assert_eq!(reply.marks(), [1, 1]);
     let sched = hgetall(&mut conn, &keys.status(scheduled.as_str())).await;
     assert_eq!(

@@ -58,7 +58,7 @@ struct Returned {
 pub(crate) async fn run(shared: Arc<Shared>, running: TaskTracker) {
     let capacity = shared.config.concurrency + shared.config.prefetch();
     // One permit per job taken and not yet settled (running or waiting for a slot).
-    let taken = Arc::new(Semaphore::new(capacity));
+    let unsettled = Arc::new(Semaphore::new(capacity));
     // One permit per job running.
     let slots = Arc::new(Semaphore::new(shared.config.concurrency));
     let (ack_sender, mut acks) = mpsc::unbounded_channel();
@@ -83,7 +83,7 @@ pub(crate) async fn run(shared: Arc<Shared>, running: TaskTracker) {
         let want = if quiet {
             0
         } else {
-            room(&shared, &taken, capacity, turnover)
+            room(&shared, &unsettled, capacity, turnover)
         };
         if calls.len() < CALLS_IN_FLIGHT && (!pending.is_empty() || (want > 0 && idle.is_none())) {
             if calls.is_empty() {
@@ -97,7 +97,7 @@ pub(crate) async fn run(shared: Arc<Shared>, running: TaskTracker) {
                 next_batch(&mut pending, shared.membership.current(), want, ack_cap);
             let permits = match want {
                 0 => None,
-                n => Arc::clone(&taken).try_acquire_many_owned(n as u32).ok(),
+                n => Arc::clone(&unsettled).try_acquire_many_owned(n as u32).ok(),
             };
             let asked = permits.as_ref().map_or(0, |p| p.num_permits());
             if asked > 0 || !acks_now.is_empty() {
@@ -257,9 +257,9 @@ fn collect(acks: &mut mpsc::UnboundedReceiver<Ack>, pending: &mut Vec<Ack>, cap:
 /// many as finished since the last fetch (`turnover`) for each call that may be out, up to
 /// `prefetch`. Slots that do not turn over (long jobs) therefore get no jobs queued behind
 /// them, while fast jobs find the next ones already here when the other call returns.
-fn room(shared: &Shared, taken: &Semaphore, capacity: usize, turnover: usize) -> usize {
+fn room(shared: &Shared, unsettled: &Semaphore, capacity: usize, turnover: usize) -> usize {
     let config = &shared.config;
-    let in_use = capacity.saturating_sub(taken.available_permits());
+    let in_use = capacity.saturating_sub(unsettled.available_permits());
     room_for(
         config.concurrency,
         config.prefetch(),

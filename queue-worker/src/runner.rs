@@ -32,12 +32,12 @@ enum Outcome {
     HandBack,
 }
 
-/// Waits for a free slot, runs the job, then records its outcome. `taken` is released when
+/// Waits for a free slot, runs the job, then records its outcome. `unsettled` is released when
 /// the outcome is sent, so that the exchange can take another job.
 pub(crate) async fn run(
     shared: Arc<Shared>,
     started: Started,
-    taken: OwnedSemaphorePermit,
+    unsettled: OwnedSemaphorePermit,
     slots: Arc<Semaphore>,
     acks: mpsc::UnboundedSender<Ack>,
 ) {
@@ -54,11 +54,11 @@ pub(crate) async fn run(
             "after waiting its longest for a free slot"
         };
         hand_back(&shared, &ident, &raw, why).await;
-        drop(taken);
+        drop(unsettled);
         shared.settled.notify_one();
         return;
     };
-    let permit = (taken, slot);
+    let permit = (unsettled, slot);
     let timeout = reg.timeout.unwrap_or(shared.config.default_job_timeout);
     if let Some(limit) = reg.concurrency_limit {
         match crate::limit::acquire(&shared, &ident, &job, limit, timeout).await {

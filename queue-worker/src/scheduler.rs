@@ -5,60 +5,71 @@
 //! also says when the next job is due, so the loop sleeps exactly that long (capped by
 //! `scheduler_interval`): due jobs start on time without polling Redis in a tight loop.
 
+use queue_core::Client;
 use queue_core::scripts::{PromoteFrom, promote};
-use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
-use crate::shared::Shared;
 
 /// Most jobs moved by one script call.
 const PROMOTE_BATCH: usize = 100;
 /// Shortest pause between passes, so a set full of due jobs cannot spin the loop.
 const MIN_PAUSE: Duration = Duration::from_millis(5);
 
-/// Promotes until `stop`.
-pub(crate) async fn run(shared: Arc<Shared>, stop: CancellationToken) {
-    loop {
-        let pause = match promote_all(&shared).await {
-            Ok(next_due) => next_due
-                .unwrap_or(shared.config.scheduler_interval)
-                .min(shared.config.scheduler_interval)
-                .max(MIN_PAUSE),
-            Err(e) => {
-                tracing::warn!(error = %e, "scheduler pass failed; will retry");
-                shared.config.scheduler_interval
-            }
-        };
-        tokio::select! {
-            _ = stop.cancelled() => break,
-            _ = tokio::time::sleep(pause) => {}
-        }
-    }
+/// The scheduler loop and what it needs: nothing of the rest of the worker.
+#[derive(Debug)]
+pub(crate) struct Scheduler {
+    client: Client,
+    /// Longest pause between passes (`WorkerConfig::scheduler_interval`).
+    every: Duration,
+    /// Added to Redis's clock (tests move time with it; 0 otherwise).
+    clock_offset_ms: i64,
 }
 
-/// One pass over both sets. Returns how long until the next job is due, if any is waiting.
-pub(crate) async fn promote_all(shared: &Shared) -> queue_core::Result<Option<Duration>> {
-    let mut next: Option<Duration> = None;
-    for from in [PromoteFrom::Schedule, PromoteFrom::Retry] {
+impl Scheduler {
+    pub(crate) fn new(client: Client, every: Duration, clock_offset_ms: i64) -> Self {
+        Self {
+            client,
+            every,
+            clock_offset_ms,
+        }
+    }
+
+    /// Promotes until `stop`.
+    pub(crate) async fn run(self, stop: CancellationToken) {
         loop {
-            let promoted = promote(
-                &shared.client,
-                from,
-                PROMOTE_BATCH,
-                shared.config.clock_offset_ms,
-            )
-            .await?;
-            if promoted.moved > 0 {
-                tracing::debug!(set = ?from, jobs = promoted.moved, "promoted due jobs");
-            }
-            if promoted.moved < PROMOTE_BATCH {
-                if let Some(wait) = promoted.next_due {
-                    next = Some(next.map_or(wait, |n| n.min(wait)));
+            let pause = match self.promote_all().await {
+                Ok(next_due) => next_due.unwrap_or(self.every).min(self.every).max(MIN_PAUSE),
+                Err(e) => {
+                    tracing::warn!(error = %e, "scheduler pass failed; will retry");
+                    self.every
                 }
-                break;
+            };
+            tokio::select! {
+                _ = stop.cancelled() => break,
+                _ = tokio::time::sleep(pause) => {}
             }
         }
     }
-    Ok(next)
+
+    /// One pass over both sets. Returns how long until the next job is due, if any waits.
+    async fn promote_all(&self) -> queue_core::Result<Option<Duration>> {
+        let mut next: Option<Duration> = None;
+        for from in [PromoteFrom::Schedule, PromoteFrom::Retry] {
+            loop {
+                let promoted =
+                    promote(&self.client, from, PROMOTE_BATCH, self.clock_offset_ms).await?;
+                if promoted.moved > 0 {
+                    tracing::debug!(set = ?from, jobs = promoted.moved, "promoted due jobs");
+                }
+                if promoted.moved < PROMOTE_BATCH {
+                    if let Some(wait) = promoted.next_due {
+                        next = Some(next.map_or(wait, |n| n.min(wait)));
+                    }
+                    break;
+                }
+            }
+        }
+        Ok(next)
+    }
 }

@@ -27,6 +27,7 @@ use crate::failure::Failure;
 use crate::membership::{Membership, host_name};
 use crate::queues::Queues;
 use crate::registry::Registry;
+use crate::scheduler::Scheduler;
 use crate::shared::{Shared, retry_transient};
 
 /// Extra time given to handed-back jobs, and then to the last acks, after the shutdown timeout.
@@ -221,7 +222,14 @@ impl Worker {
         let background = [
             tokio::spawn(crate::wake::run(Arc::clone(&shared), loops.clone())),
             tokio::spawn(crate::heartbeat::run(Arc::clone(&shared), loops.clone())),
-            tokio::spawn(crate::scheduler::run(Arc::clone(&shared), loops.clone())),
+            tokio::spawn(
+                Scheduler::new(
+                    shared.client.clone(),
+                    shared.config.scheduler_interval,
+                    shared.config.clock_offset_ms,
+                )
+                .run(loops.clone()),
+            ),
             tokio::spawn(crate::reaper::run(Arc::clone(&shared), loops.clone())),
         ];
         let running = TaskTracker::new();
