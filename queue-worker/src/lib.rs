@@ -4,16 +4,32 @@
 //! panic capture, retry failures with Sidekiq's backoff, promote scheduled jobs, recover the
 //! jobs of dead processes, and shut down inside the platform's 30-second window.
 //!
+//! Words used throughout (Sidekiq's where it has one):
+//! - **exchange**: the one task that, in one `ack_fetch.lua` round trip per cycle, sends the
+//!   acks of finished jobs and takes the next jobs into this process's processing list.
+//! - **in flight**: the processing-list entries a task of this process is handling now (the
+//!   in-flight set, `in_flight.rs`); an entry listed in Redis but not here is an orphan.
+//! - **runner**: the task that runs one job attempt: slot, timeout, panic capture.
+//! - **settle**: end an attempt other than by an ack: fail (retry or dead), defer, hand back.
+//! - **hand back**: put a taken job back at the front of its queue, from the runner
+//!   (shutdown), the reaper (its process died) or the audit (orphan): `settle::hand_back`.
+//! - **reaper**: recovers the jobs of processes whose lease expired.
+//! - **audit**: hands back this process's own orphaned entries (a lost fetch reply, a
+//!   settle call that gave up); it runs after each reaper pass.
+//!
+//! Every Redis call goes through a typed wrapper of `queue_core::scripts` or a `Client`
+//! method: this crate builds no Redis command.
+//!
 //! A tour (one file per concept):
 //! - [`Worker`] / [`WorkerBuilder`] (`worker.rs`): registration, start-up, the shutdown order.
 //! - `exchange.rs`: one round trip per cycle acks finished jobs and reliably fetches the next
 //!   ones (with prefetch) into a per-process processing list; woken by pub/sub when idle.
 //! - `dispatch.rs`: fetched entries to runners; `ack.rs`: what an ack carries.
 //! - `runner.rs`: one task per job; the wait for a slot, timeout, panic, hand-back.
-//! - `settle.rs`: retry, dead, hand-back, deferral.
+//! - `settle.rs`: retry, dead, burial of bad input, deferral, and the one hand-back.
 //! - `scheduler.rs`: promotion of due scheduled and retry jobs by Redis's clock.
 //! - `heartbeat.rs`, `membership.rs`: the lease and the Sidekiq process record.
-//! - `reaper.rs`: recovery of the jobs of processes whose lease expired.
+//! - `reaper.rs`: the reaper and the audit.
 //! - `limit.rs`: global concurrency limits per job class (`Job::CONCURRENCY_LIMIT`).
 //! - [`run`] (`run.rs`): the `main` of a worker binary, configured from the environment.
 //!

@@ -10,7 +10,6 @@ use queue_core::scripts::{PromoteFrom, promote};
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
-
 /// Most jobs moved by one script call.
 const PROMOTE_BATCH: usize = 100;
 /// Shortest pause between passes, so a set full of due jobs cannot spin the loop.
@@ -39,7 +38,10 @@ impl Scheduler {
     pub(crate) async fn run(self, stop: CancellationToken) {
         loop {
             let pause = match self.promote_all().await {
-                Ok(next_due) => next_due.unwrap_or(self.every).min(self.every).max(MIN_PAUSE),
+                Ok(next_due) => next_due
+                    .unwrap_or(self.every)
+                    .min(self.every)
+                    .max(MIN_PAUSE),
                 Err(e) => {
                     tracing::warn!(error = %e, "scheduler pass failed; will retry");
                     self.every

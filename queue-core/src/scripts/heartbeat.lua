@@ -6,15 +6,21 @@
 -- ARGV[8] rss (KiB)    ARGV[9] Sidekiq process record ttl (s)
 -- Returns: 1 alive; 0 the lease had expired (the process must take a new identity, since
 -- the reaper may already have handed its jobs to others).
--- PEXPIRE comes first: it is a write Redis allows at maxmemory, and a script that has
--- written may finish, so a worker can register and beat while Redis is full (draining jobs
--- is what frees memory). Renewal by PEXPIRE also cannot revive an expired lease.
-local renewed = redis.call('PEXPIRE', KEYS[1], ARGV[1]) == 1
+-- PEXPIRE comes before any other write: it is a write Redis allows at maxmemory, and a
+-- script that has called a write may finish, so a worker can register and beat while Redis
+-- is full (draining jobs is what frees memory). Renewal by PEXPIRE cannot revive an expired
+-- lease. Register refuses an identity whose lease exists without touching it (its holder's
+-- TTL stays), and otherwise PEXPIREs the missing key (a no-op that counts as that first
+-- write) before SET NX.
 local ok
 if ARGV[2] == 'register' then
+  if redis.call('EXISTS', KEYS[1]) == 1 then
+    return 0
+  end
+  redis.call('PEXPIRE', KEYS[1], ARGV[1])
   ok = redis.call('SET', KEYS[1], '1', 'PX', ARGV[1], 'NX')
 else
-  ok = renewed
+  ok = redis.call('PEXPIRE', KEYS[1], ARGV[1]) == 1
 end
 if not ok then
   return 0

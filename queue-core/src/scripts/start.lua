@@ -1,4 +1,6 @@
--- start.lua: mark fetched jobs as running, and tell which ones were cancelled meanwhile.
+-- start.lua: create the status record, as running, of tracked jobs that were taken without
+-- one (pushed by another client, such as Sidekiq's Ruby client, or not JSON to Lua);
+-- ack_fetch.lua marks the jobs that have a record. Reports the ones cancelled meanwhile.
 -- KEYS[i] status hash of job i
 -- ARGV[1] now (epoch seconds)    ARGV[2] status ttl (s) while alive
 -- then per job i, three entries: attempt number, queue, class
