@@ -15,8 +15,10 @@ pub struct QueueInfo {
     pub name: String,
     /// Jobs waiting (`LLEN`).
     pub size: u64,
-    /// Time since the oldest waiting job entered the queue (zero when empty): Sidekiq's
-    /// `Queue#latency`, see [`latency_of`].
+    /// Time since the oldest waiting job entered the queue, by Redis's clock: its
+    /// `enqueued_at`, else `created_at` (Sidekiq 6's `Queue#latency` has no such fallback),
+    /// in either Sidekiq unit. Zero when the queue is empty, when the oldest entry has
+    /// neither timestamp or is not JSON, and when it is stamped in the future.
     pub latency: Duration,
 }
 
