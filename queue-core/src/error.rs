@@ -66,6 +66,15 @@ pub enum Error {
         /// The reply, debug-formatted.
         reply: String,
     },
+    /// A value read from Redis that is not what its key should hold (a counter that is not
+    /// a non-negative integer, say), or counts whose sum overflows.
+    #[error("unexpected value at {key}: {value}")]
+    UnexpectedValue {
+        /// The key it was read from.
+        key: String,
+        /// The value, debug-formatted.
+        value: String,
+    },
 }
 
 /// Server replies that mean "not now" (a restart loading its data, a failover in progress,

@@ -12,6 +12,7 @@
 //! - [`Keys`]: every key name, Sidekiq's by default, under an optional prefix.
 //! - [`Client`]: `enqueue` in one round trip, scheduled and bulk enqueue, `status`, `cancel`.
 //! - [`JobStatus`]: the per-job status record and its retention ([`status`]).
+//! - [`Inspector`]: read-only views of queues, sets, processes and counters ([`inspect`]).
 //!
 //! ```no_run
 //! use queue_core::{Client, ClientConfig, Job};
@@ -37,6 +38,7 @@ pub mod client;
 pub mod config;
 pub mod connection;
 pub mod error;
+pub mod inspect;
 pub mod job;
 pub mod job_id;
 pub mod keys;
@@ -53,6 +55,7 @@ pub mod timestamp;
 pub use client::{Client, NewJob};
 pub use config::ClientConfig;
 pub use error::{Error, Result};
+pub use inspect::Inspector;
 pub use job::Job;
 pub use job_id::JobId;
 pub use keys::Keys;

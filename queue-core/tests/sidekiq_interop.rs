@@ -163,3 +163,182 @@ async fn our_scheduled_job_shows_in_sidekiq_scheduled_set() {
         "{at}"
     );
 }
+
+/// `queue_core::inspect` and Sidekiq's API (`Queue#size/#latency/#each`, the three
+/// `JobSet`s, `ProcessSet`, `Stats`, `Stats::History`) read the same data alike.
+#[tokio::test]
+async fn inspect_agrees_with_sidekiq_api() {
+    use queue_core::inspect::{Info, Inspector, JobSet, MAX_PAGE_SIZE, Page};
+
+    let redis = TestRedis::start();
+    let client = unprefixed(&redis).await;
+    let mut conn = raw(&redis).await;
+    let opts = |q: &str| queue_core::EnqueueOptions::new().queue(q);
+    client
+        .enqueue_with(&Greet::new("a"), opts("interop"))
+        .await
+        .unwrap();
+    client
+        .enqueue_with(&Greet::new("b"), opts("interop"))
+        .await
+        .unwrap();
+    client.enqueue(&Add(1, 2)).await.unwrap();
+    // A job that has waited 100 s, in float seconds as Sidekiq 6 writes it.
+    let now = redis_time(&mut conn).await;
+    let old = json!({"class":"Old","args":[],"jid":"0123456789abcdef01234567","queue":"old",
+        "created_at": now - 120.0, "enqueued_at": now - 100.0});
+    let _: i64 = cmd(&mut conn, &["SADD", "queues", "old"]).await;
+    let _: i64 = cmd(&mut conn, &["LPUSH", "queue:old", &old.to_string()]).await;
+    client
+        .enqueue_in(&Add(3, 4), Duration::from_secs(600))
+        .await
+        .unwrap();
+    client
+        .enqueue_in(&Add(5, 6), Duration::from_secs(60))
+        .await
+        .unwrap();
+    for (set, jid, score) in [
+        ("retry", "aaaaaaaaaaaaaaaaaaaaaaa1", "1760000100.5"),
+        ("retry", "aaaaaaaaaaaaaaaaaaaaaaa2", "1760000200.25"),
+        ("dead", "ddddddddddddddddddddddd1", "1760000300"),
+    ] {
+        let member = json!({"class":"Failing","args":[1],"jid":jid,"queue":"default",
+            "retry_count":0,"error_class":"RuntimeError","error_message":"boom",
+            "failed_at":1760000000.0});
+        let _: i64 = cmd(&mut conn, &["ZADD", set, score, &member.to_string()]).await;
+    }
+    for (identity, busy, beat) in [
+        ("w.1:1:aa", "3", "1760000000.5"),
+        ("w.2:2:bb", "1", "1760000001"),
+    ] {
+        let info = json!({"hostname": identity, "pid": 1, "identity": identity, "concurrency": 5,
+            "queues": ["default"], "tag": "", "labels": []});
+        let _: i64 = cmd(&mut conn, &["SADD", "processes", identity]).await;
+        let _: i64 = cmd(
+            &mut conn,
+            &[
+                "HSET",
+                identity,
+                "info",
+                &info.to_string(),
+                "busy",
+                busy,
+                "beat",
+                beat,
+                "quiet",
+                "false",
+                "rss",
+                "100",
+            ],
+        )
+        .await;
+    }
+    let _: i64 = cmd(&mut conn, &["SADD", "processes", "gone:3:cc"]).await;
+    for (key, value) in [
+        ("stat:processed", "1000"),
+        ("stat:failed", "30"),
+        ("stat:processed:2024-03-01", "10"),
+        ("stat:failed:2024-03-01", "1"),
+        ("stat:processed:2024-02-28", "20"),
+        ("stat:failed:2024-02-27", "2"),
+    ] {
+        let _: () = cmd(&mut conn, &["SET", key, value]).await;
+    }
+
+    let inspect = Inspector::new(&client);
+    let queues = inspect.queues().await.unwrap();
+    let ours_read_at = std::time::Instant::now();
+    let end = queue_core::Timestamp::from_secs_f64(1_709_294_400.0); // 2024-03-01 12:00 UTC
+    let history = inspect.history(5, end).await.unwrap();
+    let stats = inspect.stats().await.unwrap();
+    let processes = inspect.processes().await.unwrap();
+    let theirs = ruby("api.rb", &redis, &["5", "2024-03-01"]);
+    let ruby_done = ours_read_at.elapsed().as_secs_f64();
+
+    // Queues: names, sizes, `each` order, latency.
+    let their_queues = theirs["queues"].as_array().unwrap();
+    assert_eq!(their_queues.len(), queues.len());
+    for (ours, theirs) in queues.iter().zip(their_queues) {
+        assert_eq!(theirs["name"], ours.name.as_str());
+        assert_eq!(theirs["size"], ours.size);
+        let page = inspect
+            .queue_page(&ours.name, Page::new(0, MAX_PAGE_SIZE))
+            .await
+            .unwrap();
+        let jids: Vec<&str> = page
+            .items
+            .iter()
+            .map(|e| e.job().unwrap().jid.as_str())
+            .collect();
+        assert_eq!(theirs["jids"], json!(jids), "order of {}", ours.name);
+        // Sidekiq read later than we did, by at most the time the script took.
+        let lag = theirs["latency"].as_f64().unwrap() - ours.latency.as_secs_f64();
+        assert!(
+            (-0.01..=ruby_done + 0.01).contains(&lag),
+            "{}: theirs {} ours {:?} (ruby took {ruby_done} s)",
+            ours.name,
+            theirs["latency"],
+            ours.latency
+        );
+    }
+    let old = queues.iter().find(|q| q.name == "old").unwrap();
+    assert!(old.latency.as_secs_f64() >= 100.0, "{old:?}");
+
+    // Sorted sets: size, `each` order, score as time.
+    for set in JobSet::ALL {
+        let page = inspect
+            .set_page(set, Page::new(0, MAX_PAGE_SIZE))
+            .await
+            .unwrap();
+        let their = &theirs[set.as_str()];
+        assert_eq!(their["size"], page.total, "{set:?}");
+        let entries = their["entries"].as_array().unwrap();
+        assert_eq!(entries.len(), page.items.len(), "{set:?}");
+        for (ours, theirs) in page.items.iter().zip(entries) {
+            assert_eq!(
+                theirs["jid"],
+                ours.entry.job().unwrap().jid.as_str(),
+                "{set:?}"
+            );
+            // Sidekiq's `at` goes through Ruby's `Time.at`, which can drop the last bits.
+            let at = theirs["at"].as_f64().unwrap();
+            assert!(
+                (at - ours.at.as_secs_f64()).abs() < 1e-3,
+                "{set:?}: {at} vs {:?}",
+                ours.at
+            );
+        }
+    }
+    assert_eq!(theirs["retry"]["size"], 2);
+
+    // Processes: the ones ProcessSet lists (those with `info`), busy and beat.
+    let ours: Vec<Value> = processes
+        .iter()
+        .filter(|p| matches!(p.info, Info::Json(_)))
+        .map(|p| {
+            json!({"identity": p.identity, "busy": p.busy,
+            "beat": p.beat.unwrap().as_secs_f64()})
+        })
+        .collect();
+    assert_eq!(theirs["processes"], json!(ours));
+    assert_eq!(ours.len(), 2);
+
+    // Stats and History.
+    let s = &theirs["stats"];
+    assert_eq!(s["processed"], stats.totals.processed);
+    assert_eq!(s["failed"], stats.totals.failed);
+    assert_eq!(s["retry_size"], stats.totals.retry);
+    assert_eq!(s["scheduled_size"], stats.totals.scheduled);
+    assert_eq!(s["dead_size"], stats.totals.dead);
+    assert_eq!(s["enqueued"], stats.enqueued);
+    assert_eq!(s["workers_size"], stats.busy);
+    assert_eq!(stats.busy, 4);
+    let by_day = |count: fn(&queue_core::inspect::DayStats) -> u64| {
+        let days = history.iter().map(|d| (d.day.clone(), json!(count(d))));
+        Value::Object(days.collect())
+    };
+    assert_eq!(theirs["history"]["processed"], by_day(|d| d.processed));
+    assert_eq!(theirs["history"]["failed"], by_day(|d| d.failed));
+    assert_eq!(history[0].day, "2024-03-01");
+    assert_eq!(history[0].processed, 10);
+}

@@ -101,6 +101,6 @@ pub use accepted::Accepted;
 pub use access::{Access, CapabilityUrl, OwnerIs};
 pub use error::WebError;
 pub use health::health_router;
-pub use metrics::{MetricsConfig, Snapshot, metrics_router};
+pub use metrics::{MetricsConfig, metrics_router, to_prometheus};
 pub use status_route::{MAX_WAIT, StatusState, status_router};
 pub use timeout::{REQUEST_TIMEOUT, request_timeout_layer};

@@ -1,14 +1,17 @@
 //! Queue metrics: a Prometheus text endpoint and the JSON endpoint worker autoscalers read.
 //!
 //! # Cost
-//! A [`Snapshot`] takes two pipelined round trips whatever the number of jobs:
-//! 1. `SMEMBERS queues`, `SMEMBERS processes`, `GET stat:processed`, `GET stat:failed`,
-//!    `ZCARD retry`, `ZCARD schedule`, `ZCARD dead`;
+//! A scrape is one [`Inspector::stats`] call (see [`queue_core::inspect`]): two pipelined
+//! round trips whatever the number of jobs:
+//! 1. `TIME`, `SMEMBERS queues`, `SMEMBERS processes`, `GET stat:processed`,
+//!    `GET stat:failed`, `ZCARD retry`, `ZCARD schedule`, `ZCARD dead`;
 //! 2. per queue `LLEN` and `LINDEX queue -1` (the oldest job: jobs are pushed on the left),
 //!    per worker process `HGET <identity> busy`.
 //!
 //! Every command is O(1) in the number of queued jobs (`LINDEX -1` walks from the tail), so
 //! a million waiting jobs cost what ten do. There is no scan of any list or set of jobs.
+//! This module only encodes: the text through `prometheus-client` ([`to_prometheus`]),
+//! the autoscaler JSON by hand.
 //!
 //! # Access
 //! Neither endpoint is public when a token is configured ([`MetricsConfig::token`], or
@@ -23,10 +26,16 @@ use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use queue_core::{Client, Timestamp};
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric, prometheus_text};
+use prometheus_client::metrics::MetricType;
+use prometheus_client::metrics::counter::ConstCounter;
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::registry::Registry;
+use queue_core::{Client, Inspector};
 use serde::Deserialize;
 use serde_json::json;
-use std::fmt::{self, Write as _};
+use std::fmt;
 use std::sync::Arc;
 use subtle::ConstantTimeEq;
 use tower_http::set_header::SetResponseHeaderLayer;
@@ -36,9 +45,6 @@ use crate::timeout::request_timeout_layer;
 
 /// Process type whose dynos an autoscaler scales by default (the Procfile's `worker`).
 pub const DEFAULT_PROCESS_NAME: &str = "worker";
-
-/// Content type of the Prometheus text exposition format.
-const PROMETHEUS_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
 /// Who may read the metrics and how the autoscaler endpoint names its process type.
 #[derive(Clone)]
@@ -112,237 +118,121 @@ impl MetricsConfig {
     }
 }
 
-/// Size and latency of one queue.
-#[derive(Debug, Clone, PartialEq)]
-pub struct QueueStats {
-    /// Queue name.
-    pub name: String,
-    /// Jobs waiting (`LLEN`).
-    pub size: u64,
-    /// Seconds since the oldest waiting job was enqueued (0 when empty), Sidekiq's definition.
-    pub latency: f64,
+/// The metrics' numbers, as [`Inspector::stats`] reads them in two round trips.
+pub use queue_core::inspect::Stats;
+
+/// Names of the metric families of [`to_prometheus`], in output order (prometheus-client
+/// appends `_total` to a counter's name: `queue_jobs_processed_total`).
+mod family {
+    pub(super) const SIZE: &str = "queue_size";
+    pub(super) const LATENCY: &str = "queue_latency_seconds";
+    pub(super) const PROCESSED: &str = "queue_jobs_processed";
+    pub(super) const FAILED: &str = "queue_jobs_failed";
+    pub(super) const RETRY: &str = "queue_retry_jobs";
+    pub(super) const SCHEDULED: &str = "queue_scheduled_jobs";
+    pub(super) const DEAD: &str = "queue_dead_jobs";
+    pub(super) const BUSY: &str = "queue_busy_workers";
 }
 
-/// The queue's numbers at one moment.
-#[derive(Debug, Clone, PartialEq, Default)]
-pub struct Snapshot {
-    /// Every queue of the `queues` set, sorted by name.
-    pub queues: Vec<QueueStats>,
-    /// Lifetime count of processed jobs (`stat:processed`).
-    pub processed: u64,
-    /// Lifetime count of failed executions (`stat:failed`).
-    pub failed: u64,
-    /// Jobs waiting for a retry (`ZCARD retry`).
-    pub retry: u64,
-    /// Jobs scheduled for later (`ZCARD schedule`).
-    pub scheduled: u64,
-    /// Jobs out of retries (`ZCARD dead`).
-    pub dead: u64,
-    /// Jobs running now: the sum of `busy` over the registered worker processes.
-    pub busy: u64,
-}
+/// Encodes one scrape's [`Stats`] as constant metrics, queues in name order.
+#[derive(Debug)]
+struct StatsCollector(Stats);
 
-/// The two timestamps latency is computed from; everything else in the job is skipped.
-#[derive(Deserialize)]
-struct EnqueueTimes {
-    enqueued_at: Option<Timestamp>,
-    created_at: Option<Timestamp>,
-}
-
-/// Seconds since the job in `raw` entered its queue: `enqueued_at`, else `created_at`.
-fn latency_of(raw: &[u8], now: Timestamp) -> f64 {
-    match serde_json::from_slice::<EnqueueTimes>(raw) {
-        Ok(t) => match t.enqueued_at.or(t.created_at) {
-            // A dyno whose clock runs behind the enqueuer's would give a negative age.
-            Some(at) => (now.as_secs_f64() - at.as_secs_f64()).max(0.0),
-            None => 0.0,
-        },
-        Err(e) => {
-            tracing::debug!(error = %e, "oldest job has no readable timestamps; latency 0");
-            0.0
-        }
-    }
-}
-
-/// An integer reply, or 0 for nil or anything unparseable (a foreign process hash, say).
-fn int_or_zero(v: &redis::Value) -> u64 {
-    redis::from_redis_value_ref::<Option<u64>>(v)
-        .ok()
-        .flatten()
-        .unwrap_or(0)
-}
-
-impl Snapshot {
-    /// Reads the numbers in two pipelined round trips (see the module docs for the commands).
-    pub async fn read(client: &Client) -> Result<Self, WebError> {
-        let keys = client.keys();
-        let mut conn = client.connection();
-        let mut pipe = redis::pipe();
-        pipe.cmd("SMEMBERS").arg(keys.queues());
-        pipe.cmd("SMEMBERS").arg(keys.processes());
-        pipe.cmd("GET").arg(keys.stat_processed());
-        pipe.cmd("GET").arg(keys.stat_failed());
-        pipe.cmd("ZCARD").arg(keys.retry());
-        pipe.cmd("ZCARD").arg(keys.schedule());
-        pipe.cmd("ZCARD").arg(keys.dead());
-        type First = (
-            Vec<String>,
-            Vec<String>,
-            Option<u64>,
-            Option<u64>,
-            u64,
-            u64,
-            u64,
-        );
-        let (mut queues, processes, processed, failed, retry, scheduled, dead): First =
-            client.bounded(pipe.query_async(&mut conn)).await?;
-        queues.sort_unstable();
-
-        let mut snapshot = Snapshot {
-            queues: Vec::with_capacity(queues.len()),
-            processed: processed.unwrap_or(0),
-            failed: failed.unwrap_or(0),
-            retry,
-            scheduled,
-            dead,
-            busy: 0,
-        };
-        if queues.is_empty() && processes.is_empty() {
-            return Ok(snapshot);
-        }
-        let mut pipe = redis::pipe();
-        for q in &queues {
-            pipe.cmd("LLEN").arg(keys.queue(q));
-            pipe.cmd("LINDEX").arg(keys.queue(q)).arg(-1);
-        }
-        for identity in &processes {
-            pipe.cmd("HGET").arg(keys.process(identity)).arg("busy");
-        }
-        let replies: Vec<redis::Value> = client.bounded(pipe.query_async(&mut conn)).await?;
-        let now = Timestamp::now();
-        let (per_queue, per_process) = replies.split_at(replies.len().min(2 * queues.len()));
-        for (name, pair) in queues.into_iter().zip(per_queue.chunks(2)) {
-            let latency = match pair.get(1) {
-                Some(redis::Value::BulkString(raw)) => latency_of(raw, now),
-                _ => 0.0,
-            };
-            snapshot.queues.push(QueueStats {
-                name,
-                size: pair.first().map_or(0, int_or_zero),
-                latency,
-            });
-        }
-        // A process whose hash expired (it died without cleaning up) counts as 0 busy.
-        snapshot.busy = per_process.iter().map(int_or_zero).sum();
-        Ok(snapshot)
-    }
-
-    /// The largest queue latency, in seconds (0 without queues).
-    pub fn max_latency(&self) -> f64 {
-        self.queues.iter().map(|q| q.latency).fold(0.0, f64::max)
-    }
-
-    /// Jobs waiting over all queues.
-    pub fn total_size(&self) -> u64 {
-        self.queues.iter().map(|q| q.size).sum()
-    }
-
-    /// The Prometheus text exposition of this snapshot.
-    ///
-    /// ```
-    /// use queue_web::metrics::{QueueStats, Snapshot};
-    /// let s = Snapshot {
-    ///     queues: vec![QueueStats { name: "default".into(), size: 3, latency: 1.5 }],
-    ///     ..Snapshot::default()
-    /// };
-    /// let text = s.to_prometheus();
-    /// assert!(text.contains("queue_size{queue=\"default\"} 3\n"));
-    /// assert!(text.contains("queue_latency_seconds{queue=\"default\"} 1.5\n"));
-    /// ```
-    pub fn to_prometheus(&self) -> String {
-        let mut out = String::with_capacity(1024 + 128 * self.queues.len());
-        family(
-            &mut out,
-            "queue_size",
-            "gauge",
+impl Collector for StatsCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> fmt::Result {
+        let stats = &self.0;
+        let mut m = encoder.encode_descriptor(
+            family::SIZE,
             "Jobs waiting in the queue (LLEN).",
-        );
-        for q in &self.queues {
-            let name = escape_label(&q.name);
-            let _ = writeln!(out, "queue_size{{queue=\"{name}\"}} {}", q.size);
+            None,
+            MetricType::Gauge,
+        )?;
+        for q in &stats.queues {
+            let labels = [("queue", q.name.as_str())];
+            ConstGauge::new(q.size).encode(m.encode_family(&labels)?)?;
         }
-        family(
-            &mut out,
-            "queue_latency_seconds",
-            "gauge",
+        let mut m = encoder.encode_descriptor(
+            family::LATENCY,
             "Seconds since the oldest waiting job of the queue was enqueued.",
-        );
-        for q in &self.queues {
-            let name = escape_label(&q.name);
-            let _ = writeln!(
-                out,
-                "queue_latency_seconds{{queue=\"{name}\"}} {}",
-                q.latency
-            );
+            None,
+            MetricType::Gauge,
+        )?;
+        for q in &stats.queues {
+            let labels = [("queue", q.name.as_str())];
+            ConstGauge::new(q.latency.as_secs_f64()).encode(m.encode_family(&labels)?)?;
         }
-        let singles: [(&str, &str, &str, u64); 6] = [
+        let t = &stats.totals;
+        let counters = [
             (
-                "queue_jobs_processed_total",
-                "counter",
+                family::PROCESSED,
                 "Jobs processed, successes and failures (stat:processed).",
-                self.processed,
+                t.processed,
             ),
             (
-                "queue_jobs_failed_total",
-                "counter",
+                family::FAILED,
                 "Failed job executions (stat:failed).",
-                self.failed,
-            ),
-            (
-                "queue_retry_jobs",
-                "gauge",
-                "Jobs waiting for a retry (retry set).",
-                self.retry,
-            ),
-            (
-                "queue_scheduled_jobs",
-                "gauge",
-                "Jobs scheduled for later (schedule set).",
-                self.scheduled,
-            ),
-            (
-                "queue_dead_jobs",
-                "gauge",
-                "Jobs out of retries (dead set).",
-                self.dead,
-            ),
-            (
-                "queue_busy_workers",
-                "gauge",
-                "Jobs running now, summed over worker processes.",
-                self.busy,
+                t.failed,
             ),
         ];
-        for (name, kind, help, value) in singles {
-            family(&mut out, name, kind, help);
-            let _ = writeln!(out, "{name} {value}");
+        for (name, help, value) in counters {
+            let counter = ConstCounter::new(value);
+            counter.encode(encoder.encode_descriptor(
+                name,
+                help,
+                None,
+                counter.metric_type(),
+            )?)?;
         }
-        out
+        let gauges = [
+            (
+                family::RETRY,
+                "Jobs waiting for a retry (retry set).",
+                t.retry,
+            ),
+            (
+                family::SCHEDULED,
+                "Jobs scheduled for later (schedule set).",
+                t.scheduled,
+            ),
+            (family::DEAD, "Jobs out of retries (dead set).", t.dead),
+            (
+                family::BUSY,
+                "Jobs running now, summed over worker processes.",
+                stats.busy,
+            ),
+        ];
+        for (name, help, value) in gauges {
+            let gauge = ConstGauge::new(value);
+            gauge.encode(encoder.encode_descriptor(name, help, None, gauge.metric_type())?)?;
+        }
+        Ok(())
     }
 }
 
-/// Writes the `# HELP` and `# TYPE` lines of a metric family.
-fn family(out: &mut String, name: &str, kind: &str, help: &str) {
-    // Writing into a String cannot fail.
-    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
-}
-
-/// Escapes a label value as the text format requires (`\`, `"` and newlines).
-fn escape_label(value: &str) -> String {
-    value
-        .replace('\\', r"\\")
-        .replace('"', "\\\"")
-        .replace('\n', r"\n")
+/// The Prometheus text exposition (format 0.0.4) of `stats`, encoded by `prometheus-client`.
+///
+/// ```
+/// use queue_core::inspect::{QueueInfo, Stats};
+/// use queue_web::metrics::to_prometheus;
+/// use std::time::Duration;
+/// let stats = Stats {
+///     queues: vec![QueueInfo { name: "default".into(), size: 3, latency: Duration::from_millis(1500) }],
+///     ..Stats::default()
+/// };
+/// let text = to_prometheus(&stats);
+/// assert!(text.contains("queue_size{queue=\"default\"} 3\n"));
+/// assert!(text.contains("queue_latency_seconds{queue=\"default\"} 1.5\n"));
+/// assert!(text.contains("# TYPE queue_jobs_processed_total counter\n"));
+/// ```
+pub fn to_prometheus(stats: &Stats) -> String {
+    let mut registry = Registry::default();
+    registry.register_collector(Box::new(StatsCollector(stats.clone())));
+    let mut out = String::with_capacity(1024 + 128 * stats.queues.len());
+    // Encoding into a String fails only if a collector fails, and ours only writes.
+    if let Err(e) = prometheus_text::encode(&mut out, &registry) {
+        tracing::error!(error = %e, "encoding metrics failed");
+    }
+    out
 }
 
 /// State of the metrics routes.
@@ -404,10 +294,10 @@ async fn prometheus(
     query: Result<Query<MetricsQuery>, QueryRejection>,
 ) -> Result<Response, WebError> {
     authorize(&state, &headers, query)?;
-    let snapshot = Snapshot::read(&state.client).await?;
+    let stats = Inspector::new(&state.client).stats().await?;
     Ok((
-        [(header::CONTENT_TYPE, PROMETHEUS_CONTENT_TYPE)],
-        snapshot.to_prometheus(),
+        [(header::CONTENT_TYPE, prometheus_text::CONTENT_TYPE)],
+        to_prometheus(&stats),
     )
         .into_response())
 }
@@ -418,10 +308,12 @@ async fn autoscale(
     query: Result<Query<MetricsQuery>, QueryRejection>,
 ) -> Result<Response, WebError> {
     let query = authorize(&state, &headers, query)?;
-    let snapshot = Snapshot::read(&state.client).await?;
+    let stats = Inspector::new(&state.client).stats().await?;
     let value = match query.metric.as_deref() {
-        None | Some("latency") => json!((snapshot.max_latency() * 1000.0).round() / 1000.0),
-        Some("size") => json!(snapshot.total_size()),
+        None | Some("latency") => {
+            json!((stats.max_latency().as_secs_f64() * 1000.0).round() / 1000.0)
+        }
+        Some("size") => json!(stats.enqueued),
         Some(_) => return Err(WebError::BadRequest("metric must be latency or size")),
     };
     Ok(Json(json!([{ "name": state.config.process_name, "value": value }])).into_response())
@@ -430,18 +322,6 @@ async fn autoscale(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn latency_reads_both_sidekiq_units_and_prefers_enqueued_at() {
-        let now = Timestamp::from_secs_f64(1_760_000_010.0);
-        let secs = br#"{"class":"X","args":[],"jid":"a","created_at":1760000000.0,"enqueued_at":1760000005.0}"#;
-        assert_eq!(latency_of(secs, now), 5.0);
-        let millis = br#"{"class":"X","args":[],"jid":"a","created_at":1760000000000}"#;
-        assert_eq!(latency_of(millis, now), 10.0);
-        assert_eq!(latency_of(b"not json", now), 0.0);
-        let future = br#"{"enqueued_at":1760000020.0}"#;
-        assert_eq!(latency_of(future, now), 0.0);
-    }
 
     #[test]
     fn token_from_header_or_query() {
@@ -469,7 +349,43 @@ mod tests {
     }
 
     #[test]
-    fn labels_are_escaped() {
-        assert_eq!(escape_label("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
+    fn labels_are_escaped_and_families_keep_their_names() {
+        use queue_core::inspect::{QueueInfo, Totals};
+        use std::time::Duration;
+        let stats = Stats {
+            queues: vec![QueueInfo {
+                name: "a\"b\\c\nd".into(),
+                size: 1,
+                latency: Duration::ZERO,
+            }],
+            totals: Totals {
+                processed: 7,
+                ..Totals::default()
+            },
+            ..Stats::default()
+        };
+        let text = to_prometheus(&stats);
+        assert!(
+            text.contains("queue_size{queue=\"a\\\"b\\\\c\\nd\"} 1\n"),
+            "{text}"
+        );
+        assert!(text.contains("\n# HELP queue_jobs_processed_total Jobs processed"));
+        assert!(text.contains("\nqueue_jobs_processed_total 7\n"), "{text}");
+        for name in [
+            "queue_size",
+            "queue_latency_seconds",
+            "queue_jobs_processed_total",
+            "queue_jobs_failed_total",
+            "queue_retry_jobs",
+            "queue_scheduled_jobs",
+            "queue_dead_jobs",
+            "queue_busy_workers",
+        ] {
+            assert!(
+                text.contains(&format!("# TYPE {name} ")),
+                "{name} in {text}"
+            );
+        }
+        assert!(!text.contains("# EOF"), "0.0.4 text has no EOF marker");
     }
 }

@@ -1,0 +1,77 @@
+//! Revisions of many status records at once, for the long poll.
+
+use super::Inspector;
+use crate::error::Result;
+use crate::job_id::JobId;
+use crate::status::field;
+
+/// Most status records read in one pipeline; more ids take more (still batched) round trips.
+pub const MAX_STATUS_PER_ROUND_TRIP: usize = 1000;
+
+/// How far a job's status record has come.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StatusRev {
+    /// The record's `rev` (a record without one, a queued job nothing changed yet, is at 1,
+    /// as [`JobStatus`](crate::JobStatus) reads it). Every writer increments it.
+    Rev(u64),
+    /// There is no record (no `state`): never tracked, expired or deleted.
+    Gone,
+    /// The record's `rev` is not a non-negative integer; re-read the whole record.
+    Unreadable,
+}
+
+impl StatusRev {
+    /// Reads an `HMGET state rev` reply.
+    ///
+    /// ```
+    /// use queue_core::inspect::StatusRev;
+    /// assert_eq!(StatusRev::from_fields(Some("queued"), None), StatusRev::Rev(1));
+    /// assert_eq!(StatusRev::from_fields(Some("running"), Some("3")), StatusRev::Rev(3));
+    /// assert_eq!(StatusRev::from_fields(None, Some("3")), StatusRev::Gone);
+    /// assert_eq!(StatusRev::from_fields(Some("running"), Some("x")), StatusRev::Unreadable);
+    /// ```
+    pub fn from_fields(state: Option<&str>, rev: Option<&str>) -> Self {
+        match (state, rev) {
+            (None, _) => StatusRev::Gone,
+            (Some(_), None) => StatusRev::Rev(1),
+            (Some(_), Some(rev)) => rev
+                .trim()
+                .parse()
+                .map_or(StatusRev::Unreadable, StatusRev::Rev),
+        }
+    }
+}
+
+/// An `HMGET state rev` reply, as bytes: a bad `rev` must not fail the other records.
+type StateAndRev = (Option<Vec<u8>>, Option<Vec<u8>>);
+
+impl Inspector<'_> {
+    /// The [`StatusRev`] of each job of `ids`, in the same order: one pipeline of
+    /// `HMGET jobstatus:ID state rev` per [`MAX_STATUS_PER_ROUND_TRIP`] ids, O(ids).
+    ///
+    /// One unreadable record does not fail the others: it reads as [`StatusRev::Unreadable`].
+    pub async fn status_revs(&self, ids: &[JobId]) -> Result<Vec<StatusRev>> {
+        let keys = self.client.keys();
+        let mut revs = Vec::with_capacity(ids.len());
+        for chunk in ids.chunks(MAX_STATUS_PER_ROUND_TRIP) {
+            let mut pipe = redis::pipe();
+            for id in chunk {
+                pipe.cmd("HMGET")
+                    .arg(keys.status(id.as_str()))
+                    .arg(field::STATE)
+                    .arg(field::REV);
+            }
+            let replies: Vec<StateAndRev> = self.query(&pipe).await?;
+            revs.extend(replies.iter().map(|(state, rev)| {
+                let state = state.as_ref().map(|_| "");
+                match rev.as_deref().map(std::str::from_utf8) {
+                    None => StatusRev::from_fields(state, None),
+                    Some(Ok(rev)) => StatusRev::from_fields(state, Some(rev)),
+                    Some(Err(_)) if state.is_none() => StatusRev::Gone,
+                    Some(Err(_)) => StatusRev::Unreadable,
+                }
+            }));
+        }
+        Ok(revs)
+    }
+}
