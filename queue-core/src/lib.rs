@@ -34,6 +34,7 @@
 //! ```
 #![cfg_attr(not(test), warn(clippy::unwrap_used))]
 
+mod bulk;
 pub mod client;
 pub mod config;
 pub mod connection;
