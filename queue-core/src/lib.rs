@@ -12,6 +12,8 @@
 //! - [`Keys`]: every key name, Sidekiq's by default, under an optional prefix.
 //! - [`Client`]: `enqueue` in one round trip, scheduled and bulk enqueue, `status`, `cancel`.
 //! - [`JobStatus`]: the per-job status record and its retention ([`status`]).
+//! - `platform` (feature `platform`, on by default): stdout logging and the shutdown signal
+//!   for the mains of web and worker dynos.
 //!
 //! ```no_run
 //! use queue_core::{Client, ClientConfig, Job};
@@ -42,6 +44,8 @@ pub mod job_id;
 pub mod keys;
 pub mod options;
 pub mod payload;
+#[cfg(feature = "platform")]
+pub mod platform;
 pub mod queue_name;
 pub mod scripts;
 pub mod status;
