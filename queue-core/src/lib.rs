@@ -13,6 +13,8 @@
 //! - [`Client`]: `enqueue` in one round trip, scheduled and bulk enqueue, `status`, `cancel`.
 //! - [`JobStatus`]: the per-job status record and its retention ([`status`]).
 //! - [`Inspector`]: read-only views of queues, sets, processes and counters ([`inspect`]).
+//! - `platform` (feature `platform`, on by default): stdout logging and the shutdown signal
+//!   for the mains of web and worker dynos.
 //!
 //! ```no_run
 //! use queue_core::{Client, ClientConfig, Job};
@@ -46,6 +48,8 @@ pub mod keys;
 pub mod options;
 pub mod payload;
 mod process;
+#[cfg(feature = "platform")]
+pub mod platform;
 pub mod queue_name;
 pub mod scripts;
 pub mod status;

@@ -66,7 +66,6 @@ mod failure;
 mod heartbeat;
 mod in_flight;
 mod limit;
-mod logging;
 mod membership;
 mod queues;
 mod reaper;
@@ -85,10 +84,12 @@ pub use context::JobContext;
 pub use error::{Error, Result};
 pub use failure::Failure;
 pub use heartbeat::rss_kib;
-pub use logging::{Logfmt, init_logging};
 pub use membership::Identity;
 pub use queues::Queues;
 pub use registry::{Attempt, Registry};
 pub use run::{run, shutdown_signal};
 pub use settle::MALFORMED_CLASS;
 pub use worker::{RunningWorker, Worker, WorkerBuilder};
+
+// Moved to `queue_core::platform` (the web dyno needs it too); re-exported for worker mains.
+pub use queue_core::platform::init_logging;

@@ -25,7 +25,7 @@ use crate::worker::WorkerBuilder;
 /// }
 /// ```
 pub async fn run(builder: WorkerBuilder) -> Result<()> {
-    crate::logging::init_logging();
+    queue_core::platform::init_logging();
     // Settings made on the builder stay unless the environment overrides them.
     let builder = builder.try_configure(|c| {
         *c = std::mem::take(c).with_env()?;
@@ -38,29 +38,9 @@ pub async fn run(builder: WorkerBuilder) -> Result<()> {
 }
 
 /// Completes on the first SIGTERM or SIGINT; a background task logs any later ones.
+///
+/// [`queue_core::platform::shutdown_signal`] with this crate's error type, kept so that
+/// worker mains can `?` it into [`Error`].
 pub fn shutdown_signal() -> Result<impl std::future::Future<Output = ()>> {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term = signal(SignalKind::terminate()).map_err(Error::Signals)?;
-    let mut int = signal(SignalKind::interrupt()).map_err(Error::Signals)?;
-    let (tx, rx) = tokio::sync::oneshot::channel::<&'static str>();
-    tokio::spawn(async move {
-        let mut tx = Some(tx);
-        loop {
-            let name = tokio::select! {
-                s = term.recv() => { if s.is_none() { break; } "SIGTERM" }
-                s = int.recv() => { if s.is_none() { break; } "SIGINT" }
-            };
-            match tx.take() {
-                Some(tx) => {
-                    let _ = tx.send(name);
-                }
-                None => tracing::info!(signal = name, "already shutting down; signal ignored"),
-            }
-        }
-    });
-    Ok(async move {
-        if let Ok(name) = rx.await {
-            tracing::info!(signal = name, "received signal");
-        }
-    })
+    queue_core::platform::shutdown_signal().map_err(Error::Signals)
 }

@@ -1,13 +1,13 @@
 //! A worker process holds at most 3 Redis connections whatever its concurrency.
 
-mod common;
+mod worker_in_process;
 
-use common::*;
 use queue_core::testing::TestRedis;
 use queue_core::{Job, JobState};
 use queue_worker::{Failure, JobContext, Worker};
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
+use worker_in_process::*;
 
 #[derive(Serialize, Deserialize)]
 struct Hold;

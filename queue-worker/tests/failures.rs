@@ -1,15 +1,15 @@
 //! Bad input and failing jobs: each ends in the right Sidekiq set with Sidekiq's fields,
 //! and the worker keeps serving.
 
-mod common;
+mod worker_in_process;
 
-use common::*;
 use queue_core::testing::TestRedis;
 use queue_core::{EnqueueOptions, Job, JobPayload, JobState, NewJob, Retry};
 use queue_worker::{Failure, JobContext, MALFORMED_CLASS, Worker};
 use redis::AsyncCommands;
 use serde::{Deserialize, Serialize};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use worker_in_process::*;
 
 #[derive(Serialize, Deserialize)]
 struct Panics;

@@ -1,15 +1,15 @@
 //! Jobs run, succeed, fail, retry, die, and are cancelled, as the status record and the
 //! Sidekiq sets show.
 
-mod common;
+mod worker_in_process;
 
-use common::*;
 use queue_core::testing::TestRedis;
 use queue_core::{Job, JobState};
 use queue_worker::{Failure, JobContext, Worker};
 use redis::AsyncCommands;
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
+use worker_in_process::*;
 
 #[derive(Serialize, Deserialize)]
 struct Double(i64);

@@ -1,8 +1,7 @@
 //! A job class's global concurrency limit holds across worker processes.
 
-mod common;
+mod worker_in_process;
 
-use common::*;
 use queue_core::testing::TestRedis;
 use queue_core::{Job, JobState};
 use queue_worker::{Failure, JobContext, Worker};
@@ -10,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
+use worker_in_process::*;
 
 #[derive(Serialize, Deserialize)]
 struct HeavyQuery(u32);

@@ -1,9 +1,8 @@
 //! Recovery and ownership: a dead process's jobs come back; a worker that lost a job cannot
 //! settle it later.
 
-mod common;
+mod worker_in_process;
 
-use common::*;
 use queue_core::testing::TestRedis;
 use queue_core::{Job, JobState};
 use queue_worker::{Failure, JobContext, Worker};
@@ -12,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use tokio::sync::Notify;
+use worker_in_process::*;
 
 #[derive(Serialize, Deserialize)]
 struct Gated;

@@ -1,8 +1,7 @@
 //! Prefetch: jobs taken ahead of a free slot never wait long behind a slow job.
 
-mod common;
+mod worker_in_process;
 
-use common::*;
 use queue_core::testing::TestRedis;
 use queue_core::{Client, Job, JobId, JobState, NewJob};
 use queue_worker::{Failure, JobContext, RunningWorker, Worker, WorkerConfig};
@@ -11,6 +10,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::Notify;
+use worker_in_process::*;
 
 #[derive(Serialize, Deserialize)]
 struct Quick(u64);

@@ -6,14 +6,14 @@
 //! deadlines, and prints the workers' logs when it fails. Figures go to stderr: run with
 //! `cargo test -p queue-worker --test process_faults -- --nocapture` to see them.
 
-mod support;
+mod worker_binary;
 
 use queue_core::testing::TestRedis;
 use queue_core::{Client, EnqueueOptions, JobId, JobState, NewJob};
 use serde_json::json;
 use std::process::Command;
 use std::time::{Duration, Instant};
-use support::*;
+use worker_binary::*;
 
 /// Jobs in the kill test (the acceptance figure is at least 2,000).
 const KILL_JOBS: usize = 2000;

@@ -1,15 +1,15 @@
 //! A live worker never strands a job: entries it took but does not hold go back; when Redis
 //! is full it keeps draining; its shutdown stays bounded when Redis hangs.
 
-mod common;
+mod worker_in_process;
 
-use common::*;
 use queue_core::testing::TestRedis;
 use queue_core::{Job, JobState};
 use queue_worker::{Failure, JobContext, Worker};
 use redis::AsyncCommands;
 use serde::{Deserialize, Serialize};
 use std::time::{Duration, Instant};
+use worker_in_process::*;
 
 #[derive(Serialize, Deserialize)]
 struct Quick(u32);

@@ -1,8 +1,7 @@
 //! Scheduled jobs run when due, exactly once, however many workers race to promote them.
 
-mod common;
+mod worker_in_process;
 
-use common::*;
 use queue_core::testing::TestRedis;
 use queue_core::{EnqueueOptions, Job, JobState, NewJob};
 use queue_worker::{Failure, JobContext, Worker};
@@ -11,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use worker_in_process::*;
 
 #[derive(Serialize, Deserialize)]
 struct Tick(u32);

@@ -1,15 +1,15 @@
 //! Shutdown in process: running jobs finish within the timeout; the rest go back to the
 //! front of their queue at once; the process record is cleared.
 
-mod common;
+mod worker_in_process;
 
-use common::*;
 use queue_core::testing::TestRedis;
 use queue_core::{Job, JobPayload, JobState};
 use queue_worker::{Failure, JobContext, Worker};
 use redis::AsyncCommands;
 use serde::{Deserialize, Serialize};
 use std::time::{Duration, Instant};
+use worker_in_process::*;
 
 #[derive(Serialize, Deserialize)]
 struct Nap(u64);

@@ -4,14 +4,14 @@
 //! list and stats see our worker. Sidekiq 6.4 cannot use a key prefix, so these tests use
 //! the empty prefix on a private Redis each.
 
-mod support;
+mod worker_binary;
 
 use queue_core::testing::TestRedis;
 use queue_core::{Client, ClientConfig, JobId, JobState, NewJob};
 use serde_json::{Value, json};
 use std::process::Command;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
-use support::*;
+use worker_binary::*;
 
 /// Start-up and registration of a worker process.
 const START_DEADLINE: Duration = Duration::from_secs(10);

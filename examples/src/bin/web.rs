@@ -11,7 +11,7 @@
 //! it they are open), `RUST_LOG` (default `info`). Binds `0.0.0.0:$PORT`; on SIGTERM stops
 //! accepting connections and drains open requests within the platform's 30 s.
 
-use queue_core::Client;
+use queue_core::{Client, platform};
 use queue_web::MetricsConfig;
 use std::net::{Ipv4Addr, SocketAddr};
 
@@ -20,7 +20,7 @@ const DEFAULT_PORT: u16 = 3000;
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    queue_worker::init_logging();
+    platform::init_logging();
     let port = match std::env::var("PORT") {
         Ok(p) if !p.trim().is_empty() => p
             .trim()
@@ -29,7 +29,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         _ => DEFAULT_PORT,
     };
     // Signal handlers first: a SIGTERM during start-up must not kill the process outright.
-    let shutdown = queue_worker::shutdown_signal()?;
+    let shutdown = platform::shutdown_signal()?;
     let client = Client::from_env().await?;
     let app = examples::app::router(client, MetricsConfig::from_env());
     let listener =

@@ -1,4 +1,4 @@
-//! Helpers shared by the worker's integration tests.
+//! Helpers for the integration tests that run the worker inside the test process.
 #![allow(dead_code, unreachable_pub)]
 
 use queue_core::testing::TestRedis;

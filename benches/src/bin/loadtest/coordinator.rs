@@ -1,0 +1,181 @@
+//! The coordinator: runs the phases in order, then prints the report.
+
+use crate::baseline::ping_phase;
+use crate::drain::{Drain, drain_phase};
+use crate::enqueue::enqueue_phase;
+use crate::error::Result;
+use crate::histogram::us;
+use crate::options::Options;
+use crate::pickup::pickup_phase;
+use crate::report::{TARGETS, print_table, round, slowlog_json, stats_json};
+use benches::{BenchRedis, load_average};
+use queue_core::Client;
+use serde_json::{Map, Value, json};
+use std::time::Duration;
+
+/// Bound on each call of the driving client (see `coordinator_main`).
+pub(crate) const BULK_TIMEOUT: Duration = Duration::from_secs(30);
+/// Concurrency of the second drain, where connections and RSS are checked.
+pub(crate) const HIGH_CONCURRENCY: usize = 100;
+
+pub(crate) async fn coordinator_main(opts: &Options) -> Result<()> {
+    let load_start = load_average();
+    let redis = BenchRedis::from_env();
+    // `push_bulk` sends all its 1,000-job chunks at once and bounds each by the client
+    // timeout from that same start, so a bulk of 100,000 jobs that takes more than the
+    // default 2 s in all (a loaded 2-core machine) fails although every chunk is progressing.
+    // The driving client gets a longer bound; the workers keep the default.
+    let config = redis
+        .config("loadtest")
+        .connection_name("loadtest-client")
+        .timeout(BULK_TIMEOUT);
+    let client = Client::connect(config).await?;
+    let prefix = client.keys().prefix().to_owned();
+    let clear = || async {
+        let mut conn = client.connection();
+        redis.clear(&mut conn, &prefix).await
+    };
+    clear().await?;
+    let padding = "x".repeat(opts.payload_bytes);
+    let progress = |what: &str| {
+        if !opts.json {
+            eprintln!("loadtest: {what}…");
+        }
+    };
+
+    progress("PING round trips");
+    let pings = ping_phase(&client, opts.ping_samples).await?;
+    progress("sequential enqueues");
+    let enqueues = enqueue_phase(&client, opts, &padding).await?;
+    clear().await?;
+    progress("bulk enqueue and drain");
+    let main = drain_phase(
+        &redis,
+        &client,
+        opts,
+        &padding,
+        opts.processes,
+        opts.concurrency,
+        opts.slowlog,
+    )
+    .await?;
+    clear().await?;
+    let high = if opts.c100 {
+        progress("drain at concurrency 100");
+        let d = drain_phase(&redis, &client, opts, &padding, 1, HIGH_CONCURRENCY, false).await?;
+        clear().await?;
+        Some(d)
+    } else {
+        None
+    };
+    progress("pickup latency");
+    let pickups = pickup_phase(&redis, &client, opts, &padding).await?;
+    clear().await?;
+    let load_end = load_average();
+
+    let ping = us(&pings, 0.5);
+    let jobs = opts.jobs as f64;
+    let mb = |kib: &[u64]| kib.iter().copied().max().unwrap_or(0) as f64 / 1024.0;
+    let conns = |d: &Drain| d.connections.iter().map(Vec::len).max().unwrap_or(0);
+    let mut out = Map::new();
+    let mut put = |k: &str, v: Value| {
+        out.insert(k.to_owned(), v);
+    };
+    put("jobs", json!(opts.jobs));
+    put("concurrency", json!(opts.concurrency));
+    put("processes", json!(opts.processes));
+    put("worker_threads", json!(opts.worker_threads));
+    put("client_threads", json!(opts.client_threads));
+    put("payload_bytes", json!(opts.payload_bytes));
+    put("status_tracking", json!(opts.status));
+    put(
+        "redis",
+        json!(if redis.is_private() {
+            "private"
+        } else {
+            "REDIS_URL"
+        }),
+    );
+    put("load_avg_1m_start", round(load_start, 2));
+    put("load_avg_1m_end", round(load_end, 2));
+    put("ping_rtt_us", round(ping, 1));
+    put("ping_p99_us", round(us(&pings, 0.99), 1));
+    for (name, q) in [("p50", 0.5), ("p99", 0.99), ("p999", 0.999)] {
+        put(&format!("enqueue_{name}_us"), round(us(&enqueues, q), 1));
+        put(
+            &format!("enqueue_{name}_ratio"),
+            round(us(&enqueues, q) / ping, 2),
+        );
+    }
+    put("bulk_enqueue_jobs_per_s", round(jobs / main.bulk_secs, 0));
+    put(
+        "bulk_redis_cpu_us_per_job",
+        round(main.bulk_cpu_us_per_job, 2),
+    );
+    put("redis_bytes_per_job", round(main.bulk_bytes_per_job, 0));
+    put("drain_jobs_per_s", round(jobs / main.drain_secs, 0));
+    put("drain_seconds", round(main.drain_secs, 3));
+    put("redis_cpu_us_per_job", round(main.drain_cpu_us_per_job, 2));
+    put(
+        "worker_cpu_us_per_job",
+        round(main.worker_cpu_us_per_job, 2),
+    );
+    for (name, q) in [("p50", 0.5), ("p99", 0.99)] {
+        put(&format!("pickup_{name}_us"), round(us(&pickups, q), 1));
+        put(
+            &format!("pickup_{name}_ratio"),
+            round(us(&pickups, q) / ping, 2),
+        );
+    }
+    put("redis_connections", json!(conns(&main)));
+    put("worker_peak_rss_mb", round(mb(&main.peak_rss_kib), 1));
+    if let Some(h) = &high {
+        put("drain_jobs_per_s_c100", round(jobs / h.drain_secs, 0));
+        put(
+            "redis_cpu_us_per_job_c100",
+            round(h.drain_cpu_us_per_job, 2),
+        );
+        put(
+            "worker_cpu_us_per_job_c100",
+            round(h.worker_cpu_us_per_job, 2),
+        );
+        put("redis_connections_c100", json!(conns(h)));
+        put("worker_peak_rss_mb_c100", round(mb(&h.peak_rss_kib), 1));
+    }
+    let mut met = Map::new();
+    for t in TARGETS {
+        if let Some(v) = out.get(t.metric).and_then(Value::as_f64) {
+            let ok = if t.at_most {
+                v <= t.bound
+            } else {
+                v >= t.bound
+            };
+            met.insert(t.metric.to_owned(), json!(ok));
+        }
+    }
+    let connection_names = main.connections.first().cloned().unwrap_or_default();
+    if opts.profile || opts.slowlog {
+        let mut p = Map::new();
+        p.insert(
+            "bulk_commandstats".into(),
+            stats_json(&main.bulk_stats, jobs),
+        );
+        p.insert(
+            "drain_commandstats".into(),
+            stats_json(&main.drain_stats, jobs),
+        );
+        if let Some(rows) = &main.slowlog {
+            p.insert("drain_slowlog".into(), slowlog_json(rows, jobs));
+        }
+        p.insert("worker_connections".into(), json!(connection_names));
+        out.insert("profile".into(), Value::Object(p));
+    }
+    out.insert("targets_met".into(), Value::Object(met.clone()));
+
+    if opts.json {
+        println!("{}", Value::Object(out));
+        return Ok(());
+    }
+    print_table(opts, &out, &met, &connection_names, &main);
+    Ok(())
+}

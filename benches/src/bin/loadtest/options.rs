@@ -1,0 +1,124 @@
+//! Command-line options and the usage text.
+
+use crate::drain::DRAIN_QUEUE;
+use crate::error::{LoadError, Result};
+
+pub(crate) const USAGE: &str = "\
+usage: loadtest [--jobs N] [--concurrency C] [--processes P] [--payload-bytes B]
+                [--no-status] [--json] [--profile] [--slowlog] [--no-c100]
+                [--worker-threads T] [--client-threads T]
+                [--ping-samples N] [--enqueue-samples N] [--pickup-samples N]
+
+  --jobs N            jobs bulk-enqueued and drained (default 100000)
+  --concurrency C     jobs run at once per worker process (default 10)
+  --processes P       worker processes for the drain (default 1)
+  --payload-bytes B   padding string in each job's args (default 64)
+  --no-status         jobs without a status record (default: tracked)
+  --json              print one JSON object instead of the table
+  --profile           INFO commandstats deltas of the bulk enqueue and the drain
+  --slowlog           SLOWLOG of the drain by script (private server; inflates script times)
+  --no-c100           skip the drain with one worker process at concurrency 100
+  --worker-threads T  runtime threads of each worker process (default 2; 1 = current-thread)
+  --client-threads T  runtime threads of this process, which also runs the pickup worker
+                      (default 2; 1 = current-thread)
+REDIS_URL: use that server instead of starting a private redis-server.";
+
+/// Command-line options.
+#[derive(Debug, Clone)]
+pub(crate) struct Options {
+    pub(crate) jobs: u64,
+    pub(crate) concurrency: usize,
+    pub(crate) processes: usize,
+    pub(crate) payload_bytes: usize,
+    pub(crate) status: bool,
+    pub(crate) json: bool,
+    pub(crate) profile: bool,
+    pub(crate) slowlog: bool,
+    pub(crate) c100: bool,
+    pub(crate) worker_threads: usize,
+    pub(crate) client_threads: usize,
+    pub(crate) ping_samples: u64,
+    pub(crate) enqueue_samples: u64,
+    pub(crate) pickup_samples: u64,
+    /// Hidden: run as a worker process with this key prefix.
+    pub(crate) worker_prefix: Option<String>,
+    /// Hidden: the worker process's queue.
+    pub(crate) worker_queue: String,
+}
+
+impl Options {
+    pub(crate) fn parse(args: impl IntoIterator<Item = String>) -> Result<Self> {
+        let mut o = Self {
+            jobs: 100_000,
+            concurrency: 10,
+            processes: 1,
+            payload_bytes: 64,
+            status: true,
+            json: false,
+            profile: false,
+            slowlog: false,
+            c100: true,
+            worker_threads: 2,
+            client_threads: 2,
+            ping_samples: 2_000,
+            enqueue_samples: 10_000,
+            pickup_samples: 1_000,
+            worker_prefix: None,
+            worker_queue: DRAIN_QUEUE.to_owned(),
+        };
+        let mut args = args.into_iter();
+        while let Some(arg) = args.next() {
+            let mut value = |name: &str| {
+                args.next()
+                    .ok_or_else(|| LoadError::Usage(format!("{name} needs a value")))
+            };
+            fn number<T: std::str::FromStr>(name: &str, v: String) -> Result<T> {
+                v.parse()
+                    .map_err(|_| LoadError::Usage(format!("{name}: {v:?} is not a number")))
+            }
+            match arg.as_str() {
+                "--jobs" => o.jobs = number("--jobs", value("--jobs")?)?,
+                "--concurrency" => {
+                    o.concurrency = number("--concurrency", value("--concurrency")?)?
+                }
+                "--processes" => o.processes = number("--processes", value("--processes")?)?,
+                "--payload-bytes" => {
+                    o.payload_bytes = number("--payload-bytes", value("--payload-bytes")?)?
+                }
+                "--worker-threads" => {
+                    o.worker_threads = number("--worker-threads", value("--worker-threads")?)?
+                }
+                "--client-threads" => {
+                    o.client_threads = number("--client-threads", value("--client-threads")?)?
+                }
+                "--ping-samples" => {
+                    o.ping_samples = number("--ping-samples", value("--ping-samples")?)?
+                }
+                "--enqueue-samples" => {
+                    o.enqueue_samples = number("--enqueue-samples", value("--enqueue-samples")?)?
+                }
+                "--pickup-samples" => {
+                    o.pickup_samples = number("--pickup-samples", value("--pickup-samples")?)?
+                }
+                "--no-status" => o.status = false,
+                "--json" => o.json = true,
+                "--profile" => o.profile = true,
+                "--slowlog" => o.slowlog = true,
+                "--no-c100" => o.c100 = false,
+                "--worker" => o.worker_prefix = Some(value("--worker")?),
+                "--queue" => o.worker_queue = value("--queue")?,
+                "-h" | "--help" => return Err(LoadError::Usage("help".into())),
+                other => return Err(LoadError::Usage(format!("unknown argument {other:?}"))),
+            }
+        }
+        if o.jobs == 0 || o.concurrency == 0 || o.processes == 0 {
+            return Err(LoadError::Usage(
+                "--jobs, --concurrency and --processes must be positive".into(),
+            ));
+        }
+        if o.ping_samples == 0 || o.enqueue_samples == 0 || o.pickup_samples == 0 {
+            return Err(LoadError::Usage("sample counts must be positive".into()));
+        }
+        Ok(o)
+    }
+}

@@ -1,0 +1,121 @@
+//! Process helpers shared by web and worker dynos: logs to stdout (logfmt when `DYNO` is
+//! set, human-readable elsewhere) and the SIGTERM/SIGINT future that starts a shutdown.
+//!
+//! The logfmt lines come from the maintained [`tracing_logfmt`] crate, so they read
+//! `level=info target=… message="job failed" job_id=… error="…"`, without a timestamp
+//! because the platform's log router stamps every line.
+//!
+//! Behind the `platform` feature (on by default), so that an app with its own logging set-up
+//! can leave `tracing-subscriber` out.
+//!
+//! ```no_run
+//! #[tokio::main]
+//! async fn main() -> std::io::Result<()> {
+//!     queue_core::platform::init_logging();
+//!     // Install the handlers first: a SIGTERM during start-up must not kill the process.
+//!     let shutdown = queue_core::platform::shutdown_signal()?;
+//!     shutdown.await;
+//!     Ok(())
+//! }
+//! ```
+
+use std::future::Future;
+use tracing_subscriber::{EnvFilter, fmt};
+
+/// Installs the global subscriber: `RUST_LOG` filters (default `info`); logfmt when `DYNO`
+/// is set so the platform's log drains can parse `key=value` pairs. Safe to call twice.
+pub fn init_logging() {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let _ = if std::env::var_os("DYNO").is_some() {
+        logfmt()
+            .subscriber_builder()
+            .with_env_filter(filter)
+            .with_writer(std::io::stdout)
+            .try_init()
+    } else {
+        // Colour only on a terminal: escape codes in a log drain or file are noise.
+        let ansi = std::io::IsTerminal::is_terminal(&std::io::stdout());
+        fmt()
+            .with_env_filter(filter)
+            .with_writer(std::io::stdout)
+            .with_ansi(ansi)
+            .try_init()
+    };
+}
+
+/// The logfmt format of a dyno: level, target, message and the event's fields.
+fn logfmt() -> tracing_logfmt::Builder {
+    // No `ts=`: the platform's log router adds its own timestamp to every line.
+    tracing_logfmt::builder().with_timestamp(false)
+}
+
+/// Completes on the first SIGTERM or SIGINT; a background task logs any later ones.
+///
+/// Call it before anything slow at start-up: until the handlers are installed, a SIGTERM
+/// kills the process outright. Needs a Tokio runtime.
+pub fn shutdown_signal() -> std::io::Result<impl Future<Output = ()>> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    let (tx, rx) = tokio::sync::oneshot::channel::<&'static str>();
+    tokio::spawn(async move {
+        let mut tx = Some(tx);
+        loop {
+            let name = tokio::select! {
+                s = term.recv() => { if s.is_none() { break; } "SIGTERM" }
+                s = int.recv() => { if s.is_none() { break; } "SIGINT" }
+            };
+            match tx.take() {
+                Some(tx) => {
+                    let _ = tx.send(name);
+                }
+                None => tracing::info!(signal = name, "already shutting down; signal ignored"),
+            }
+        }
+    });
+    Ok(async move {
+        if let Ok(name) = rx.await {
+            tracing::info!(signal = name, "received signal");
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::{Arc, Mutex};
+
+    /// A writer that keeps what the subscriber wrote, for the assertion.
+    #[derive(Clone, Default)]
+    struct Captured(Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Captured {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn quotes_values_that_need_it() {
+        let captured = Captured::default();
+        let writer = captured.clone();
+        let subscriber = logfmt()
+            .subscriber_builder()
+            .with_writer(move || writer.clone())
+            .finish();
+        tracing::subscriber::with_default(subscriber, || {
+            tracing::info!(job_id = "abc", error = "say \"hi\"", "job failed");
+        });
+        let line = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+        assert_eq!(
+            line,
+            "level=info target=queue_core::platform::tests message=\"job failed\" \
+             job_id=abc error=\"say \\\"hi\\\"\"\n"
+        );
+    }
+}
