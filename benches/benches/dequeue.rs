@@ -77,7 +77,7 @@ impl CpuLedger {
 }
 
 async fn redis_cpu(client: &Client) -> f64 {
-    let mut conn = client.connection();
+    let mut conn = client.raw_connection();
     redis_cpu_secs(&info(&mut conn, "cpu").await.expect("INFO cpu"))
 }
 
@@ -91,7 +91,7 @@ fn runtime() -> tokio::runtime::Runtime {
 }
 
 async fn processed(client: &Client) -> u64 {
-    let mut conn = client.connection();
+    let mut conn = client.raw_connection();
     redis::cmd("GET")
         .arg(client.keys().stat_processed())
         .query_async::<Option<u64>>(&mut conn)
@@ -319,7 +319,7 @@ fn worker_benches(
 
 fn clear(rt: &tokio::runtime::Runtime, redis: &BenchRedis, client: &Client) {
     rt.block_on(async {
-        let mut conn = client.connection();
+        let mut conn = client.raw_connection();
         redis
             .clear(&mut conn, client.keys().prefix())
             .await

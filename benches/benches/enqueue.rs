@@ -62,7 +62,7 @@ fn untracked() -> Untracked {
 /// Empties the server between measurements, so that memory does not grow across millions
 /// of enqueues (`FLUSHALL` on a private server, which scripts survive; else our prefix).
 async fn flush(redis: &BenchRedis, client: &Client) {
-    let mut conn = client.connection();
+    let mut conn = client.raw_connection();
     redis
         .clear(&mut conn, client.keys().prefix())
         .await

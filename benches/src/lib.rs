@@ -356,7 +356,7 @@ pub fn load_average() -> f64 {
 /// One `PING` round trip on the client's shared connection: the baseline every bench
 /// compares against (panics if Redis does not answer: a bench cannot go on without it).
 pub async fn ping(client: &Client) {
-    let mut conn = client.connection();
+    let mut conn = client.raw_connection();
     redis::cmd("PING")
         .query_async::<()>(&mut conn)
         .await

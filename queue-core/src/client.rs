@@ -197,13 +197,19 @@ impl Client {
         &self.config
     }
 
-    /// A clone of the shared connection, for crates that build on this one.
-    pub fn connection(&self) -> ConnectionManager {
+    /// A clone of the shared connection: only this crate builds Redis commands.
+    pub(crate) fn connection(&self) -> ConnectionManager {
+        self.conn.clone()
+    }
+
+    /// A clone of the shared connection, for tests and benches that plant or read raw state.
+    #[cfg(feature = "test-support")]
+    pub fn raw_connection(&self) -> ConnectionManager {
         self.conn.clone()
     }
 
     /// Runs a Redis call under the configured timeout, mapping errors to [`Error`].
-    pub async fn bounded<T, F>(&self, call: F) -> Result<T>
+    pub(crate) async fn bounded<T, F>(&self, call: F) -> Result<T>
     where
         F: Future<Output = redis::RedisResult<T>>,
     {

@@ -47,9 +47,9 @@ pub mod job_id;
 pub mod keys;
 pub mod options;
 pub mod payload;
-mod process;
 #[cfg(feature = "platform")]
 pub mod platform;
+mod process;
 pub mod queue_name;
 pub mod scripts;
 pub mod status;

@@ -63,7 +63,7 @@ async fn an_evicting_policy_is_named_and_warned_about() {
     let client = Client::connect(redis.config("an_evicting_policy_is_named_and_warned_about"))
         .await
         .unwrap();
-    let mut conn = client.connection();
+    let mut conn = client.raw_connection();
     assert_eq!(
         check_memory_policy(&mut conn).await,
         MemoryPolicy::Evicting("allkeys-lru".to_owned())

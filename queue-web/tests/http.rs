@@ -32,7 +32,7 @@ async fn enqueue_answers_202_with_location_and_body() {
     assert_eq!(body["state"], "queued");
     let queued: i64 = redis::cmd("LLEN")
         .arg(app.client.keys().queue("default"))
-        .query_async(&mut app.client.connection())
+        .query_async(&mut app.client.raw_connection())
         .await
         .unwrap();
     assert_eq!(queued, 1);
@@ -253,7 +253,7 @@ async fn arguments_never_appear() {
         .arg(app.client.keys().queue("default"))
         .arg(0)
         .arg(-1)
-        .query_async(&mut app.client.connection())
+        .query_async(&mut app.client.raw_connection())
         .await
         .unwrap();
     assert!(raw[0].contains(secret));

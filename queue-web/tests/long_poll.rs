@@ -87,7 +87,7 @@ async fn answers_within_100ms_of_a_change() {
 async fn hmget_calls(client: &queue_core::Client) -> u64 {
     let stats: String = redis::cmd("INFO")
         .arg("commandstats")
-        .query_async(&mut client.connection())
+        .query_async(&mut client.raw_connection())
         .await
         .unwrap();
     stats

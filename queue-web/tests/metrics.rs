@@ -26,7 +26,7 @@ async fn redis_cmd(app: &App, args: &[&str]) {
     for a in &args[1..] {
         cmd.arg(*a);
     }
-    cmd.query_async::<()>(&mut app.client.connection())
+    cmd.query_async::<()>(&mut app.client.raw_connection())
         .await
         .unwrap();
 }

@@ -142,7 +142,7 @@ async fn kill_9_under_load_loses_no_job() {
             .arg(client.keys().status(id.as_str()))
             .arg("state");
     }
-    let mut conn = client.connection();
+    let mut conn = client.raw_connection();
     let states: Vec<Option<String>> = pipe.query_async(&mut conn).await.unwrap();
     let not_succeeded = states
         .iter()
@@ -297,7 +297,7 @@ async fn sigterm_finishes_short_jobs_hands_back_long_ones_and_exits_in_time() {
         "handed back at {back:?}"
     );
     assert_eq!(ledger_count(&client, &long).await, 0);
-    let mut conn = client.connection();
+    let mut conn = client.raw_connection();
     let queued: Vec<String> = redis::cmd("LRANGE")
         .arg(client.keys().queue("default"))
         .arg(0)

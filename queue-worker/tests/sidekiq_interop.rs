@@ -150,7 +150,7 @@ async fn our_failures_show_up_in_sidekiqs_retry_and_dead_sets() {
     let unknown = pushed["unknown"].as_str().unwrap().to_owned();
     let bad_args = pushed["bad_args"].as_str().unwrap().to_owned();
     // An entry that is not job JSON at all, as a broken client might push.
-    let mut conn = client.connection();
+    let mut conn = client.raw_connection();
     let _: i64 = redis::cmd("LPUSH")
         .arg("queue:default")
         .arg("this is not json")

@@ -102,7 +102,7 @@ pub(crate) async fn write_status(client: &Client, id: &JobId, fields: &[(&str, &
         .arg(queue_core::status::field::REV)
         .arg(1)
         .ignore();
-    let mut conn = client.connection();
+    let mut conn = client.raw_connection();
     pipe.query_async::<()>(&mut conn).await.unwrap();
 }
 

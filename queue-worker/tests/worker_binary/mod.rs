@@ -240,7 +240,7 @@ impl Drop for WorkerProc {
 
 /// Members of a Redis set.
 pub async fn smembers(client: &Client, key: &str) -> Vec<String> {
-    let mut conn = client.connection();
+    let mut conn = client.raw_connection();
     redis::cmd("SMEMBERS")
         .arg(key)
         .query_async(&mut conn)
@@ -275,7 +275,7 @@ pub async fn wait_registered(client: &Client, pid: u32, deadline: Duration) -> S
 
 /// Length of a list (0 when the key does not exist).
 pub async fn llen(client: &Client, key: &str) -> usize {
-    let mut conn = client.connection();
+    let mut conn = client.raw_connection();
     redis::cmd("LLEN")
         .arg(key)
         .query_async(&mut conn)
@@ -285,7 +285,7 @@ pub async fn llen(client: &Client, key: &str) -> usize {
 
 /// Size of a sorted set.
 pub async fn zcard(client: &Client, key: &str) -> usize {
-    let mut conn = client.connection();
+    let mut conn = client.raw_connection();
     redis::cmd("ZCARD")
         .arg(key)
         .query_async(&mut conn)
@@ -295,7 +295,7 @@ pub async fn zcard(client: &Client, key: &str) -> usize {
 
 /// Entries left in every processing list under the client's prefix, by key.
 pub async fn processing_lists(client: &Client) -> HashMap<String, usize> {
-    let mut conn = client.connection();
+    let mut conn = client.raw_connection();
     let pattern = format!("{}*", client.keys().processing_prefix());
     let keys: Vec<String> = redis::cmd("KEYS")
         .arg(pattern)
@@ -312,7 +312,7 @@ pub async fn processing_lists(client: &Client) -> HashMap<String, usize> {
 
 /// The diagnostics ledger: completed executions of `queue::Sleep` per job id.
 pub async fn ledger(client: &Client) -> HashMap<String, u64> {
-    let mut conn = client.connection();
+    let mut conn = client.raw_connection();
     redis::cmd("HGETALL")
         .arg(client.keys().diagnostics_ledger())
         .query_async(&mut conn)
@@ -322,7 +322,7 @@ pub async fn ledger(client: &Client) -> HashMap<String, u64> {
 
 /// Completed executions of job `id` according to the ledger.
 pub async fn ledger_count(client: &Client, id: &JobId) -> u64 {
-    let mut conn = client.connection();
+    let mut conn = client.raw_connection();
     let n: Option<u64> = redis::cmd("HGET")
         .arg(client.keys().diagnostics_ledger())
         .arg(id.as_str())

@@ -7,7 +7,7 @@ use queue_core::Client;
 use std::time::Instant;
 
 pub(crate) async fn ping_phase(client: &Client, n: u64) -> Result<Histogram<u64>> {
-    let mut conn = client.connection();
+    let mut conn = client.raw_connection();
     let mut h = histogram();
     for i in 0..n + n / 10 {
         let start = Instant::now();

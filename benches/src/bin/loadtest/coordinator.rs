@@ -32,7 +32,7 @@ pub(crate) async fn coordinator_main(opts: &Options) -> Result<()> {
     let client = Client::connect(config).await?;
     let prefix = client.keys().prefix().to_owned();
     let clear = || async {
-        let mut conn = client.connection();
+        let mut conn = client.raw_connection();
         redis.clear(&mut conn, &prefix).await
     };
     clear().await?;

@@ -18,7 +18,7 @@ pub(crate) const DRAIN_DEADLINE: Duration = Duration::from_secs(600);
 pub(crate) const BUSY_POLL_BELOW: u64 = 50;
 
 pub(crate) async fn processed(client: &Client) -> Result<u64> {
-    let mut conn = client.connection();
+    let mut conn = client.raw_connection();
     let n: Option<u64> = redis::cmd("GET")
         .arg(client.keys().stat_processed())
         .query_async(&mut conn)

@@ -76,7 +76,7 @@ pub(crate) fn local_ports(pid: u32) -> HashSet<u16> {
 
 /// The connections of `CLIENT LIST` that belong to process `pid`: their names.
 pub(crate) async fn connections_of(client: &Client, pid: u32) -> Result<Vec<String>> {
-    let mut conn = client.connection();
+    let mut conn = client.raw_connection();
     let list: String = redis::cmd("CLIENT")
         .arg("LIST")
         .query_async(&mut conn)

@@ -23,7 +23,7 @@ pub(crate) struct SlowlogSaved {
 }
 
 pub(crate) async fn config_get(client: &Client, name: &str) -> Result<String> {
-    let mut conn = client.connection();
+    let mut conn = client.raw_connection();
     let pair: Vec<String> = redis::cmd("CONFIG")
         .arg("GET")
         .arg(name)
@@ -33,7 +33,7 @@ pub(crate) async fn config_get(client: &Client, name: &str) -> Result<String> {
 }
 
 pub(crate) async fn config_set(client: &Client, name: &str, value: &str) -> Result<()> {
-    let mut conn = client.connection();
+    let mut conn = client.raw_connection();
     redis::cmd("CONFIG")
         .arg("SET")
         .arg(name)
@@ -50,7 +50,7 @@ pub(crate) async fn slowlog_start(client: &Client) -> Result<SlowlogSaved> {
     };
     config_set(client, "slowlog-max-len", &SLOWLOG_LEN.to_string()).await?;
     config_set(client, "slowlog-log-slower-than", "0").await?;
-    let mut conn = client.connection();
+    let mut conn = client.raw_connection();
     redis::cmd("SLOWLOG")
         .arg("RESET")
         .query_async::<()>(&mut conn)
@@ -75,7 +75,7 @@ pub(crate) fn text(v: &redis::Value) -> Option<String> {
 }
 
 pub(crate) async fn slowlog_collect(client: &Client, saved: SlowlogSaved) -> Result<Vec<SlowRow>> {
-    let mut conn = client.connection();
+    let mut conn = client.raw_connection();
     config_set(client, "slowlog-log-slower-than", &saved.slower_than).await?;
     let entries: Vec<redis::Value> = redis::cmd("SLOWLOG")
         .arg("GET")

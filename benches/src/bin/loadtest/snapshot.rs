@@ -12,7 +12,7 @@ pub(crate) struct Snapshot {
 }
 
 pub(crate) async fn snapshot(client: &Client) -> Result<Snapshot> {
-    let mut conn = client.connection();
+    let mut conn = client.raw_connection();
     let all = info(&mut conn, "all").await?;
     Ok(Snapshot {
         cpu_secs: redis_cpu_secs(&all),
