@@ -22,7 +22,7 @@ async fn beat(shared: &Shared, ident: &Identity, mode: BeatMode) -> queue_core::
     let c = &shared.config;
     let info = serde_json::json!({
         "hostname": crate::membership::host_name(),
-        "started_at": shared.started_at,
+        "started_at": shared.membership.started_at,
         "pid": std::process::id(),
         "tag": c.tag.clone().unwrap_or_default(),
         "concurrency": c.concurrency,
@@ -65,22 +65,37 @@ pub(crate) async fn reregister(shared: &Shared, lost: &Identity) {
     }
 }
 
-/// Beats every `heartbeat_interval` until `stop`.
-pub(crate) async fn run(shared: Arc<Shared>, stop: CancellationToken) {
-    let mut tick = tokio::time::interval(shared.config.heartbeat_interval);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            _ = stop.cancelled() => break,
-            _ = tick.tick() => {
-                let ident = shared.membership.current();
-                match renew(&shared, &ident).await {
-                    Ok(true) => {
-                        // A reconnect of the shared connection loses its name; set it again.
-                        let _ = shared.client.rename_connection().await;
+/// The heartbeat loop (asynq calls it the heartbeater): beats every `every` until stopped.
+#[derive(Debug)]
+pub(crate) struct Heartbeater {
+    shared: Arc<Shared>,
+    every: std::time::Duration,
+}
+
+impl Heartbeater {
+    /// Beats for `shared`'s current identity, taking a new one when the lease is lost.
+    pub(crate) fn new(shared: Arc<Shared>, every: std::time::Duration) -> Self {
+        Self { shared, every }
+    }
+
+    /// Beats until `stop`.
+    pub(crate) async fn run(self, stop: CancellationToken) {
+        let shared = &self.shared;
+        let mut tick = tokio::time::interval(self.every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = stop.cancelled() => break,
+                _ = tick.tick() => {
+                    let ident = shared.membership.current();
+                    match renew(shared, &ident).await {
+                        Ok(true) => {
+                            // A reconnect of the shared connection loses its name; set it again.
+                            let _ = shared.client.rename_connection().await;
+                        }
+                        Ok(false) => reregister(shared, &ident).await,
+                        Err(e) => tracing::warn!(error = %e, "heartbeat failed; will retry next beat"),
                     }
-                    Ok(false) => reregister(&shared, &ident).await,
-                    Err(e) => tracing::warn!(error = %e, "heartbeat failed; will retry next beat"),
                 }
             }
         }

@@ -28,6 +28,8 @@ impl Identity {
 #[derive(Debug)]
 pub(crate) struct Membership {
     host: String,
+    /// Process start, epoch seconds (Sidekiq's `started_at`, the same for every identity).
+    pub(crate) started_at: f64,
     current: Mutex<Arc<Identity>>,
     /// Held across "replace the identity" and "register the new one", so that tasks noticing
     /// the same loss do not each make a new identity.
@@ -39,6 +41,7 @@ impl Membership {
         let first = Arc::new(Identity::fresh(&host));
         Self {
             host,
+            started_at: queue_core::Timestamp::now().as_secs_f64(),
             current: Mutex::new(first),
             renewing: tokio::sync::Mutex::new(()),
         }

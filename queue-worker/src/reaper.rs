@@ -19,29 +19,48 @@ use crate::shared::Shared;
 /// Most jobs claimed by one pass (the loop continues until none are left).
 const REAP_BATCH: usize = 100;
 
-/// Reaps every `reaper_interval` (jittered so that workers spread out) until `stop`.
-pub(crate) async fn run(shared: Arc<Shared>, stop: CancellationToken) {
-    let mut suspects = HashSet::new();
-    loop {
-        let every = shared.config.reaper_interval;
-        let jitter = Duration::from_millis(fastrand::u64(0..=every.as_millis() as u64 / 4));
-        tokio::select! {
-            _ = stop.cancelled() => break,
-            _ = tokio::time::sleep(every - every / 8 + jitter) => {
-                // Once quiet, claim nothing more: jobs claimed now could be cut off by the
-                // shutdown deadline and counted as one more recovery.
-                if shared.quiet.is_cancelled() {
-                    continue;
-                }
-                match reap(&shared).await {
-                    Ok(0) => {}
-                    Ok(n) => tracing::warn!(jobs = n, "recovered jobs of dead worker processes"),
-                    Err(e) => tracing::warn!(error = %e, "reaper pass failed; will retry"),
-                }
-                match audit(&shared, &mut suspects).await {
-                    Ok(0) => {}
-                    Ok(n) => tracing::warn!(jobs = n, "handed back jobs this process had taken but was not running"),
-                    Err(e) => tracing::warn!(error = %e, "audit of the processing list failed; will retry"),
+/// The reaper loop, with the audit after each pass.
+#[derive(Debug)]
+pub(crate) struct Reaper {
+    shared: Arc<Shared>,
+    every: Duration,
+    /// Orphans seen by the last audit (handed back when seen again).
+    suspects: HashSet<Vec<u8>>,
+}
+
+impl Reaper {
+    /// Reaps about every `every` (jittered so that workers spread out).
+    pub(crate) fn new(shared: Arc<Shared>, every: Duration) -> Self {
+        Self {
+            shared,
+            every,
+            suspects: HashSet::new(),
+        }
+    }
+
+    /// Reaps and audits until `stop`.
+    pub(crate) async fn run(mut self, stop: CancellationToken) {
+        let every = self.every;
+        loop {
+            let jitter = Duration::from_millis(fastrand::u64(0..=every.as_millis() as u64 / 4));
+            tokio::select! {
+                _ = stop.cancelled() => break,
+                _ = tokio::time::sleep(every - every / 8 + jitter) => {
+                    // Once quiet, claim nothing more: jobs claimed now could be cut off by the
+                    // shutdown deadline and counted as one more recovery.
+                    if self.shared.quiet.is_cancelled() {
+                        continue;
+                    }
+                    match reap(&self.shared).await {
+                        Ok(0) => {}
+                        Ok(n) => tracing::warn!(jobs = n, "recovered jobs of dead worker processes"),
+                        Err(e) => tracing::warn!(error = %e, "reaper pass failed; will retry"),
+                    }
+                    match audit(&self.shared, &mut self.suspects).await {
+                        Ok(0) => {}
+                        Ok(n) => tracing::warn!(jobs = n, "handed back jobs this process had taken but was not running"),
+                        Err(e) => tracing::warn!(error = %e, "audit of the processing list failed; will retry"),
+                    }
                 }
             }
         }
@@ -49,7 +68,7 @@ pub(crate) async fn run(shared: Arc<Shared>, stop: CancellationToken) {
 }
 
 /// One full pass: claims and hands back every job of every dead process. Returns how many.
-pub(crate) async fn reap(shared: &Shared) -> queue_core::Result<usize> {
+async fn reap(shared: &Shared) -> queue_core::Result<usize> {
     let mut total = 0;
     for reaped in shared.client.registered_identities().await? {
         loop {
@@ -107,10 +126,7 @@ pub(crate) async fn reap(shared: &Shared) -> queue_core::Result<usize> {
 /// passes in a row (`suspects` carries the first sighting). One sighting is not enough: a
 /// runner may have settled an entry (failed, deferred, handed back) between the list read
 /// and the in-flight check. Returns how many were handed back.
-pub(crate) async fn audit(
-    shared: &Shared,
-    suspects: &mut HashSet<Vec<u8>>,
-) -> queue_core::Result<usize> {
+async fn audit(shared: &Shared, suspects: &mut HashSet<Vec<u8>>) -> queue_core::Result<usize> {
     let ident = shared.membership.current();
     let orphans = {
         let _gate = shared.in_flight.gate.write().await;

@@ -3,6 +3,7 @@
 use backon::{ExponentialBuilder, Retryable};
 use queue_core::Client;
 use std::future::Future;
+use std::sync::Arc;
 use std::sync::atomic::AtomicUsize;
 use std::time::Duration;
 use tokio::sync::Notify;
@@ -27,14 +28,12 @@ pub(crate) struct Shared {
     /// Cancelled when the shutdown timeout ends: running jobs stop and are handed back.
     pub(crate) hand_back: CancellationToken,
     /// Signalled when an enqueue announced work on one of our queues.
-    pub(crate) wake: Notify,
+    pub(crate) wake: Arc<Notify>,
     /// Signalled when a job left its place without an ack (failed, handed back, deferred),
     /// so that an exchange waiting for room looks again.
     pub(crate) settled: Notify,
     /// Jobs finished since the exchange last looked: how fast slots turn over.
     pub(crate) finished: AtomicUsize,
-    /// Process start, epoch seconds.
-    pub(crate) started_at: f64,
     /// The processing-list entries this process is handling.
     pub(crate) in_flight: InFlight,
 }

@@ -9,7 +9,7 @@
 //! 5. the background loops stop (wake-ups, heartbeat, scheduler, reaper);
 //! 6. the process record and lease are removed (leftovers, if any, become recoverable at once).
 
-use queue_core::{Client, Job, Timestamp};
+use queue_core::{Client, Job};
 use serde::Serialize;
 use std::future::Future;
 use std::sync::Arc;
@@ -24,11 +24,14 @@ use crate::config::WorkerConfig;
 use crate::context::JobContext;
 use crate::error::{Error, Result};
 use crate::failure::Failure;
+use crate::heartbeat::Heartbeater;
 use crate::membership::{Membership, host_name};
 use crate::queues::Queues;
+use crate::reaper::Reaper;
 use crate::registry::Registry;
 use crate::scheduler::Scheduler;
 use crate::shared::{Shared, retry_transient};
+use crate::wake::WakeListener;
 
 /// Extra time given to handed-back jobs, and then to the last acks, after the shutdown timeout.
 const HAND_BACK_GRACE: Duration = Duration::from_secs(2);
@@ -134,10 +137,9 @@ impl WorkerBuilder {
             busy: AtomicUsize::new(0),
             quiet: CancellationToken::new(),
             hand_back: CancellationToken::new(),
-            wake: Notify::new(),
+            wake: Arc::new(Notify::new()),
             settled: Notify::new(),
             finished: AtomicUsize::new(0),
-            started_at: Timestamp::now().as_secs_f64(),
             in_flight: crate::in_flight::InFlight::default(),
         };
         Ok(Worker {
@@ -220,8 +222,18 @@ impl Worker {
 
         let loops = CancellationToken::new();
         let background = [
-            tokio::spawn(crate::wake::run(Arc::clone(&shared), loops.clone())),
-            tokio::spawn(crate::heartbeat::run(Arc::clone(&shared), loops.clone())),
+            tokio::spawn(
+                WakeListener::new(
+                    shared.client.clone(),
+                    &shared.config.queues.names(),
+                    Arc::clone(&shared.wake),
+                )
+                .run(loops.clone()),
+            ),
+            tokio::spawn(
+                Heartbeater::new(Arc::clone(&shared), shared.config.heartbeat_interval)
+                    .run(loops.clone()),
+            ),
             tokio::spawn(
                 Scheduler::new(
                     shared.client.clone(),
@@ -230,7 +242,9 @@ impl Worker {
                 )
                 .run(loops.clone()),
             ),
-            tokio::spawn(crate::reaper::run(Arc::clone(&shared), loops.clone())),
+            tokio::spawn(
+                Reaper::new(Arc::clone(&shared), shared.config.reaper_interval).run(loops.clone()),
+            ),
         ];
         let running = TaskTracker::new();
         let exchange = tokio::spawn(crate::exchange::run(Arc::clone(&shared), running.clone()));
