@@ -55,9 +55,10 @@ impl Client {
     /// Sets the shared connection's name again (a reconnect loses it).
     pub async fn rename_connection(&self) -> Result<()> {
         let mut conn = self.connection();
-        let config = self.config();
-        self.bounded(async { Ok(name_connection(&mut conn, config).await) })
-            .await?
+        let timeout = self.config().timeout;
+        tokio::time::timeout(timeout, name_connection(&mut conn, self.config()))
+            .await
+            .map_err(|_| Error::Timeout(timeout))?
     }
 
     /// A new pub/sub connection subscribed to the wake channel: yields each queue name our

@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::{Greet, Tick, cmd, raw};
+use common::{Greet, Tick, cmd, exists, hgetall, lpush, lrange, raw};
 use queue_core::scripts::{
     Ack, AckFetch, AckTracking, Mark, PromoteFrom, Taken, TakenJob, ack_fetch as call_ack_fetch,
 };
@@ -118,28 +118,6 @@ async fn grant_lease(conn: &mut MultiplexedConnection, keys: &Keys) {
 /// Minimal job JSON written jid first, as our client does.
 fn job(jid: &str) -> String {
     format!(r#"{{"jid":"{jid}","class":"X","args":[]}}"#)
-}
-
-/// LPUSHes `items` in order: the first one is the oldest (right end).
-async fn lpush(conn: &mut MultiplexedConnection, key: &str, items: &[String]) {
-    let _: i64 = redis::cmd("LPUSH")
-        .arg(key)
-        .arg(items)
-        .query_async(conn)
-        .await
-        .unwrap();
-}
-
-async fn lrange(conn: &mut MultiplexedConnection, key: &str) -> Vec<String> {
-    cmd(conn, &["LRANGE", key, "0", "-1"]).await
-}
-
-async fn hgetall(conn: &mut MultiplexedConnection, key: &str) -> HashMap<String, String> {
-    cmd(conn, &["HGETALL", key]).await
-}
-
-async fn exists(conn: &mut MultiplexedConnection, key: &str) -> bool {
-    cmd::<i64>(conn, &["EXISTS", key]).await == 1
 }
 
 // 1.

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{Add, Greet, cmd, raw, redis_time};
+use common::{Add, Greet, cmd, lpush, raw, redis_time};
 use queue_core::inspect::{
     Entry, Info, Inspector, JobSet, Location, MAX_PAGE_SIZE, MAX_STATUS_PER_ROUND_TRIP, Page,
     StatusRev,
@@ -12,8 +12,6 @@ use queue_core::testing::TestRedis;
 use queue_core::{Client, EnqueueOptions, Error, JobId, NewJob, Timestamp};
 use serde_json::json;
 use std::time::Duration;
-
-type Conn = redis::aio::MultiplexedConnection;
 
 async fn client(redis: &TestRedis, test: &str) -> Client {
     Client::connect(redis.config(test)).await.unwrap()
@@ -37,12 +35,6 @@ fn jids<'a>(entries: impl IntoIterator<Item = &'a Entry>) -> Vec<String> {
                 .map_or("!".to_owned(), |j| j.jid.as_str().to_owned())
         })
         .collect()
-}
-
-async fn lpush(conn: &mut Conn, key: &str, values: &[String]) {
-    let mut parts = vec!["LPUSH", key];
-    parts.extend(values.iter().map(String::as_str));
-    let _: i64 = cmd(conn, &parts).await;
 }
 
 #[tokio::test]

@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{cmd, raw, redis_time};
+use common::{cmd, exists, hgetall, lpush, lrange, raw, redis_time};
 use queue_core::scripts::{
     self, Beat, BeatMode, Cancelled, Deferral, Deferred, FailTo, Failed, FailedAttempt, Heartbeat,
     ProgressRecorded, PromoteFrom, Promoted, Reaped, Requeue, Requeued, Slot, StartJob, Started,
@@ -13,7 +13,6 @@ use queue_core::scripts::{
 use queue_core::testing::TestRedis;
 use queue_core::{Client, Keys, StatusRetention};
 use redis::aio::MultiplexedConnection;
-use std::collections::HashMap;
 use std::time::Duration;
 
 /// The identity of the pretend worker process that holds the jobs.
@@ -40,19 +39,6 @@ fn job(jid: &str) -> String {
     format!(r#"{{"jid":"{jid}","class":"X","args":[],"queue":"default"}}"#)
 }
 
-async fn lpush(conn: &mut MultiplexedConnection, key: &str, items: &[&str]) {
-    let _: i64 = redis::cmd("LPUSH")
-        .arg(key)
-        .arg(items)
-        .query_async(conn)
-        .await
-        .unwrap();
-}
-
-async fn lrange(conn: &mut MultiplexedConnection, key: &str) -> Vec<String> {
-    cmd(conn, &["LRANGE", key, "0", "-1"]).await
-}
-
 async fn zrange(conn: &mut MultiplexedConnection, key: &str) -> Vec<String> {
     cmd(conn, &["ZRANGE", key, "0", "-1"]).await
 }
@@ -67,18 +53,10 @@ async fn smembers(conn: &mut MultiplexedConnection, key: &str) -> Vec<String> {
     members
 }
 
-async fn hgetall(conn: &mut MultiplexedConnection, key: &str) -> HashMap<String, String> {
-    cmd(conn, &["HGETALL", key]).await
-}
-
 async fn hset(conn: &mut MultiplexedConnection, key: &str, fields: &[&str]) {
     let mut parts = vec!["HSET", key];
     parts.extend_from_slice(fields);
     let _: i64 = cmd(conn, &parts).await;
-}
-
-async fn exists(conn: &mut MultiplexedConnection, key: &str) -> bool {
-    cmd::<i64>(conn, &["EXISTS", key]).await == 1
 }
 
 async fn ttl(conn: &mut MultiplexedConnection, key: &str) -> i64 {

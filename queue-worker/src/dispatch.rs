@@ -11,7 +11,7 @@ use crate::ack::Ack;
 use crate::membership::Identity;
 use crate::registry::Registration;
 use crate::runner::{self, Started};
-use crate::settle::{self, Deferral, HandBack};
+use crate::settle::{self, Deferral};
 use crate::shared::Shared;
 
 /// A parsed entry of a known type, with its mark from `ack_fetch.lua`.
@@ -87,11 +87,7 @@ pub(crate) async fn dispatch(
             continue;
         }
         let Some(acks) = acks else {
-            let why = HandBack::Unfinished("at shutdown, before it started");
-            if let Err(e) = settle::hand_back(shared, ident, &raw, why).await {
-                tracing::error!(job_id = %job.jid, error = %e,
-                    "could not hand the job back; it stays in the processing list for recovery");
-            }
+            runner::hand_back(shared, ident, &raw, "at shutdown, before it started").await;
             continue;
         };
         let Some(permit) = permits.pop() else {

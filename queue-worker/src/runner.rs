@@ -220,7 +220,7 @@ fn release_unacked(shared: &Shared, permit: (OwnedSemaphorePermit, OwnedSemaphor
 }
 
 /// Puts a job that did not finish back at the front of its queue; `when` ends the log line.
-async fn hand_back(shared: &Shared, ident: &Identity, raw: &[u8], when: &'static str) {
+pub(crate) async fn hand_back(shared: &Shared, ident: &Identity, raw: &[u8], when: &'static str) {
     if let Err(e) = settle::hand_back(shared, ident, raw, HandBack::Unfinished(when)).await {
         tracing::error!(error = %e,
             "could not hand the job back; it stays in the processing list for recovery");

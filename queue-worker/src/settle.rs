@@ -8,6 +8,7 @@
 use queue_core::scripts::{self, FailTo, Failed, Requeue, Requeued};
 use queue_core::{JobId, JobPayload, Timestamp};
 use serde_json::Value;
+use std::future::Future;
 use std::time::Duration;
 
 use crate::failure::Failure;
@@ -181,9 +182,15 @@ pub(crate) async fn hand_back(
     raw: &[u8],
     why: HandBack,
 ) -> queue_core::Result<()> {
-    let done = hand_back_entry(shared, ident, raw, why).await;
+    releasing(shared, raw, hand_back_entry(shared, ident, raw, why)).await
+}
+
+/// Runs `settling` for the in-flight entry `raw`, then releases `raw` whatever happened: an
+/// entry that could not be settled stays in the processing list, where the audit finds it.
+async fn releasing<T>(shared: &Shared, raw: &[u8], settling: impl Future<Output = T>) -> T {
+    let settled = settling.await;
     shared.in_flight.remove(raw);
-    done
+    settled
 }
 
 async fn hand_back_entry(
@@ -270,9 +277,7 @@ pub(crate) async fn defer(
     job: &JobPayload,
     why: Deferral,
 ) -> queue_core::Result<scripts::Deferred> {
-    let deferred = defer_entry(shared, ident, raw, job, why).await;
-    shared.in_flight.remove(raw);
-    deferred
+    releasing(shared, raw, defer_entry(shared, ident, raw, job, why)).await
 }
 
 async fn defer_entry(

@@ -63,6 +63,35 @@ pub(crate) async fn raw(redis: &TestRedis) -> redis::aio::MultiplexedConnection 
         .unwrap()
 }
 
+/// LPUSHes `items` in order: the first one ends at the right end, as the oldest job.
+pub(crate) async fn lpush<T: AsRef<str>>(
+    conn: &mut redis::aio::MultiplexedConnection,
+    key: &str,
+    items: &[T],
+) {
+    let mut parts = vec!["LPUSH", key];
+    parts.extend(items.iter().map(AsRef::as_ref));
+    let _: i64 = cmd(conn, &parts).await;
+}
+
+/// The whole list at `key`, head (newest) first.
+pub(crate) async fn lrange(conn: &mut redis::aio::MultiplexedConnection, key: &str) -> Vec<String> {
+    cmd(conn, &["LRANGE", key, "0", "-1"]).await
+}
+
+/// The hash at `key`.
+pub(crate) async fn hgetall(
+    conn: &mut redis::aio::MultiplexedConnection,
+    key: &str,
+) -> std::collections::HashMap<String, String> {
+    cmd(conn, &["HGETALL", key]).await
+}
+
+/// Whether `key` exists.
+pub(crate) async fn exists(conn: &mut redis::aio::MultiplexedConnection, key: &str) -> bool {
+    cmd::<i64>(conn, &["EXISTS", key]).await == 1
+}
+
 /// Runs one command on `conn`.
 pub(crate) async fn cmd<T: redis::FromRedisValue>(
     conn: &mut redis::aio::MultiplexedConnection,
