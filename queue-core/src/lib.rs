@@ -45,6 +45,8 @@ pub mod inspect;
 pub mod job;
 pub mod job_id;
 pub mod keys;
+#[cfg(feature = "platform")]
+mod logfmt;
 pub mod options;
 pub mod payload;
 #[cfg(feature = "platform")]

@@ -1,9 +1,8 @@
 //! Process helpers shared by web and worker dynos: logs to stdout (logfmt when `DYNO` is
 //! set, human-readable elsewhere) and the SIGTERM/SIGINT future that starts a shutdown.
 //!
-//! The logfmt lines come from the maintained [`tracing_logfmt`] crate, so they read
-//! `level=info target=… message="job failed" job_id=… error="…"`, without a timestamp
-//! because the platform's log router stamps every line.
+//! The logfmt lines read `at=info target=… msg="job failed" job_id=… error="…"`
+//! ([`Logfmt`]).
 //!
 //! Behind the `platform` feature (on by default), so that an app with its own logging set-up
 //! can leave `tracing-subscriber` out.
@@ -22,31 +21,23 @@
 use std::future::Future;
 use tracing_subscriber::{EnvFilter, fmt};
 
+pub use crate::logfmt::Logfmt;
+
 /// Installs the global subscriber: `RUST_LOG` filters (default `info`); logfmt when `DYNO`
 /// is set so the platform's log drains can parse `key=value` pairs. Safe to call twice.
 pub fn init_logging() {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    // Colour only on a terminal: escape codes in a log drain or file are noise.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stdout());
+    let builder = fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stdout)
+        .with_ansi(ansi);
     let _ = if std::env::var_os("DYNO").is_some() {
-        logfmt()
-            .subscriber_builder()
-            .with_env_filter(filter)
-            .with_writer(std::io::stdout)
-            .try_init()
+        builder.event_format(Logfmt).try_init()
     } else {
-        // Colour only on a terminal: escape codes in a log drain or file are noise.
-        let ansi = std::io::IsTerminal::is_terminal(&std::io::stdout());
-        fmt()
-            .with_env_filter(filter)
-            .with_writer(std::io::stdout)
-            .with_ansi(ansi)
-            .try_init()
+        builder.try_init()
     };
-}
-
-/// The logfmt format of a dyno: level, target, message and the event's fields.
-fn logfmt() -> tracing_logfmt::Builder {
-    // No `ts=`: the platform's log router adds its own timestamp to every line.
-    tracing_logfmt::builder().with_timestamp(false)
 }
 
 /// Completes on the first SIGTERM or SIGINT; a background task logs any later ones.
@@ -101,12 +92,13 @@ mod tests {
     }
 
     #[test]
-    fn quotes_values_that_need_it() {
+    fn a_dyno_line_has_at_target_msg_and_the_fields() {
         let captured = Captured::default();
         let writer = captured.clone();
-        let subscriber = logfmt()
-            .subscriber_builder()
+        let subscriber = fmt()
+            .with_ansi(false)
             .with_writer(move || writer.clone())
+            .event_format(Logfmt)
             .finish();
         tracing::subscriber::with_default(subscriber, || {
             tracing::info!(job_id = "abc", error = "say \"hi\"", "job failed");
@@ -114,7 +106,7 @@ mod tests {
         let line = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
         assert_eq!(
             line,
-            "level=info target=queue_core::platform::tests message=\"job failed\" \
+            "at=info target=queue_core::platform::tests msg=\"job failed\" \
              job_id=abc error=\"say \\\"hi\\\"\"\n"
         );
     }

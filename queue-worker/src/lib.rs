@@ -92,4 +92,4 @@ pub use settle::MALFORMED_CLASS;
 pub use worker::{RunningWorker, Worker, WorkerBuilder};
 
 // Moved to `queue_core::platform` (the web dyno needs it too); re-exported for worker mains.
-pub use queue_core::platform::init_logging;
+pub use queue_core::platform::{Logfmt, init_logging};

@@ -1,0 +1,79 @@
+//! The logfmt line of a dyno: `at=info target=… msg="job failed" job_id=… error="…"`, the
+//! keys the platform's own logs use (`at=`, `msg=`), so log-drain alerts and searches that
+//! match them keep working. No timestamp: the platform's log router stamps every line.
+//!
+//! Written here rather than taken from `tracing-logfmt`: that crate is maintained, but its
+//! keys are fixed (`level=`, `message=`), which would change every line apps already parse.
+
+use std::fmt::Write as _;
+use tracing::field::{Field, Visit};
+use tracing::{Event, Subscriber};
+use tracing_subscriber::fmt::format::Writer;
+use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
+use tracing_subscriber::registry::LookupSpan;
+
+/// `at=info msg="job failed" job_id=… error="…"`: one line per event.
+#[derive(Debug, Clone, Copy)]
+pub struct Logfmt;
+
+impl<S, N> FormatEvent<S, N> for Logfmt
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+    N: for<'a> FormatFields<'a> + 'static,
+{
+    fn format_event(
+        &self,
+        _ctx: &FmtContext<'_, S, N>,
+        mut writer: Writer<'_>,
+        event: &Event<'_>,
+    ) -> std::fmt::Result {
+        let meta = event.metadata();
+        let mut line = format!(
+            "at={} target={}",
+            meta.level().as_str().to_ascii_lowercase(),
+            meta.target()
+        );
+        event.record(&mut Pairs(&mut line));
+        writeln!(writer, "{line}")
+    }
+}
+
+struct Pairs<'a>(&'a mut String);
+
+impl Visit for Pairs<'_> {
+    fn record_str(&mut self, field: &Field, value: &str) {
+        push_pair(self.0, field.name(), value);
+    }
+
+    fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
+        push_pair(self.0, field.name(), &format!("{value:?}"));
+    }
+}
+
+fn push_pair(line: &mut String, key: &str, value: &str) {
+    let key = if key == "message" { "msg" } else { key };
+    let needs_quotes = value.is_empty() || value.contains([' ', '"', '=', '\n']);
+    if needs_quotes {
+        let escaped = value
+            .replace('\\', "\\\\")
+            .replace('"', "\\\"")
+            .replace('\n', "\\n");
+        let _ = write!(line, " {key}=\"{escaped}\"");
+    } else {
+        let _ = write!(line, " {key}={value}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quotes_values_that_need_it() {
+        let mut line = String::new();
+        push_pair(&mut line, "message", "job failed");
+        push_pair(&mut line, "job_id", "abc");
+        push_pair(&mut line, "error", "say \"hi\"");
+        assert_eq!(line, r#" msg="job failed" job_id=abc error="say \"hi\"""#);
+    }
+}
