@@ -203,6 +203,21 @@ fn num<T: FromStr>(h: &HashMap<String, String>, k: &str) -> Option<T> {
     h.get(k).and_then(|v| v.parse().ok())
 }
 
+/// A record's `rev` as every reader takes it: a fresh record is written without one, so its
+/// absence means 1, and so does a value that is not a number (a crafted or damaged record),
+/// so that the long poll and the record it answers with always agree.
+///
+/// ```
+/// use queue_core::status::read_rev;
+/// assert_eq!(read_rev(None), 1);
+/// assert_eq!(read_rev(Some("4")), 4);
+/// assert_eq!(read_rev(Some(" 5")), 1);
+/// assert_eq!(read_rev(Some("-3")), 1);
+/// ```
+pub fn read_rev(raw: Option<&str>) -> u64 {
+    raw.and_then(|v| v.parse().ok()).unwrap_or(1)
+}
+
 impl JobStatus {
     /// Builds a record from `HGETALL`; `None` when the hash is empty or its state unknown.
     pub fn from_hash(mut h: HashMap<String, String>) -> Option<Self> {
@@ -222,8 +237,7 @@ impl JobStatus {
             run_at: num(&h, field::RUN_AT),
             started_at: num(&h, field::STARTED_AT),
             finished_at: num(&h, field::FINISHED_AT),
-            // A fresh record is written without `rev`: its absence means 1.
-            rev: num(&h, field::REV).unwrap_or(1),
+            rev: read_rev(h.get(field::REV).map(String::as_str)),
             queue: h.remove(field::QUEUE),
             class: h.remove(field::CLASS),
             error: h.remove(field::ERROR),

@@ -63,8 +63,8 @@ impl Poller {
         let mut rx = self.subscribe(id, rev);
         let changed = |seen: &StatusRev| match *seen {
             StatusRev::Rev(r) => r > rev,
-            // Gone, or a record the poller cannot read: the caller re-reads it and answers.
-            StatusRev::Gone | StatusRev::Unreadable => true,
+            // Gone: the caller re-reads it and answers.
+            StatusRev::Gone => true,
         };
         match tokio::time::timeout_at(deadline, rx.wait_for(changed)).await {
             Ok(Ok(_)) => true,

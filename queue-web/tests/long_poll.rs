@@ -143,6 +143,42 @@ async fn answers_the_unchanged_record_at_the_cap() {
     );
 }
 
+/// A damaged `rev` (crafted, or written by another tool) reads as 1 for the poller as for
+/// the record it answers with, so the poll still waits for a change instead of answering at
+/// once forever (it used to: the poller trimmed " 5" to 5, the record read 1).
+#[tokio::test]
+async fn a_damaged_rev_does_not_turn_the_wait_into_a_busy_loop() {
+    let redis = TestRedis::start();
+    let app = App::start(&redis, "damaged_rev").await;
+    let id = id_from_location(&app.create_report(None, "x").await);
+    for damaged in [" 5", "-3", "abc"] {
+        // Planted as is: a writer of ours would fail to increment it.
+        let key = app.client.keys().status(id.as_str());
+        let _: () = redis::cmd("HSET")
+            .arg(&key)
+            .arg(field::STATE)
+            .arg("running")
+            .arg(field::REV)
+            .arg(damaged)
+            .query_async(&mut app.client.raw_connection())
+            .await
+            .unwrap();
+        let start = Instant::now();
+        let response = app.get(&format!("/jobs/{id}?wait=1")).await;
+        let elapsed = start.elapsed();
+        assert_eq!(response.status(), 200);
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(
+            (body["state"].as_str(), body["rev"].as_u64()),
+            (Some("running"), Some(1))
+        );
+        assert!(
+            elapsed >= Duration::from_secs(1),
+            "rev {damaged:?}: answered after {elapsed:?}"
+        );
+    }
+}
+
 #[tokio::test]
 async fn terminal_states_and_bad_waits_answer_at_once() {
     let redis = TestRedis::start();

@@ -68,58 +68,77 @@ impl Reaper {
 }
 
 /// One full pass: claims and hands back every job of every dead process. Returns how many.
+///
+/// An identity that fails (a wrong-type key, a hand-back that gave up) does not stop the
+/// pass: the others are still reaped, and the first error is returned at the end.
 async fn reap(shared: &Shared) -> queue_core::Result<usize> {
     let mut total = 0;
+    let mut first_error = None;
     for reaped in shared.client.registered_identities().await? {
-        loop {
-            let ident = shared.membership.current();
-            if reaped == ident.name {
-                break;
-            }
-            let claimed = {
-                let _gate = shared.in_flight.gate.read().await;
-                let reply = scripts::reap(
-                    &shared.client,
-                    &ident.name,
-                    &reaped,
-                    REAP_BATCH,
-                    shared.config.lease_ttl,
-                )
-                .await?;
-                match reply {
-                    Reaped::Claimed(claimed) => {
-                        for raw in &claimed {
-                            shared.in_flight.add(raw);
-                        }
-                        claimed
-                    }
-                    Reaped::Alive => break,
-                    Reaped::LeaseLost => {
-                        drop(_gate);
-                        crate::heartbeat::reregister(shared, &ident).await;
-                        return Ok(total);
-                    }
-                }
-            };
-            let n = claimed.len();
-            // Every claimed entry leaves the in-flight set, even after an error, so that the
-            // audit can hand back whatever this pass could not.
-            let mut first_error = None;
-            for raw in claimed {
-                if let Err(e) = settle::hand_back(shared, &ident, &raw, HandBack::Recovered).await {
-                    first_error.get_or_insert(e);
-                }
-            }
-            if let Some(e) = first_error {
-                return Err(e);
-            }
-            total += n;
-            if n < REAP_BATCH {
-                break;
+        match reap_identity(shared, &reaped).await {
+            Ok(Some(n)) => total += n,
+            // This process's own lease was lost: it has a new identity now; stop the pass.
+            Ok(None) => break,
+            Err(e) => {
+                tracing::warn!(identity = %reaped, error = %e, "could not reap a dead process; the others are reaped");
+                first_error.get_or_insert(e);
             }
         }
     }
-    Ok(total)
+    first_error.map_or(Ok(total), Err)
+}
+
+/// Claims and hands back the jobs of `reaped` if its lease has expired. Returns how many, or
+/// `None` when the caller's own lease was lost.
+async fn reap_identity(shared: &Shared, reaped: &str) -> queue_core::Result<Option<usize>> {
+    let mut total = 0;
+    loop {
+        let ident = shared.membership.current();
+        if reaped == ident.name {
+            return Ok(Some(total));
+        }
+        let claimed = {
+            let _gate = shared.in_flight.gate.read().await;
+            let reply = scripts::reap(
+                &shared.client,
+                &ident.name,
+                reaped,
+                REAP_BATCH,
+                shared.config.lease_ttl,
+            )
+            .await?;
+            match reply {
+                Reaped::Claimed(claimed) => {
+                    for raw in &claimed {
+                        shared.in_flight.add(raw);
+                    }
+                    claimed
+                }
+                Reaped::Alive => return Ok(Some(total)),
+                Reaped::LeaseLost => {
+                    drop(_gate);
+                    crate::heartbeat::reregister(shared, &ident).await;
+                    return Ok(None);
+                }
+            }
+        };
+        let n = claimed.len();
+        // Every claimed entry leaves the in-flight set, even after an error, so that the
+        // audit can hand back whatever this pass could not.
+        let mut first_error = None;
+        for raw in claimed {
+            if let Err(e) = settle::hand_back(shared, &ident, &raw, HandBack::Recovered).await {
+                first_error.get_or_insert(e);
+            }
+        }
+        if let Some(e) = first_error {
+            return Err(e);
+        }
+        total += n;
+        if n < REAP_BATCH {
+            return Ok(Some(total));
+        }
+    }
 }
 
 /// Hands back the entries of this process's processing list that no task here held at two

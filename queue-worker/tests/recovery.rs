@@ -60,6 +60,52 @@ async fn a_job_taken_but_never_seen_is_handed_back_by_the_audit() {
     w.shutdown().await.unwrap();
 }
 
+/// A dead process whose processing list is not a list (a name collision, a hand-edited key)
+/// makes its own reap fail, but the reaper still recovers every other dead process's jobs
+/// (it used to end the whole pass at the first failing identity, every pass).
+#[tokio::test]
+async fn one_broken_dead_process_does_not_stop_the_reaping_of_the_others() {
+    let redis = TestRedis::start();
+    let client = client(&redis, "broken_dead").await;
+    let keys = client.keys().clone();
+    let mut conn = raw(&redis).await;
+    let broken = "broken:1:dead";
+    let _: () = conn.sadd(keys.workers(), broken).await.unwrap();
+    let _: () = conn
+        .hset(keys.processing(broken), "not", "a list")
+        .await
+        .unwrap();
+    // Many dead processes, so that the broken one is not last in the set's order by chance.
+    let mut ids = Vec::new();
+    for i in 0..20 {
+        let id = client
+            .enqueue_in(&Quick(i), Duration::from_secs(3600))
+            .await
+            .unwrap();
+        let raw_job: Vec<String> = conn.zrange(keys.schedule(), 0, 0).await.unwrap();
+        let _: () = conn.zrem(keys.schedule(), &raw_job[0]).await.unwrap();
+        let dead = format!("dead:{i}:gone");
+        let _: () = conn.sadd(keys.workers(), &dead).await.unwrap();
+        let _: () = conn
+            .lpush(keys.processing(&dead), &raw_job[0])
+            .await
+            .unwrap();
+        ids.push(id);
+    }
+    let w = start(&client, |_| {});
+    for id in &ids {
+        wait_for_state(&client, id, JobState::Succeeded).await;
+    }
+    // The broken one is left as it was, for a person to look at.
+    let kind: String = redis::cmd("TYPE")
+        .arg(keys.processing(broken))
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(kind, "hash");
+    w.shutdown().await.unwrap();
+}
+
 #[tokio::test]
 async fn a_worker_keeps_draining_when_redis_is_out_of_memory() {
     let redis =

@@ -3,7 +3,7 @@
 use super::Inspector;
 use crate::error::Result;
 use crate::job_id::JobId;
-use crate::status::field;
+use crate::status::{field, read_rev};
 
 /// Most status records read in one pipeline; more ids take more (still batched) round trips.
 pub const MAX_STATUS_PER_ROUND_TRIP: usize = 1000;
@@ -11,13 +11,11 @@ pub const MAX_STATUS_PER_ROUND_TRIP: usize = 1000;
 /// How far a job's status record has come.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StatusRev {
-    /// The record's `rev` (a record without one, a queued job nothing changed yet, is at 1,
-    /// as [`JobStatus`](crate::JobStatus) reads it). Every writer increments it.
+    /// The record's `rev`, read as [`JobStatus`](crate::JobStatus) reads it
+    /// ([`read_rev`]: missing or not a number means 1). Every writer increments it.
     Rev(u64),
     /// There is no record (no `state`): never tracked, expired or deleted.
     Gone,
-    /// The record's `rev` is not a non-negative integer; re-read the whole record.
-    Unreadable,
 }
 
 impl StatusRev {
@@ -28,16 +26,12 @@ impl StatusRev {
     /// assert_eq!(StatusRev::from_fields(Some("queued"), None), StatusRev::Rev(1));
     /// assert_eq!(StatusRev::from_fields(Some("running"), Some("3")), StatusRev::Rev(3));
     /// assert_eq!(StatusRev::from_fields(None, Some("3")), StatusRev::Gone);
-    /// assert_eq!(StatusRev::from_fields(Some("running"), Some("x")), StatusRev::Unreadable);
+    /// assert_eq!(StatusRev::from_fields(Some("running"), Some("x")), StatusRev::Rev(1));
     /// ```
     pub fn from_fields(state: Option<&str>, rev: Option<&str>) -> Self {
-        match (state, rev) {
-            (None, _) => StatusRev::Gone,
-            (Some(_), None) => StatusRev::Rev(1),
-            (Some(_), Some(rev)) => rev
-                .trim()
-                .parse()
-                .map_or(StatusRev::Unreadable, StatusRev::Rev),
+        match state {
+            None => StatusRev::Gone,
+            Some(_) => StatusRev::Rev(read_rev(rev)),
         }
     }
 }
@@ -49,7 +43,7 @@ impl Inspector<'_> {
     /// The [`StatusRev`] of each job of `ids`, in the same order: one pipeline of
     /// `HMGET jobstatus:ID state rev` per [`MAX_STATUS_PER_ROUND_TRIP`] ids, O(ids).
     ///
-    /// One unreadable record does not fail the others: it reads as [`StatusRev::Unreadable`].
+    /// A damaged record does not fail the others: its `rev` reads as [`read_rev`] reads it.
     pub async fn status_revs(&self, ids: &[JobId]) -> Result<Vec<StatusRev>> {
         let keys = self.client.keys();
         let mut revs = Vec::with_capacity(ids.len());
@@ -64,12 +58,9 @@ impl Inspector<'_> {
             let replies: Vec<StateAndRev> = self.query(&pipe).await?;
             revs.extend(replies.iter().map(|(state, rev)| {
                 let state = state.as_ref().map(|_| "");
-                match rev.as_deref().map(std::str::from_utf8) {
-                    None => StatusRev::from_fields(state, None),
-                    Some(Ok(rev)) => StatusRev::from_fields(state, Some(rev)),
-                    Some(Err(_)) if state.is_none() => StatusRev::Gone,
-                    Some(Err(_)) => StatusRev::Unreadable,
-                }
+                // Not UTF-8 is not a number either: read as 1, like any other bad `rev`.
+                let rev = rev.as_deref().and_then(|r| std::str::from_utf8(r).ok());
+                StatusRev::from_fields(state, rev)
             }));
         }
         Ok(revs)
