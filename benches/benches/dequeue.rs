@@ -24,8 +24,8 @@
 use benches::{BenchRedis, Gates, gate_job, info, noop_job, ping, redis_cpu_secs, register_noops};
 use criterion::{BenchmarkId, Criterion, Throughput};
 use queue_core::scripts::{
-    Ack, AckFetch, AckTracking, Beat, BeatMode, Heartbeat, Mark, Taken, TakenJob, ack_fetch,
-    heartbeat,
+    Ack, AckFetch, AckTracking, Beat, BeatMode, Heartbeat, StartJob, Started, Taken, ack_fetch,
+    heartbeat, start,
 };
 use queue_core::{Client, JobPayload, Timestamp};
 use queue_worker::{Queues, RunningWorker, Worker};
@@ -148,8 +148,8 @@ async fn grant_lease(client: &Client) {
 }
 
 /// One cycle of the worker's hot path, by hand: one `ack_fetch.lua` call that acks the jobs
-/// `held` from the previous cycle and takes `n` new ones (tracked jobs are marked running in
-/// the same call), with the arguments the worker sends. Returns the jobs now held.
+/// `held` from the previous cycle and takes `n` new ones, then one `start.lua` call that
+/// marks them running, with the arguments the worker sends. Returns the jobs now held.
 async fn cycle(
     client: &Client,
     held: &[(String, JobPayload)],
@@ -186,15 +186,31 @@ async fn cycle(
         panic!("ack_fetch.lua: lease lost");
     };
     let mut taken = Vec::with_capacity(n);
-    for TakenJob { raw, mark } in jobs {
-        if tracked {
-            assert_eq!(mark, Mark::Running, "a tracked job was not marked running");
-        }
-        // Parsed as the worker does, to build the status key of its ack.
+    for raw in jobs {
+        // Parsed as the worker does, to build the status keys of its start and ack.
         let job = JobPayload::from_json(&raw).expect("job JSON");
         taken.push((String::from_utf8_lossy(&raw).into_owned(), job));
     }
     assert_eq!(taken.len(), n, "the prefilled queue ran dry");
+    let starts: Vec<StartJob<'_>> = taken
+        .iter()
+        .map(|(_, job)| StartJob {
+            jid: job.jid.as_str(),
+            attempt: job.attempt(),
+            queue: &job.queue,
+            class: &job.class,
+            tracked,
+        })
+        .collect();
+    let marks = start(client, &starts, Timestamp::now())
+        .await
+        .expect("start.lua");
+    let want = if tracked {
+        Started::Running
+    } else {
+        Started::NoRecord
+    };
+    assert!(marks.iter().all(|m| *m == want), "{marks:?}");
     taken
 }
 

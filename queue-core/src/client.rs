@@ -101,8 +101,8 @@ impl NewJob {
 /// unit test compares them) without building a `JobPayload` (and cloning its strings) first.
 #[derive(Serialize)]
 struct NewPayload<'a> {
-    // `jid` first, as in `JobPayload`: `ack_fetch.lua` reads it with an anchored pattern.
-    // A new job has no `retry_count`, which comes next there.
+    // `jid` first, as in `JobPayload` (a new job has no `retry_count`, which comes next
+    // there): the same fields in the same order give the same bytes.
     jid: &'a JobId,
     class: &'a str,
     args: &'a [Value],

@@ -47,6 +47,7 @@ pub mod job_id;
 pub mod keys;
 #[cfg(feature = "platform")]
 mod logfmt;
+pub mod malformed;
 pub mod options;
 pub mod payload;
 #[cfg(feature = "platform")]

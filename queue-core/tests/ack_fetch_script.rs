@@ -1,14 +1,14 @@
 //! `ack_fetch.lua` called through `scripts::ack_fetch`, the wrapper the worker calls
-//! (`exchange.rs`), then the raw Redis state and the reply checked: fetch order and the
-//! processing list, priority of queues, large batches, status marks, JSON written by others,
-//! acks, a lost lease, acks only; plus the jid-first prefix the client and `promote.lua`
-//! (through `scripts::promote`) write, which the script reads without decoding.
+//! (`exchange.rs`), followed as the worker does by `scripts::start` for the jobs it could
+//! read, then the raw Redis state and the reply checked: fetch order and the processing
+//! list, priority of queues, large batches, status marks, JSON written by others, acks, a
+//! lost lease, acks only, and keys of the wrong type.
 
 mod common;
 
 use common::{Greet, Tick, cmd, exists, hgetall, lpush, lrange, raw};
 use queue_core::scripts::{
-    Ack, AckFetch, AckTracking, Mark, PromoteFrom, Taken, TakenJob, ack_fetch as call_ack_fetch,
+    Ack, AckFetch, AckTracking, PromoteFrom, StartJob, Started, Taken, ack_fetch as call_ack_fetch,
 };
 use queue_core::testing::TestRedis;
 use queue_core::timestamp::utc_day;
@@ -52,8 +52,10 @@ impl Reply {
     }
 }
 
-/// Calls the worker's wrapper for [`IDENTITY`] at [`NOW_SECS`] and maps its typed reply back
-/// to integers. With `want = 0` the wrapper sends no queue keys, whatever `queues` names.
+/// Calls the worker's wrappers for [`IDENTITY`] at [`NOW_SECS`], `ack_fetch` and then
+/// `start` for the jobs that parse (as untracked types: a missing record stays missing),
+/// and maps their typed replies back to integers. With `want = 0` the wrapper sends no queue
+/// keys, whatever `queues` names.
 async fn ack_fetch(client: &Client, acks: &[Ack<'_>], want: usize, queues: &[&str]) -> Reply {
     let call = AckFetch {
         identity: IDENTITY,
@@ -72,20 +74,46 @@ async fn ack_fetch(client: &Client, acks: &[Ack<'_>], want: usize, queues: &[&st
         .collect();
     let (lease, jobs) = match reply.taken {
         Taken::LeaseLost => (0, Vec::new()),
-        Taken::Jobs(jobs) => (1, jobs.into_iter().map(job_and_mark).collect()),
+        Taken::Jobs(jobs) => (1, marked(client, jobs).await),
     };
     Reply { lease, acks, jobs }
 }
 
-/// A taken job as (text, mark number).
-fn job_and_mark(job: TakenJob) -> (String, i64) {
-    let mark = match job.mark {
-        Mark::Cancelled => 0,
-        Mark::Running => 1,
-        Mark::NoRecord => 2,
-        Mark::NotJob => 3,
-    };
-    (String::from_utf8(job.raw).unwrap(), mark)
+/// The taken jobs as (text, mark number), after `start` marked the ones that parse.
+async fn marked(client: &Client, jobs: Vec<Vec<u8>>) -> Vec<(String, i64)> {
+    let parsed: Vec<Option<JobPayload>> = jobs
+        .iter()
+        .map(|raw| JobPayload::from_json(raw).ok())
+        .collect();
+    let starts: Vec<StartJob<'_>> = parsed
+        .iter()
+        .flatten()
+        .map(|job| StartJob {
+            jid: job.jid.as_str(),
+            attempt: job.attempt(),
+            queue: &job.queue,
+            class: &job.class,
+            tracked: false,
+        })
+        .collect();
+    let started = scripts::start(client, &starts, Timestamp::from_secs_f64(NOW_SECS))
+        .await
+        .unwrap();
+    let mut marks = started.into_iter().map(|s| match s {
+        Started::Cancelled => 0,
+        Started::Running => 1,
+        Started::NoRecord => 2,
+    });
+    jobs.into_iter()
+        .zip(parsed)
+        .map(|(raw, job)| {
+            let mark = match job {
+                Some(_) => marks.next().unwrap(),
+                None => 3,
+            };
+            (String::from_utf8(raw).unwrap(), mark)
+        })
+        .collect()
 }
 
 /// An ack as the worker builds it; `result` `None` for a cancelled job that did not run.
@@ -359,7 +387,7 @@ async fn fetch_identifies_json_written_by_others() {
             mark: 1,
             attempt: Some("6"),
         },
-        // (b) jid first, retry_count elsewhere: decoded, not read as a first attempt.
+        // (b) jid first, retry_count elsewhere: not read as a first attempt.
         Foreign {
             jid: Some("abc"),
             raw: r#"{"jid":"abc","class":"X","args":[],"retry_count":1}"#,
@@ -373,7 +401,7 @@ async fn fetch_identifies_json_written_by_others() {
             mark: 1,
             attempt: Some("1"),
         },
-        // jid first with a character the anchored pattern does not take: decoded.
+        // jid first with a character outside [A-Za-z0-9_-].
         Foreign {
             jid: Some("a.b"),
             raw: r#"{"jid":"a.b","class":"X","args":[]}"#,
@@ -677,7 +705,8 @@ async fn acks_alone_need_no_lease() {
 }
 
 // 9, the client's half (its encoder is private): what `push`, `push_bulk` and `enqueue`
-// store starts with the jid, and a new job has no retry_count.
+// store starts with the jid, and a new job has no retry_count. The field order is part of
+// the stored format: tools that read our entries may rely on it.
 #[tokio::test]
 async fn client_writes_the_jid_first() {
     let redis = TestRedis::start();
@@ -716,7 +745,7 @@ async fn client_writes_the_jid_first() {
         assert_eq!(JobPayload::from_json(raw.as_bytes()).unwrap().jid, *id);
     }
 
-    // And the script reads them by that prefix: tracked ones marked running, untracked 2.
+    // And fetching marks the tracked ones running; the untracked one has no record (2).
     grant_lease(&mut conn, &keys).await;
     let reply = ack_fetch(&client, &[], 10, &["default"]).await;
     let marks: HashMap<&str, i64> = reply
@@ -822,7 +851,7 @@ async fn promote_keeps_the_jid_prefix() {
         );
     }
 
-    // The script still reads both by their prefix.
+    // Both fetch and are marked running, with the attempt read from retry_count.
     grant_lease(&mut conn, &keys).await;
     let reply = ack_fetch(&client, &[], 10, &["default"]).await;
     assert_eq!(reply.marks(), [1, 1]);
@@ -840,4 +869,40 @@ async fn promote_keeps_the_jid_prefix() {
         ),
         ("running", "4", "8")
     );
+}
+
+// 11. Keys of the wrong type never stop a worker: a queue key that is not a list is
+// skipped (the other queues are still taken from), and an acked job whose record's key is
+// not a hash is acked all the same, its key left alone.
+#[tokio::test]
+async fn keys_of_the_wrong_type_are_stepped_over() {
+    let redis = TestRedis::start();
+    let (client, keys, mut conn) = setup(&redis, "keys_of_the_wrong_type").await;
+    grant_lease(&mut conn, &keys).await;
+    let _: () = cmd(&mut conn, &["SET", &keys.queue("jammed"), "x"]).await;
+    lpush(&mut conn, &keys.queue("default"), &[job("a1"), job("a2")]).await;
+    let reply = ack_fetch(&client, &[], 10, &["jammed", "default"]).await;
+    assert_eq!(reply.raws(), [job("a1"), job("a2")]);
+
+    let _: () = cmd(&mut conn, &["SET", &keys.status("a1"), "x"]).await;
+    let (a1, a2) = (job("a1"), job("a2"));
+    let acks = [
+        ack(&a1, "a1", AckTracking::Tracked, Some("")),
+        ack(&a2, "a2", AckTracking::Tracked, Some("")),
+    ];
+    let reply = ack_fetch(&client, &acks, 0, &[]).await;
+    assert_eq!(reply.acks, [1, 1]);
+    assert!(
+        lrange(&mut conn, &keys.processing(IDENTITY))
+            .await
+            .is_empty()
+    );
+    let planted: String = cmd(&mut conn, &["GET", &keys.status("a1")]).await;
+    assert_eq!(planted, "x");
+    assert_eq!(
+        hgetall(&mut conn, &keys.status("a2")).await["state"],
+        "succeeded"
+    );
+    let processed: String = cmd(&mut conn, &["GET", &keys.stat_processed()]).await;
+    assert_eq!(processed, "2");
 }

@@ -11,7 +11,7 @@ use queue_core::scripts::{
     ProgressRecorded, PromoteFrom, Promoted, Reaped, Requeue, Requeued, Slot, StartJob, Started,
 };
 use queue_core::testing::TestRedis;
-use queue_core::{Client, Keys, StatusRetention};
+use queue_core::{Client, Keys, StatusRetention, Timestamp};
 use redis::aio::MultiplexedConnection;
 use std::time::Duration;
 
@@ -364,6 +364,7 @@ async fn promote_reports_what_left_the_set_and_when_the_next_is_due() {
         reply,
         Promoted {
             moved: 0,
+            stuck: 0,
             next_due: None
         }
     );
@@ -437,11 +438,48 @@ async fn promote_reports_what_left_the_set_and_when_the_next_is_due() {
         reply,
         Promoted {
             moved: 1,
+            stuck: 0,
             next_due: None
         }
     );
     assert_eq!(lrange(&mut conn, &keys.queue("default")).await.len(), 2);
     assert_eq!(zrange(&mut conn, &keys.schedule()).await, [&*later]);
+}
+
+#[tokio::test]
+async fn promote_moves_past_keys_of_the_wrong_type_and_never_loses_a_job() {
+    let redis = TestRedis::start();
+    let (client, keys, mut conn) = setup(&redis, "promote_wrong_types").await;
+    // A record of another type: the job moves, the key is left as it was.
+    let planted = job("planted");
+    let _: () = cmd(&mut conn, &["SET", &keys.status("planted"), "x"]).await;
+    // A queue key of another type: its job stays in the set, and is reported stuck.
+    let blocked = r#"{"jid":"blocked","class":"X","args":[],"queue":"jammed"}"#;
+    let _: () = cmd(&mut conn, &["SET", &keys.queue("jammed"), "x"]).await;
+    // The queues set of another type: jobs still reach their queues.
+    let _: () = cmd(&mut conn, &["SET", &keys.queues(), "x"]).await;
+    zadd(&mut conn, &keys.retry(), 1.0, &planted).await;
+    zadd(&mut conn, &keys.retry(), 2.0, blocked).await;
+
+    let reply = scripts::promote(&client, PromoteFrom::Retry, 100, 0)
+        .await
+        .unwrap();
+    assert_eq!((reply.moved, reply.stuck), (1, 1));
+    assert_eq!(reply.next_due, Some(Duration::ZERO));
+    let queued = lrange(&mut conn, &keys.queue("default")).await;
+    assert_eq!(queued.len(), 1);
+    assert!(queued[0].starts_with(r#"{"jid":"planted","#), "{queued:?}");
+    assert_eq!(zrange(&mut conn, &keys.retry()).await, [blocked]);
+    let kept: String = cmd(&mut conn, &["GET", &keys.status("planted")]).await;
+    assert_eq!(kept, "x");
+
+    // Once the queue key is fixed, the stuck job moves.
+    let _: i64 = cmd(&mut conn, &["DEL", &keys.queue("jammed")]).await;
+    let reply = scripts::promote(&client, PromoteFrom::Retry, 100, 0)
+        .await
+        .unwrap();
+    assert_eq!((reply.moved, reply.stuck), (1, 0));
+    assert_eq!(lrange(&mut conn, &keys.queue("jammed")).await.len(), 1);
 }
 
 /// The identity whose jobs are reaped.
@@ -645,20 +683,43 @@ async fn start_marks_jobs_running_and_reports_cancelled_ones() {
     )
     .await;
     let cancelled_before = hgetall(&mut conn, &keys.status("cancelled")).await;
-    let start = |jid, attempt| StartJob {
+    // A key of another type where a record belongs.
+    let _: () = cmd(&mut conn, &["SET", &keys.status("planted"), "x"]).await;
+    let start = |jid, attempt, tracked| StartJob {
         jid,
         attempt,
         queue: "q",
         class: "K",
+        tracked,
     };
 
     let reply = scripts::start(
         &client,
-        &[start("queued", 2), start("cancelled", 1), start("fresh", 1)],
+        &[
+            start("queued", 2, false),
+            start("cancelled", 1, true),
+            start("fresh", 1, true),
+            start("untracked", 1, false),
+            start("planted", 1, true),
+        ],
+        Timestamp::now(),
     )
     .await
     .unwrap();
-    assert_eq!(reply, [Started::Run, Started::Cancelled, Started::Run]);
+    assert_eq!(
+        reply,
+        [
+            Started::Running,
+            Started::Cancelled,
+            Started::Running,
+            Started::NoRecord,
+            Started::NoRecord
+        ]
+    );
+    // Nothing made for the untracked job; the planted key is left as it was.
+    assert!(!exists(&mut conn, &keys.status("untracked")).await);
+    let planted: String = cmd(&mut conn, &["GET", &keys.status("planted")]).await;
+    assert_eq!(planted, "x");
 
     let record = hgetall(&mut conn, &keys.status("queued")).await;
     assert_eq!(record["state"], "running");
@@ -686,7 +747,12 @@ async fn start_marks_jobs_running_and_reports_cancelled_ones() {
     );
 
     // No jobs: no call, no answers.
-    assert!(scripts::start(&client, &[]).await.unwrap().is_empty());
+    assert!(
+        scripts::start(&client, &[], Timestamp::now())
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }
 
 #[tokio::test]

@@ -1,8 +1,9 @@
 //! Dispatch: turns the entries a cycle took into runners, after sorting out bad input,
-//! unknown job types, and jobs cancelled before they started.
+//! unknown job types, and jobs cancelled before they started (`start.lua` marks the rest
+//! running in one call).
 
-use queue_core::JobPayload;
-use queue_core::scripts::{self, Mark, StartJob, TakenJob};
+use queue_core::scripts::{self, StartJob, Started as Mark};
+use queue_core::{JobPayload, Timestamp};
 use std::sync::Arc;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio_util::task::TaskTracker;
@@ -14,12 +15,11 @@ use crate::runner::{self, Started};
 use crate::settle::{self, Deferral};
 use crate::shared::Shared;
 
-/// A parsed entry of a known type, with its mark from `ack_fetch.lua`.
+/// A parsed entry of a known type.
 struct Runnable {
     raw: Vec<u8>,
     job: JobPayload,
     reg: Registration,
-    mark: Mark,
 }
 
 /// Starts a runner per runnable job, each holding one of `permits` (one per entry taken).
@@ -30,14 +30,14 @@ struct Runnable {
 pub(crate) async fn dispatch(
     shared: &Arc<Shared>,
     ident: &Arc<Identity>,
-    taken: Vec<TakenJob>,
+    taken: Vec<Vec<u8>>,
     mut permits: Vec<OwnedSemaphorePermit>,
     slots: &Arc<Semaphore>,
     acks: Option<&mpsc::UnboundedSender<Ack>>,
     running: &TaskTracker,
 ) -> Vec<Ack> {
     let mut runnable = Vec::with_capacity(taken.len());
-    for TakenJob { raw, mark } in taken {
+    for raw in taken {
         let Some(job) = settle::parse_or_bury(shared, ident, &raw).await else {
             shared.in_flight.remove(&raw);
             continue;
@@ -47,7 +47,6 @@ pub(crate) async fn dispatch(
                 raw,
                 job,
                 reg: reg.clone(),
-                mark,
             }),
             None => {
                 // During a deploy old and new code run side by side: a type this process does
@@ -61,19 +60,23 @@ pub(crate) async fn dispatch(
             }
         }
     }
-    let run_flags = match mark_started(shared, &runnable).await {
-        Ok(flags) => flags,
+    let marks = match mark_started(shared, &runnable).await {
+        Ok(marks) => marks,
         Err(e) => {
-            // The jobs are safe in the processing list; run them anyway rather than strand
-            // them until a restart: the status record is advisory.
-            tracing::warn!(error = %e, "could not mark jobs running; running them anyway");
-            vec![true; runnable.len()]
+            // Whether any was cancelled is unknown: run none. They go back to their queues
+            // (or, if Redis refuses that too, the audit hands them back later), and a
+            // cancelled one is dropped on the way.
+            tracing::warn!(error = %e, jobs = runnable.len(), "could not mark jobs running; handing them back");
+            for r in runnable {
+                runner::hand_back(shared, ident, &r.raw, "as it could not be marked running").await;
+            }
+            return Vec::new();
         }
     };
     let mut cancelled = Vec::new();
-    for (r, run) in runnable.into_iter().zip(run_flags) {
-        let Runnable { raw, job, reg, .. } = r;
-        if !run {
+    for (r, mark) in runnable.into_iter().zip(marks) {
+        let Runnable { raw, job, reg } = r;
+        if mark == Mark::Cancelled {
             tracing::info!(job_id = %job.jid, "job was cancelled before it started; skipping");
             cancelled.push(Ack {
                 ident: Arc::clone(ident),
@@ -114,32 +117,17 @@ pub(crate) async fn dispatch(
     cancelled
 }
 
-/// Marks tracked jobs running; returns for each job whether to run it (false: cancelled).
-async fn mark_started(shared: &Shared, jobs: &[Runnable]) -> queue_core::Result<Vec<bool>> {
-    let mut flags: Vec<bool> = jobs.iter().map(|j| j.mark != Mark::Cancelled).collect();
-    // `ack_fetch.lua` already marked the jobs that have a record; only tracked jobs without
-    // one (pushed by another client, or not JSON to Lua) need a record made here.
-    let tracked: Vec<usize> = (0..jobs.len())
-        .filter(|i| {
-            let j = &jobs[*i];
-            j.reg.track_status && !matches!(j.mark, Mark::Running | Mark::Cancelled)
-        })
-        .collect();
-    let starts: Vec<StartJob<'_>> = tracked
+/// Marks `jobs` running (creating the records tracked jobs lack); one mark per job.
+async fn mark_started(shared: &Shared, jobs: &[Runnable]) -> queue_core::Result<Vec<Mark>> {
+    let starts: Vec<StartJob<'_>> = jobs
         .iter()
-        .map(|&i| {
-            let job = &jobs[i].job;
-            StartJob {
-                jid: job.jid.as_str(),
-                attempt: job.attempt(),
-                queue: &job.queue,
-                class: &job.class,
-            }
+        .map(|r| StartJob {
+            jid: r.job.jid.as_str(),
+            attempt: r.job.attempt(),
+            queue: &r.job.queue,
+            class: &r.job.class,
+            tracked: r.reg.track_status,
         })
         .collect();
-    let started = scripts::start(&shared.client, &starts).await?;
-    for (&i, s) in tracked.iter().zip(started) {
-        flags[i] = s == scripts::Started::Run;
-    }
-    Ok(flags)
+    scripts::start(&shared.client, &starts, Timestamp::now()).await
 }

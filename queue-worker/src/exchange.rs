@@ -351,7 +351,7 @@ async fn call(
     }
     if let Taken::Jobs(jobs) = &taken {
         for job in jobs {
-            shared.in_flight.add(&job.raw);
+            shared.in_flight.add(job);
         }
     }
     Ok(Cycle { acked, taken })

@@ -1,7 +1,8 @@
 //! The scheduler: promotes due jobs from the schedule and retry sets into their queues.
 //!
-//! Due-ness is judged by Redis's clock inside `promote.lua`, so dynos with drifting clocks
-//! agree, and the move is atomic, so any number of workers can run it at once. The script
+//! Due-ness is judged by Redis's clock (`due.lua`), so dynos with drifting clocks agree, and
+//! `promote.lua` moves a job only if it is still in the set, so any number of workers can
+//! run it at once. The script
 //! also says when the next job is due, so the loop sleeps exactly that long (capped by
 //! `scheduler_interval`): due jobs start on time without polling Redis in a tight loop.
 
@@ -63,6 +64,13 @@ impl Scheduler {
                     promote(&self.client, from, PROMOTE_BATCH, self.clock_offset_ms).await?;
                 if promoted.moved > 0 {
                     tracing::debug!(set = ?from, jobs = promoted.moved, "promoted due jobs");
+                }
+                if promoted.stuck > 0 {
+                    tracing::error!(set = ?from, jobs = promoted.stuck,
+                        "due jobs left in place: their queue's key holds another type");
+                    // They stay due: look again at the next regular pass, not in 5 ms.
+                    next = Some(next.map_or(self.every, |n| n.min(self.every)));
+                    break;
                 }
                 if promoted.moved < PROMOTE_BATCH {
                     if let Some(wait) = promoted.next_due {

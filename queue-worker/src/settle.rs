@@ -5,9 +5,9 @@
 //! there (the reaper gave it to another worker), nothing is written and the late outcome
 //! is rejected and logged.
 
+use queue_core::malformed::malformed_wrapper;
 use queue_core::scripts::{self, FailTo, Failed, Requeue, Requeued};
 use queue_core::{JobId, JobPayload, Timestamp};
-use serde_json::Value;
 use std::future::Future;
 use std::time::Duration;
 
@@ -16,10 +16,7 @@ use crate::membership::Identity;
 use crate::retry::{backoff_with_jitter, truncate_error};
 use crate::shared::{Shared, retry_transient};
 
-/// Class written for queue entries that are not job JSON.
-pub const MALFORMED_CLASS: &str = "queue::MalformedJob";
-/// How much of a malformed entry is kept in the dead set.
-const MALFORMED_RAW_BYTES: usize = 4096;
+pub use queue_core::malformed::MALFORMED_CLASS;
 
 /// Records a failed attempt: rewrites the job with Sidekiq's error fields and moves it to
 /// the retry set (with a growing, jittered delay) or, when out of retries, the dead set.
@@ -71,31 +68,9 @@ pub(crate) async fn bury_malformed(
     raw: &[u8],
     reason: &str,
 ) -> queue_core::Result<Failed> {
-    // The entry may not even be UTF-8: keep a lossy text copy for people, while the script
-    // removes the exact bytes from the processing list.
-    let cut = raw.len().min(MALFORMED_RAW_BYTES);
-    let text = String::from_utf8_lossy(&raw[..cut]).into_owned();
-    let mut extra = serde_json::Map::new();
-    extra.insert("raw".to_owned(), Value::String(text));
-    let now = Timestamp::now();
-    let wrapper = JobPayload {
-        class: MALFORMED_CLASS.to_owned(),
-        args: Vec::new(),
-        jid: JobId::new(),
-        queue: "dead".to_owned(),
-        retry: queue_core::Retry::Disabled,
-        created_at: Some(now),
-        enqueued_at: None,
-        retry_count: Some(0),
-        error_message: Some(truncate_error(reason)),
-        error_class: Some("MalformedPayload".to_owned()),
-        failed_at: Some(now),
-        retried_at: None,
-        recovered: None,
-        deferred: None,
-        unknown_class: None,
-        extra,
-    };
+    // The wrapper keeps a lossy text copy for people, while the script removes the exact
+    // bytes from the processing list.
+    let wrapper = malformed_wrapper(raw, &truncate_error(reason), Timestamp::now());
     tracing::error!(reason, "malformed queue entry moved to the dead set");
     let json = wrapper.to_json()?;
     settle_failure(

@@ -115,28 +115,8 @@ async fn a_worker_keeps_draining_when_redis_is_out_of_memory() {
     for i in 0..20 {
         ids.push(client.enqueue(&Quick(i)).await.unwrap());
     }
-    // Fill Redis until it refuses writes.
     let mut conn = raw(&redis).await;
-    let blob = "x".repeat(64 * 1024);
-    let mut i = 0;
-    loop {
-        let r: redis::RedisResult<()> = conn.set(format!("filler:{i}"), &blob).await;
-        if r.is_err() {
-            break;
-        }
-        i += 1;
-        assert!(i < 10_000, "never ran out of memory");
-    }
-    // Stay well over the limit: client buffers freed after the refusal could let usage dip
-    // back under it. A script flagged allow-oom may still write.
-    let _: () = redis::cmd("EVAL")
-        .arg("#!lua flags=allow-oom\nredis.call('SET', KEYS[1], ARGV[1])")
-        .arg(1)
-        .arg("filler:top")
-        .arg("y".repeat(1 << 20))
-        .query_async(&mut conn)
-        .await
-        .unwrap();
+    fill_to_maxmemory(&mut conn).await;
     assert!(matches!(
         client.enqueue(&Quick(99)).await,
         Err(queue_core::Error::OutOfMemory(_))
@@ -153,6 +133,84 @@ async fn a_worker_keeps_draining_when_redis_is_out_of_memory() {
     let processed: Option<i64> = conn.get(client.keys().stat_processed()).await.unwrap();
     assert_eq!(processed, Some(20), "acks land even at maxmemory");
     w.shutdown().await.unwrap();
+}
+
+/// At maxmemory a worker still learns which jobs were cancelled: it skips them and runs the
+/// rest, including one pushed by another client without a status record. (It used to run
+/// every job of the batch, cancelled ones too, when marking them running was refused.)
+#[tokio::test]
+async fn at_maxmemory_a_cancelled_job_is_still_skipped() {
+    let redis =
+        TestRedis::start_with_args(&["--maxmemory", "3mb", "--maxmemory-policy", "noeviction"]);
+    let client = client(&redis, "oom_cancel").await;
+    let keys = client.keys().clone();
+    let mut conn = raw(&redis).await;
+    // Another client's job, of a type that keeps status, pushed without a record; first in
+    // the batch, so that creating its record is the script's first write.
+    let foreign = r#"{"class":"Quick","args":[3],"jid":"foreign1","queue":"default"}"#;
+    let _: () = conn.lpush(keys.queue("default"), foreign).await.unwrap();
+    let cancelled = client.enqueue(&Quick(1)).await.unwrap();
+    let plain = client.enqueue(&Quick(2)).await.unwrap();
+    assert!(client.cancel(&cancelled).await.unwrap());
+    fill_to_maxmemory(&mut conn).await;
+
+    let ran = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen = ran.clone();
+    let w = Worker::builder()
+        .config(fast_config())
+        .register(move |q: Quick, _: JobContext| {
+            let seen = seen.clone();
+            async move {
+                seen.lock().unwrap().push(q.0);
+                Ok::<_, Failure>(q.0)
+            }
+        })
+        .build(client.clone())
+        .unwrap()
+        .start();
+    wait_for_state(&client, &plain, JobState::Succeeded).await;
+    let foreign_id = queue_core::JobId::parse("foreign1").unwrap();
+    wait_for_state(&client, &foreign_id, JobState::Succeeded).await;
+    wait_for_size(
+        &conn,
+        &keys.queue("default"),
+        0,
+        "the queue to drain",
+        Duration::from_secs(15),
+    )
+    .await;
+    w.shutdown().await.unwrap();
+    let mut ran = ran.lock().unwrap().clone();
+    ran.sort();
+    assert_eq!(ran, [2, 3], "the cancelled job ran, or another did not");
+    assert_eq!(
+        client.status(&cancelled).await.unwrap().unwrap().state,
+        JobState::Cancelled
+    );
+}
+
+/// Fills Redis until it refuses writes, then stays well over the limit: client buffers freed
+/// after the refusal could let usage dip back under it.
+async fn fill_to_maxmemory(conn: &mut redis::aio::MultiplexedConnection) {
+    let blob = "x".repeat(64 * 1024);
+    let mut i = 0;
+    loop {
+        let r: redis::RedisResult<()> = conn.set(format!("filler:{i}"), &blob).await;
+        if r.is_err() {
+            break;
+        }
+        i += 1;
+        assert!(i < 10_000, "never ran out of memory");
+    }
+    // A script flagged allow-oom may still write.
+    let _: () = redis::cmd("EVAL")
+        .arg("#!lua flags=allow-oom\nredis.call('SET', KEYS[1], ARGV[1])")
+        .arg(1)
+        .arg("filler:top")
+        .arg("y".repeat(1 << 20))
+        .query_async(conn)
+        .await
+        .unwrap();
 }
 
 #[tokio::test]

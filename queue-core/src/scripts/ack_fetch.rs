@@ -1,9 +1,8 @@
 //! `ack_fetch.lua`: the worker's one round trip per cycle. Finishes the jobs that succeeded,
-//! then takes the next ones into the processing list and marks them running.
+//! then takes the next ones into the processing list.
 //!
-//! The status hashes of the jobs taken are the only keys the script names itself (from the
-//! status prefix): their ids are known only once the jobs are taken. Under a `{app}:` prefix
-//! they share the hash slot of every other key, which is what Redis Cluster needs.
+//! The jobs taken are marked running by [`start`](super::start) once the worker has read
+//! their ids, because a script may touch only the keys it is given.
 
 use crate::client::Client;
 use crate::error::Result;
@@ -54,33 +53,12 @@ pub struct AckFetch<'a> {
     pub now: Timestamp,
 }
 
-/// What the script says of a job it took.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Mark {
-    /// Its status record now says `running`.
-    Running,
-    /// Its status record says `cancelled`: skip it and ack it.
-    Cancelled,
-    /// No status record (the caller creates one if the job type keeps status).
-    NoRecord,
-    /// Not a JSON object with a job id (the caller parses it, and buries it if it cannot).
-    NotJob,
-}
-
-/// A job taken into the processing list.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TakenJob {
-    /// The job exactly as it sits in the processing list.
-    pub raw: Vec<u8>,
-    /// What the script made of its status record.
-    pub mark: Mark,
-}
-
 /// The fetch half of the reply.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Taken {
-    /// The jobs taken (possibly none), oldest first.
-    Jobs(Vec<TakenJob>),
+    /// The jobs taken (possibly none), oldest first, exactly as they sit in the processing
+    /// list.
+    Jobs(Vec<Vec<u8>>),
     /// The lease had expired: nothing was taken (the reaper may own the list already).
     /// The acks were still applied.
     LeaseLost,
@@ -119,7 +97,6 @@ pub async fn ack_fetch(client: &Client, call: &AckFetch<'_>) -> Result<AckFetche
     inv.arg(call.acks.len())
         .arg(call.want)
         .arg(call.lease_ttl.as_millis() as u64)
-        .arg(keys.status_prefix())
         .arg(format!("{now:.6}"))
         .arg(client.config().status_retention.finished.as_secs())
         .arg(DAILY_STAT_TTL_SECS);
@@ -157,21 +134,15 @@ fn parse(reply: Vec<redis::Value>, acks: usize) -> Result<AckFetched> {
             taken: Taken::LeaseLost,
         });
     }
-    let mut jobs = Vec::with_capacity(items.len() / 2);
-    while let Some(item) = items.next() {
-        let Value::BulkString(raw) = item else {
-            // Not a job (the script only returns jobs and marks): nothing to hold.
-            continue;
-        };
-        // A job without its mark is still taken: it is in the processing list, so it must be
-        // handled (run or handed back), never dropped from memory.
-        let mark = match items.next() {
-            Some(Value::Int(1)) => Mark::Running,
-            Some(Value::Int(0)) => Mark::Cancelled,
-            Some(Value::Int(2)) => Mark::NoRecord,
-            _ => Mark::NotJob,
-        };
-        jobs.push(TakenJob { raw, mark });
+    let mut jobs = Vec::with_capacity(items.len());
+    for item in items {
+        match item {
+            Value::BulkString(raw) => jobs.push(raw),
+            // The script returns only jobs here; anything else is not one, so nothing to hold.
+            other => {
+                tracing::error!(reply = ?other, "ack_fetch.lua returned a job that is not a string")
+            }
+        }
     }
     Ok(AckFetched {
         acked,
@@ -185,31 +156,17 @@ mod tests {
     use redis::Value;
 
     #[test]
-    fn replies_map_to_acks_and_marks() {
+    fn replies_map_to_acks_and_jobs() {
         let reply = vec![
             Value::Int(1),
             Value::Int(1),
             Value::Int(0),
             Value::BulkString(b"a".to_vec()),
-            Value::Int(1),
             Value::BulkString(b"b".to_vec()),
-            Value::Int(3),
         ];
         let got = parse(reply, 2).unwrap();
         assert_eq!(got.acked, [true, false]);
-        assert_eq!(
-            got.taken,
-            Taken::Jobs(vec![
-                TakenJob {
-                    raw: b"a".to_vec(),
-                    mark: Mark::Running
-                },
-                TakenJob {
-                    raw: b"b".to_vec(),
-                    mark: Mark::NotJob
-                },
-            ])
-        );
+        assert_eq!(got.taken, Taken::Jobs(vec![b"a".to_vec(), b"b".to_vec()]));
         let lost = parse(vec![Value::Int(0), Value::Int(1)], 1).unwrap();
         assert_eq!((lost.acked, lost.taken), (vec![true], Taken::LeaseLost));
         assert!(parse(vec![Value::Int(1)], 1).is_err());

@@ -20,6 +20,7 @@ use crate::error::{Error, Result};
 mod ack_fetch;
 mod cancel;
 mod defer;
+mod due;
 mod enqueue;
 mod enqueue_bulk;
 mod fail;
@@ -33,16 +34,17 @@ mod schedule;
 mod start;
 mod unregister;
 
-pub use ack_fetch::{Ack, AckFetch, AckFetched, AckTracking, Mark, Taken, TakenJob, ack_fetch};
+pub use ack_fetch::{Ack, AckFetch, AckFetched, AckTracking, Taken, ack_fetch};
 pub use cancel::{Cancelled, cancel};
 pub use defer::{Deferral, Deferred, defer};
+pub use due::PromoteFrom;
 pub(crate) use enqueue::{Enqueue, enqueue};
 pub(crate) use enqueue_bulk::{BulkChunk, send as send_bulk_chunk};
 pub use fail::{FailTo, Failed, FailedAttempt, fail};
 pub use heartbeat::{Beat, BeatMode, Heartbeat, heartbeat};
 pub use limit_acquire::{Slot, limit_acquire, limit_release};
 pub use progress::{ProgressRecorded, progress};
-pub use promote::{PromoteFrom, Promoted, promote};
+pub use promote::{Promoted, promote};
 pub use reap::{Reaped, reap};
 pub use requeue::{Requeue, Requeued, requeue};
 pub(crate) use schedule::{Schedule, schedule};
@@ -143,12 +145,13 @@ pub(crate) fn client_scripts() -> [&'static Lua; 4] {
 }
 
 /// The scripts a worker process uses, for preloading at start.
-fn worker_scripts() -> [&'static Lua; 11] {
+fn worker_scripts() -> [&'static Lua; 12] {
     [
         &ack_fetch::ACK_FETCH,
         &start::START,
         &fail::FAIL,
         &requeue::REQUEUE,
+        &due::DUE,
         &promote::PROMOTE,
         &heartbeat::HEARTBEAT,
         &reap::REAP,

@@ -1,62 +1,85 @@
--- promote.lua: move due jobs from the schedule or retry set into their queues.
--- KEYS[1] schedule or retry set    KEYS[2] queues set    KEYS[3] dead set
--- ARGV[1] queue key prefix    ARGV[2] status key prefix    ARGV[3] clock offset (ms, tests)
--- ARGV[4] most jobs to move   ARGV[5] wake channel
--- Returns: {moved, ms until the next job is due or -1 when the set is empty}
--- A job whose status record says `cancelled` is dropped instead of queued.
--- Safe with any number of workers: the whole move is one atomic script, judged by Redis's
--- clock. The job JSON is never re-encoded (cjson would turn [] into {} and round floats):
--- `enqueued_at` is inserted as text before the closing brace when the job has none.
-local t = redis.call('TIME')
-local now = tonumber(t[1]) + tonumber(t[2]) / 1e6 + tonumber(ARGV[3]) / 1000
-local nows = string.format('%.6f', now)
-local due = redis.call('ZRANGE', KEYS[1], '-inf', nows, 'BYSCORE', 'LIMIT', 0, tonumber(ARGV[4]))
+-- promote.lua: moves due members of the schedule or retry set (found by due.lua, and read by
+-- the caller) into their queues; a member whose record says cancelled is dropped, and one
+-- the caller could not read as a job goes to the dead set.
+-- KEYS[1] schedule or retry set    KEYS[2] queues set
+-- then per member i: KEYS[1+2i] where it goes: its queue list, or the dead set;
+--   KEYS[2+2i] its status hash (the dead set again when it has none)
+-- ARGV[1] now (epoch seconds, from due.lua)    ARGV[2] clock offset (ms, tests)
+-- ARGV[3] wake channel
+-- then per member i, four entries: the member; what to write (the job with `enqueued_at`,
+--   or the dead set's wrapper); its queue name, or '' to bury it; '1' when it has a status
+--   hash, or '0'
+-- Returns: {moved, ms until the next member is due, or -1 when the set is empty, stuck:
+--   members left in the set because where they go holds a key of another type}
+-- A member another scheduler moved since due.lua read it is skipped, so any number of
+-- workers may promote at once. Each member is written to its destination before it leaves
+-- the set, so an error half-way leaves it in the set; a queue key of another type leaves it
+-- there too, and the rest of the batch moves on.
+local function holds(key, kind)
+  local found = redis.call('TYPE', key)['ok']
+  return found == kind or found == 'none'
+end
+
+local queues_ok = holds(KEYS[2], 'set')
+local moved = 0
+local stuck = 0
 local woken = {}
-for _, raw in ipairs(due) do
-  redis.call('ZREM', KEYS[1], raw)
-  local ok, job = pcall(cjson.decode, raw)
-  if ok and type(job) == 'table' and type(job.class) == 'string' then
-    local queue = job.queue
-    if type(queue) ~= 'string' or queue == '' then
-      queue = 'default'
-    end
-    local payload = raw
-    if job.enqueued_at == nil then
-      -- Before the closing brace, so that the job still starts with its jid (the prefix
-      -- ack_fetch.lua reads without decoding).
-      local close = string.find(raw, '}%s*$')
-      payload = string.sub(raw, 1, close - 1) .. ',"enqueued_at":' .. nows .. string.sub(raw, close)
-    end
-    local status = nil
-    local state = nil
-    if type(job.jid) == 'string' then
-      status = ARGV[2] .. job.jid
-      state = redis.call('HGET', status, 'state')
-    end
-    if state ~= 'cancelled' then
-      redis.call('SADD', KEYS[2], queue)
-      redis.call('LPUSH', ARGV[1] .. queue, payload)
-      if state then
-        redis.call('HSET', status, 'state', 'queued', 'enqueued_at', nows)
-        redis.call('HINCRBY', status, 'rev', 1)
+for i = 1, (#ARGV - 3) / 4 do
+  local base = 3 + (i - 1) * 4
+  local member, payload, queue, has_status =
+    ARGV[base + 1], ARGV[base + 2], ARGV[base + 3], ARGV[base + 4]
+  local dest, status = KEYS[1 + 2 * i], KEYS[2 + 2 * i]
+  if redis.call('ZSCORE', KEYS[1], member) then
+    if queue == '' then
+      if holds(dest, 'zset') then
+        redis.call('ZADD', dest, ARGV[1], payload)
+        redis.call('ZREM', KEYS[1], member)
+        moved = moved + 1
+      else
+        stuck = stuck + 1
       end
-      woken[queue] = true
+    else
+      -- A record of another type is left alone: the job still moves.
+      local record = {false, false}
+      if has_status == '1' then
+        local read = redis.pcall('HMGET', status, 'state', 'rev')
+        if not read['err'] then
+          record = read
+        end
+      end
+      if record[1] == 'cancelled' then
+        redis.call('ZREM', KEYS[1], member)
+        moved = moved + 1
+      elseif holds(dest, 'list') then
+        redis.call('LPUSH', dest, payload)
+        if queues_ok then
+          redis.call('SADD', KEYS[2], queue)
+        end
+        if record[1] then
+          local rev = tonumber(record[2]) or 1
+          if rev ~= rev or rev < 1 or rev > 9007199254740991 then
+            rev = 1
+          end
+          redis.call('HSET', status, 'state', 'queued', 'enqueued_at', ARGV[1],
+            'rev', string.format('%d', rev + 1))
+        end
+        redis.call('ZREM', KEYS[1], member)
+        moved = moved + 1
+        woken[queue] = true
+      else
+        stuck = stuck + 1
+      end
     end
-  else
-    local wrapper = cjson.encode({
-      class = 'queue::MalformedJob', args = {}, queue = 'dead', jid = redis.sha1hex(raw),
-      error_class = 'MalformedPayload', error_message = 'not valid job JSON in ' .. KEYS[1],
-      failed_at = now, raw = string.sub(raw, 1, 4096)
-    })
-    redis.call('ZADD', KEYS[3], nows, wrapper)
   end
 end
 for queue, _ in pairs(woken) do
-  redis.call('PUBLISH', ARGV[5], queue)
+  redis.call('PUBLISH', ARGV[3], queue)
 end
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1e6 + tonumber(ARGV[2]) / 1000
 local nxt = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
 local wait = -1
 if nxt[2] then
   wait = math.max(0, math.floor((tonumber(nxt[2]) - now) * 1000))
 end
-return {#due, wait}
+return {moved, wait, stuck}

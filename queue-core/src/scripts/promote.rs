@@ -1,33 +1,42 @@
 //! `promote.lua`: due jobs of the schedule or retry set move into their queues.
 //!
-//! Which members are due, and so which queues and status hashes they touch, is known only
-//! inside the script (by Redis's clock): the script names those keys from the queue and
-//! status prefixes. Under a `{app}:` prefix they share one hash slot, as Redis Cluster needs.
+//! Two calls, because a script may touch only the keys it is given: [`due`](super::due)
+//! reads which members are due by Redis's clock; this process reads each one's queue and id,
+//! and `promote.lua` then moves them, checking that each is still in the set.
 
 use std::time::Duration;
 
 use crate::client::Client;
 use crate::error::Result;
-use crate::scripts::lua;
+use crate::malformed::malformed_wrapper;
+use crate::payload::JobPayload;
+use crate::scripts::due::{PromoteFrom, due};
+use crate::scripts::{flag, lua};
+use crate::timestamp::Timestamp;
 
 lua!(PROMOTE, "promote.lua");
-
-/// The sorted set to promote from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PromoteFrom {
-    /// `schedule`: jobs enqueued to run later.
-    Schedule,
-    /// `retry`: failed jobs waiting for their next attempt.
-    Retry,
-}
 
 /// What one [`promote`] call did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Promoted {
     /// Members taken out of the set (queued, dropped as cancelled, or buried as malformed).
     pub moved: usize,
+    /// Due members left in the set because where they go holds a key of another type.
+    pub stuck: usize,
     /// How long until the next member is due; `None` when the set is empty.
     pub next_due: Option<Duration>,
+}
+
+/// Where one due member goes.
+enum Destination {
+    /// Its queue, written with `enqueued_at`.
+    Queue {
+        payload: Vec<u8>,
+        queue: String,
+        jid: String,
+    },
+    /// The dead set, in this wrapper: it is not a job.
+    Dead { wrapper: String },
 }
 
 /// Moves up to `batch` due members of `from` into their queues. `clock_offset_ms` is added to
@@ -38,22 +47,100 @@ pub async fn promote(
     batch: usize,
     clock_offset_ms: i64,
 ) -> Result<Promoted> {
+    let due = due(client, from, batch, clock_offset_ms).await?;
+    if due.members.is_empty() {
+        return Ok(Promoted {
+            moved: 0,
+            stuck: 0,
+            next_due: due.next_due,
+        });
+    }
     let keys = client.keys();
-    let set = match from {
-        PromoteFrom::Schedule => keys.schedule(),
-        PromoteFrom::Retry => keys.retry(),
-    };
     let mut inv = PROMOTE.invocation();
-    inv.key(set)
-        .key(keys.queues())
-        .key(keys.dead())
-        .arg(keys.queue_prefix())
-        .arg(keys.status_prefix())
+    inv.key(from.key(keys)).key(keys.queues());
+    inv.arg(&due.now)
         .arg(clock_offset_ms)
-        .arg(batch)
         .arg(keys.wake_channel());
-    let (moved, wait_ms): (i64, i64) = PROMOTE.call(client, inv).await?;
-    let moved = usize::try_from(moved).map_err(|_| PROMOTE.unexpected((moved, wait_ms)))?;
-    let next_due = u64::try_from(wait_ms).ok().map(Duration::from_millis);
-    Ok(Promoted { moved, next_due })
+    for member in &due.members {
+        match destination(member, &due.now)? {
+            Destination::Queue {
+                payload,
+                queue,
+                jid,
+            } => {
+                inv.key(keys.queue(&queue)).key(keys.status(&jid));
+                inv.arg(member.as_slice())
+                    .arg(payload)
+                    .arg(queue)
+                    .arg(flag(true));
+            }
+            Destination::Dead { wrapper } => {
+                tracing::error!(set = ?from, "malformed entry in a sorted set moved to the dead set");
+                inv.key(keys.dead()).key(keys.dead());
+                inv.arg(member.as_slice())
+                    .arg(wrapper)
+                    .arg("")
+                    .arg(flag(false));
+            }
+        }
+    }
+    let (moved, wait_ms, stuck): (i64, i64, i64) = PROMOTE.call(client, inv).await?;
+    let count =
+        |n: i64| usize::try_from(n).map_err(|_| PROMOTE.unexpected((moved, wait_ms, stuck)));
+    Ok(Promoted {
+        moved: count(moved)?,
+        stuck: count(stuck)?,
+        next_due: u64::try_from(wait_ms).ok().map(Duration::from_millis),
+    })
+}
+
+/// Reads `member` as a job, or as something to bury.
+fn destination(member: &[u8], now: &str) -> Result<Destination> {
+    match JobPayload::from_json(member) {
+        Ok(job) => Ok(Destination::Queue {
+            payload: with_enqueued_at(member, job.enqueued_at.is_some(), now),
+            // As Sidekiq reads a job without a queue.
+            queue: if job.queue.is_empty() {
+                "default".to_owned()
+            } else {
+                job.queue
+            },
+            jid: job.jid.to_string(),
+        }),
+        Err(e) => {
+            let reason = format!("not valid job JSON in a sorted set: {e}");
+            let wrapper = malformed_wrapper(member, &reason, Timestamp::now()).to_json()?;
+            Ok(Destination::Dead { wrapper })
+        }
+    }
+}
+
+/// The job as its queue gets it: with `enqueued_at`, added as text before the closing brace
+/// when missing, so the rest of the JSON stays byte for byte what its writer wrote.
+fn with_enqueued_at(member: &[u8], has_it: bool, now: &str) -> Vec<u8> {
+    let close = member.iter().rposition(|&b| b == b'}');
+    match close {
+        Some(close) if !has_it => {
+            let field = format!(",\"enqueued_at\":{now}");
+            let mut out = Vec::with_capacity(member.len() + field.len());
+            out.extend_from_slice(&member[..close]);
+            out.extend_from_slice(field.as_bytes());
+            out.extend_from_slice(&member[close..]);
+            out
+        }
+        _ => member.to_vec(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::with_enqueued_at;
+
+    #[test]
+    fn enqueued_at_goes_before_the_closing_brace() {
+        let got = with_enqueued_at(br#"{"jid":"a","args":[]} "#, false, "12.5");
+        assert_eq!(got, br#"{"jid":"a","args":[],"enqueued_at":12.5} "#);
+        let kept = br#"{"jid":"a","enqueued_at":1}"#;
+        assert_eq!(with_enqueued_at(kept, true, "12.5"), kept);
+    }
 }

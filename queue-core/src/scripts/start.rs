@@ -1,14 +1,14 @@
-//! `start.lua`: status records for tracked jobs taken without one (pushed by another client),
-//! created as `running`; cancelled ones are reported.
+//! `start.lua`: the jobs a worker just took are marked running, or reported cancelled; tracked
+//! jobs taken without a record (pushed by another client) get one.
 
 use crate::client::{Client, secs_str};
 use crate::error::Result;
-use crate::scripts::lua;
+use crate::scripts::{flag, lua};
 use crate::timestamp::Timestamp;
 
 lua!(START, "start.lua");
 
-/// A tracked job about to run.
+/// A job about to run.
 #[derive(Debug, Clone, Copy)]
 pub struct StartJob<'a> {
     /// Its id.
@@ -19,19 +19,24 @@ pub struct StartJob<'a> {
     pub queue: &'a str,
     /// Its class.
     pub class: &'a str,
+    /// Whether its type keeps a status record: one is created when missing.
+    pub tracked: bool,
 }
 
 /// Per job, what [`start`] found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Started {
-    /// Marked running: run it.
-    Run,
-    /// Its record says cancelled: skip it and ack it.
+    /// Its record now says `running`: run it.
+    Running,
+    /// Its record says `cancelled`: skip it and ack it.
     Cancelled,
+    /// No record (an untracked job, or a key of another type where the record belongs,
+    /// left alone): run it.
+    NoRecord,
 }
 
-/// Marks `jobs` running; one answer per job, in order.
-pub async fn start(client: &Client, jobs: &[StartJob<'_>]) -> Result<Vec<Started>> {
+/// Marks `jobs` running at `now`; one answer per job, in order.
+pub async fn start(client: &Client, jobs: &[StartJob<'_>], now: Timestamp) -> Result<Vec<Started>> {
     if jobs.is_empty() {
         return Ok(Vec::new());
     }
@@ -40,10 +45,13 @@ pub async fn start(client: &Client, jobs: &[StartJob<'_>]) -> Result<Vec<Started
     for job in jobs {
         inv.key(keys.status(job.jid));
     }
-    inv.arg(secs_str(Timestamp::now()))
+    inv.arg(secs_str(now))
         .arg(client.config().status_retention.active.as_secs());
     for job in jobs {
-        inv.arg(job.attempt).arg(job.queue).arg(job.class);
+        inv.arg(job.attempt)
+            .arg(job.queue)
+            .arg(job.class)
+            .arg(flag(job.tracked));
     }
     let reply: Vec<i64> = START.call(client, inv).await?;
     if reply.len() != jobs.len() {
@@ -51,9 +59,10 @@ pub async fn start(client: &Client, jobs: &[StartJob<'_>]) -> Result<Vec<Started
     }
     reply
         .into_iter()
-        .map(|flag| match flag {
-            1 => Ok(Started::Run),
+        .map(|mark| match mark {
+            1 => Ok(Started::Running),
             0 => Ok(Started::Cancelled),
+            2 => Ok(Started::NoRecord),
             other => Err(START.unexpected(other)),
         })
         .collect()
