@@ -80,7 +80,8 @@ pub(crate) async fn run(shared: Arc<Shared>, running: TaskTracker) {
         }
         collect(&mut acks, &mut pending, ack_cap);
         turnover += shared.finished.swap(0, Ordering::Relaxed);
-        let want = if quiet {
+        // Nothing is taken under a fenced identity (`fence.rs`) while a fresh one registers.
+        let want = if quiet || shared.membership.current().fenced.is_cancelled() {
             0
         } else {
             room(&shared, &unsettled, capacity, turnover)
@@ -191,16 +192,9 @@ pub(crate) async fn run(shared: Arc<Shared>, running: TaskTracker) {
             }
             Err(e) => {
                 drop(permits);
-                if ident != shared.membership.current() {
-                    // That identity's processing list goes to the reaper once its lease is
-                    // gone: the jobs run again rather than being lost.
-                    tracing::error!(error = %e, jobs = sent.len(),
-                        "could not ack jobs of an earlier identity; they will run again");
-                    for a in &sent {
-                        shared.in_flight.remove(&a.raw);
-                    }
-                    continue;
-                }
+                // Acks of an earlier identity too: the script's LREM finds whether its list
+                // still holds each job (not reaped yet), so sending them again is safe, and
+                // a job that succeeded is not run again.
                 pending.extend(sent.into_iter().map(|mut a| {
                     a.resent = true;
                     a
@@ -343,7 +337,12 @@ async fn call(
         now: queue_core::Timestamp::now(),
     };
     let _gate = shared.in_flight.gate.read().await;
+    let sent = std::time::Instant::now();
     let AckFetched { acked, taken } = ack_fetch(&shared.client, &request).await?;
+    if want > 0 && matches!(taken, Taken::Jobs(_)) {
+        // The script renewed the lease (PEXPIRE) before taking jobs.
+        ident.renewed_at(sent);
+    }
     // Under the gate: the audit sees an acked entry either listed and held, or neither, and
     // a taken one listed and held.
     for a in acks {
@@ -363,7 +362,7 @@ mod tests {
     use std::sync::Arc;
 
     fn ident(name: &str) -> Arc<Identity> {
-        Arc::new(Identity { name: name.into() })
+        Arc::new(Identity::named(name.into()))
     }
 
     fn ack(ident: &Arc<Identity>, n: u8) -> Ack {

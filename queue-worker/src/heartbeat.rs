@@ -40,7 +40,12 @@ async fn beat(shared: &Shared, ident: &Identity, mode: BeatMode) -> queue_core::
         quiet: shared.quiet.is_cancelled(),
         rss_kib: rss_kib(),
     };
-    Ok(heartbeat(&shared.client, &beat).await? == Beat::Alive)
+    let sent = std::time::Instant::now();
+    let alive = heartbeat(&shared.client, &beat).await? == Beat::Alive;
+    if alive {
+        ident.renewed_at(sent);
+    }
+    Ok(alive)
 }
 
 /// Takes a fresh identity after `lost`'s lease expired, and registers it.
@@ -49,6 +54,8 @@ async fn beat(shared: &Shared, ident: &Identity, mode: BeatMode) -> queue_core::
 /// renews, an identity without a lease; tasks that noticed the same loss wait on the lock
 /// and then find the identity already replaced.
 pub(crate) async fn reregister(shared: &Shared, lost: &Identity) {
+    // Its jobs may be handed to another worker now: stop them here (`fence.rs`).
+    lost.fenced.cancel();
     let _renewing = shared.membership.renewing.lock().await;
     if *shared.membership.current() != *lost {
         return; // another task already replaced and registered it
@@ -57,8 +64,10 @@ pub(crate) async fn reregister(shared: &Shared, lost: &Identity) {
     match retry_transient("registering", || register(shared, &fresh)).await {
         Ok(_) => {
             tracing::warn!(old = %lost.name, new = %fresh.name,
-                "lease lost (Redis restarted or this process stalled); continuing under a new identity");
+                "lease lost or fenced (Redis restarted, stalled or unreachable); continuing under a new identity");
             shared.membership.install(fresh);
+            // The exchange may be waiting with nothing to do under the fenced identity.
+            shared.settled.notify_one();
         }
         Err(e) => tracing::error!(error = %e,
             "could not register a new identity after the lease was lost; will retry"),

@@ -63,6 +63,7 @@ mod dispatch;
 mod error;
 mod exchange;
 mod failure;
+mod fence;
 mod heartbeat;
 mod in_flight;
 mod limit;

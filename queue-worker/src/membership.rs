@@ -6,21 +6,59 @@
 //! (Redis restarted, or the process stalled past the TTL) the process takes a fresh
 //! identity instead of reviving the old one: late acks aimed at the old list then fail
 //! if the reaper has already handed those jobs to someone else.
+//!
+//! Each identity also keeps, by this process's own clock, when its lease was last renewed,
+//! so that the fence (`fence.rs`) can stop its jobs before the lease can have expired.
 
 use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+use tokio_util::sync::CancellationToken;
 
 /// One incarnation of this process in Redis.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug)]
 pub struct Identity {
     /// `host:pid:nonce`; the scripts build its lease and processing-list keys from it.
     pub name: String,
+    /// When the last call that renewed the lease was sent: Redis ran it later, so the lease
+    /// lives at least `lease_ttl` from this instant.
+    renewed: Mutex<Instant>,
+    /// Cancelled once this process can no longer be sure that the lease is alive: the jobs
+    /// held under this identity stop, and nothing more is taken under it.
+    pub(crate) fenced: CancellationToken,
 }
+
+impl PartialEq for Identity {
+    fn eq(&self, other: &Self) -> bool {
+        self.name == other.name
+    }
+}
+
+impl Eq for Identity {}
 
 impl Identity {
     fn fresh(host: &str) -> Self {
         let nonce = format!("{:012x}", fastrand::u64(..) & 0xffff_ffff_ffff);
-        let name = format!("{host}:{}:{nonce}", std::process::id());
-        Self { name }
+        Self::named(format!("{host}:{}:{nonce}", std::process::id()))
+    }
+
+    /// An identity called `name`, counted as renewed now.
+    pub(crate) fn named(name: String) -> Self {
+        Self {
+            name,
+            renewed: Mutex::new(Instant::now()),
+            fenced: CancellationToken::new(),
+        }
+    }
+
+    /// Records that a call sent at `sent` renewed (or created) the lease.
+    pub(crate) fn renewed_at(&self, sent: Instant) {
+        let mut renewed = self.renewed.lock().unwrap_or_else(PoisonError::into_inner);
+        *renewed = (*renewed).max(sent);
+    }
+
+    /// The earliest the lease can expire, for a lease of `ttl`.
+    pub(crate) fn lease_deadline(&self, ttl: Duration) -> Instant {
+        *self.renewed.lock().unwrap_or_else(PoisonError::into_inner) + ttl
     }
 }
 

@@ -47,9 +47,11 @@ pub(crate) async fn run(
         job,
         reg,
     } = started;
-    let Some(slot) = wait_for_slot(&shared, &slots).await else {
+    let Some(slot) = wait_for_slot(&shared, &ident, &slots).await else {
         let why = if shared.quiet.is_cancelled() {
             "at shutdown, before it started"
+        } else if ident.fenced.is_cancelled() {
+            "as its lease went unrenewed, before it started"
         } else {
             "after waiting its longest for a free slot"
         };
@@ -106,20 +108,23 @@ pub(crate) async fn run(
             // The handler runs inside this task (one task per job, no extra hand-off);
             // a panic is caught here, and timeout or shutdown drops the future, which
             // cancels it at its next await.
-            let attempt = AssertUnwindSafe(fut).catch_unwind();
-            tokio::select! {
-                finished = attempt => match finished {
+            let mut attempt = AssertUnwindSafe(fut).catch_unwind();
+            let stopped = || shared.hand_back.is_cancelled() || ident.fenced.is_cancelled();
+            let ended = |finished: std::thread::Result<Result<serde_json::Value, Failure>>| {
+                match finished {
                     Ok(Ok(value)) => Outcome::Succeeded(value),
-                    // The job saw the shutdown's cancellation before this select did and
-                    // returned an error: that is the hand-back, not a failed attempt (which
-                    // would send it to the retry set for 15 s or more).
-                    Ok(Err(_)) if shared.hand_back.is_cancelled() => Outcome::HandBack,
+                    // The job saw the shutdown's or the fence's cancellation before this
+                    // select did and returned an error: that is the hand-back, not a failed
+                    // attempt (which would send it to the retry set for 15 s or more).
+                    Ok(Err(_)) if stopped() => Outcome::HandBack,
                     Ok(Err(failure)) => Outcome::Failed(failure),
-                    Err(panic) => Outcome::Failed(Failure::with_class(
-                        "Panic",
-                        panic_message(panic),
-                    )),
-                },
+                    Err(panic) => {
+                        Outcome::Failed(Failure::with_class("Panic", panic_message(panic)))
+                    }
+                }
+            };
+            tokio::select! {
+                finished = &mut attempt => ended(finished),
                 _ = tokio::time::sleep(timeout) => {
                     cancel.cancel();
                     Outcome::Failed(Failure::with_class(
@@ -130,6 +135,16 @@ pub(crate) async fn run(
                 _ = shared.hand_back.cancelled() => {
                     cancel.cancel();
                     Outcome::HandBack
+                }
+                _ = ident.fenced.cancelled() => {
+                    // Cooperatively first; dropped before the lease can have expired, so
+                    // that it never runs here and elsewhere at once (`fence.rs`).
+                    cancel.cancel();
+                    let hard = crate::fence::hard_stop(&ident, shared.config.lease_ttl);
+                    tokio::select! {
+                        finished = &mut attempt => ended(finished),
+                        _ = tokio::time::sleep_until(hard) => Outcome::HandBack,
+                    }
                 }
             }
         }
@@ -180,7 +195,12 @@ pub(crate) async fn run(
             shared.in_flight.remove(&raw);
         }
         Outcome::HandBack => {
-            hand_back(&shared, &ident, &raw, "at shutdown").await;
+            let when = if ident.fenced.is_cancelled() {
+                "as its lease went unrenewed"
+            } else {
+                "at shutdown"
+            };
+            hand_back(&shared, &ident, &raw, when).await;
         }
     }
     release_unacked(&shared, permit);
@@ -189,8 +209,12 @@ pub(crate) async fn run(
 /// A free slot at once, or after waiting up to `prefetch_max_wait`; `None` when the wait ran
 /// out or the worker went quiet (the job has not started, so it goes back to its queue for
 /// an idle worker to take, rather than wait behind long jobs here).
-async fn wait_for_slot(shared: &Shared, slots: &Arc<Semaphore>) -> Option<OwnedSemaphorePermit> {
-    if shared.quiet.is_cancelled() {
+async fn wait_for_slot(
+    shared: &Shared,
+    ident: &Identity,
+    slots: &Arc<Semaphore>,
+) -> Option<OwnedSemaphorePermit> {
+    if shared.quiet.is_cancelled() || ident.fenced.is_cancelled() {
         return None;
     }
     // The common case, with no timer armed.
@@ -200,6 +224,7 @@ async fn wait_for_slot(shared: &Shared, slots: &Arc<Semaphore>) -> Option<OwnedS
     tokio::select! {
         biased;
         _ = shared.quiet.cancelled() => None,
+        _ = ident.fenced.cancelled() => None,
         slot = Arc::clone(slots).acquire_owned() => slot.ok(),
         _ = tokio::time::sleep(shared.config.prefetch_max_wait) => None,
     }

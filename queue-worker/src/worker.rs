@@ -24,6 +24,7 @@ use crate::config::WorkerConfig;
 use crate::context::JobContext;
 use crate::error::{Error, Result};
 use crate::failure::Failure;
+use crate::fence::Fence;
 use crate::heartbeat::Heartbeater;
 use crate::membership::{Membership, host_name};
 use crate::queues::Queues;
@@ -234,6 +235,7 @@ impl Worker {
                 Heartbeater::new(Arc::clone(&shared), shared.config.heartbeat_interval)
                     .run(loops.clone()),
             ),
+            tokio::spawn(Fence::new(Arc::clone(&shared)).run(loops.clone())),
             tokio::spawn(
                 Scheduler::new(
                     shared.client.clone(),
