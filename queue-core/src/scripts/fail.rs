@@ -58,7 +58,8 @@ pub enum Failed {
     NotOwned,
 }
 
-/// Records `attempt`.
+/// Records `attempt`. [`Error::WrongType`](crate::Error::WrongType) when the retry or dead
+/// set it goes to holds another type: nothing was written, the job is still held.
 pub async fn fail(client: &Client, attempt: &FailedAttempt<'_>) -> Result<Failed> {
     let keys = client.keys();
     let day = utc_day(Timestamp::now().as_secs_f64());
@@ -89,7 +90,11 @@ pub async fn fail(client: &Client, attempt: &FailedAttempt<'_>) -> Result<Failed
         .arg(attempt.dead_max_age.as_secs())
         .arg(DAILY_STAT_TTL_SECS);
     // The score of the retry or death (a string) when moved, 0 when not owned.
-    match FAIL.call::<redis::Value>(client, inv).await? {
+    let reply = FAIL.call::<redis::Value>(client, inv).await?;
+    if let Some(e) = FAIL.wrong_type(&reply) {
+        return Err(e);
+    }
+    match reply {
         redis::Value::Int(0) => Ok(Failed::NotOwned),
         redis::Value::BulkString(_) | redis::Value::SimpleString(_) => Ok(match attempt.to {
             FailTo::Retry { .. } => Failed::Retrying,
