@@ -9,6 +9,7 @@
 -- ARGV[12] ttl (s) of the daily counters
 -- Returns: the score (epoch s) of the retry or death as a string; 0 when the job is no
 -- longer in the processing list (another worker owns it now): nothing is written;
+-- 2 its status record says cancelled: the job is dropped and the record stays cancelled;
 -- {-1, key} that key (the destination set) holds another type: nothing is written.
 -- Times come from Redis's clock, shared by every dyno.
 -- Order (scripts/mod.rs): reads and checks, one write Redis allows at maxmemory, the
@@ -38,6 +39,11 @@ local status = kind(4)
 local rev
 if status == 'hash' then
   local record = redis.call('HMGET', KEYS[4], 'state', 'rev')
+  if record[1] == 'cancelled' then
+    -- The job ran although cancelled (its start could not be recorded): it ends cancelled.
+    redis.call('LREM', KEYS[1], -1, ARGV[1])
+    return 2
+  end
   -- A missing or unreadable rev reads as 1 (status::read_rev).
   local old = record[2]
   rev = 2
