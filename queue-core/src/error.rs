@@ -66,6 +66,16 @@ pub enum Error {
         /// The reply, debug-formatted.
         reply: String,
     },
+    /// A key that a script must write holds another type than the script expects (another
+    /// app's key under the same prefix, say): the script wrote nothing, so the job is still
+    /// where it was. Not transient: someone has to remove or rename the key.
+    #[error("script {script}: key {key} holds the wrong type of value; nothing was written")]
+    WrongType {
+        /// The script's file name.
+        script: &'static str,
+        /// The key that holds the wrong type.
+        key: String,
+    },
     /// A value read from Redis that is not what its key should hold (a counter that is not
     /// a non-negative integer, say), or counts whose sum overflows.
     #[error("unexpected value at {key}: {value}")]

@@ -164,6 +164,54 @@ async fn fail_moves_a_held_job_to_retry_or_dead_and_ignores_one_not_held() {
     assert_eq!(get_int(&mut conn, &keys.stat_processed()).await, Some(2));
 }
 
+#[tokio::test]
+async fn a_cancelled_job_that_fails_ends_cancelled_not_retried() {
+    // At maxmemory the start of a job can go unrecorded, so a job cancelled while queued may
+    // run; if it then fails, it must not come back through the retry set.
+    let redis = TestRedis::start();
+    let (client, keys, mut conn) = setup(&redis, "fail_cancelled").await;
+    let processing = keys.processing(IDENTITY);
+    let (r_raw, d_raw) = (job("r"), job("d"));
+    lpush(&mut conn, &processing, &[&r_raw, &d_raw]).await;
+    for jid in ["r", "d"] {
+        hset(
+            &mut conn,
+            &keys.status(jid),
+            &[
+                "state",
+                "cancelled",
+                "finished_at",
+                "1700000000.0",
+                "rev",
+                "3",
+            ],
+        )
+        .await;
+    }
+    let cancelled_r = hgetall(&mut conn, &keys.status("r")).await;
+    let cancelled_d = hgetall(&mut conn, &keys.status("d")).await;
+
+    let delay = Duration::from_secs(60);
+    let reply = scripts::fail(
+        &client,
+        &failed(&r_raw, "stored-r", "r", FailTo::Retry { delay }),
+    )
+    .await
+    .unwrap();
+    assert_eq!(reply, Failed::Cancelled);
+    let reply = scripts::fail(&client, &failed(&d_raw, "stored-d", "d", FailTo::Dead))
+        .await
+        .unwrap();
+    assert_eq!(reply, Failed::Cancelled);
+
+    // Dropped: in no set and out of the processing list; the records still say cancelled.
+    assert!(zrange(&mut conn, &keys.retry()).await.is_empty());
+    assert!(zrange(&mut conn, &keys.dead()).await.is_empty());
+    assert!(!exists(&mut conn, &processing).await);
+    assert_eq!(hgetall(&mut conn, &keys.status("r")).await, cancelled_r);
+    assert_eq!(hgetall(&mut conn, &keys.status("d")).await, cancelled_d);
+}
+
 /// [`IDENTITY`] hands `raw` back to `default`, pushing `pushed`.
 async fn requeue(client: &Client, raw: &str, pushed: &str, jid: &str) -> Requeued {
     scripts::requeue(

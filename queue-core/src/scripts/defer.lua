@@ -5,22 +5,50 @@
 -- ARGV[1] raw job as fetched    ARGV[2] job to store (without enqueued_at)    ARGV[3] delay (ms)
 -- ARGV[4] status state to show ('scheduled' or 'retrying')    ARGV[5] error ('' for none)
 -- Returns: 1 deferred; 0 the job was no longer in the processing list (nothing written);
--- 2 its status record says cancelled: the job is dropped instead.
-if redis.call('LREM', KEYS[1], -1, ARGV[1]) == 0 then
+-- 2 its status record says cancelled: the job is dropped instead; {-1, key} that key (the
+-- set) holds another type: nothing is written.
+-- Order (scripts/mod.rs): reads and checks, one write Redis allows at maxmemory, the set,
+-- and the removal from the processing list last. A status record of another type is left
+-- as it is: the job still moves.
+local function kind(i)
+  return redis.call('TYPE', KEYS[i])['ok']
+end
+
+if kind(1) ~= 'list' or not redis.call('LPOS', KEYS[1], ARGV[1], 'RANK', -1) then
   return 0
 end
-if redis.call('HGET', KEYS[3], 'state') == 'cancelled' then
-  return 2
+local status = kind(3)
+local rev
+if status == 'hash' then
+  local record = redis.call('HMGET', KEYS[3], 'state', 'rev')
+  if record[1] == 'cancelled' then
+    redis.call('LREM', KEYS[1], -1, ARGV[1])
+    return 2
+  end
+  -- A missing or unreadable rev reads as 1 (status::read_rev).
+  local old = record[2]
+  rev = 2
+  if old and #old <= 15 and string.match(old, '^%d+$') then
+    rev = tonumber(old) + 1
+  end
 end
+local set = kind(2)
+if set ~= 'zset' and set ~= 'none' then
+  return {-1, KEYS[2]}
+end
+
+-- LTRIM 0 -1 changes nothing, but as the first write it is one Redis allows at maxmemory,
+-- after which it runs the rest: a full Redis must still let jobs be deferred.
+redis.call('LTRIM', KEYS[1], 0, -1)
 local t = redis.call('TIME')
 local at = tonumber(t[1]) + tonumber(t[2]) / 1e6 + tonumber(ARGV[3]) / 1000
 local score = string.format('%.6f', at)
 redis.call('ZADD', KEYS[2], score, ARGV[2])
-if redis.call('EXISTS', KEYS[3]) == 1 then
-  redis.call('HSET', KEYS[3], 'state', ARGV[4], 'run_at', score)
+if status == 'hash' then
+  redis.call('HSET', KEYS[3], 'state', ARGV[4], 'run_at', score, 'rev', string.format('%d', rev))
   if ARGV[5] ~= '' then
     redis.call('HSET', KEYS[3], 'error', ARGV[5])
   end
-  redis.call('HINCRBY', KEYS[3], 'rev', 1)
 end
+redis.call('LREM', KEYS[1], -1, ARGV[1])
 return 1

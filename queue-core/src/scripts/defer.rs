@@ -32,7 +32,8 @@ pub enum Deferred {
 }
 
 /// Moves `raw` from `identity`'s processing list into the set `why` names, stored as
-/// `stored`, due after `delay` (Redis's clock).
+/// `stored`, due after `delay` (Redis's clock). [`Error::WrongType`](crate::Error::WrongType) when that set's key holds
+/// another type: nothing was written, the job is still held.
 pub async fn defer(
     client: &Client,
     identity: &str,
@@ -56,7 +57,7 @@ pub async fn defer(
         .arg(delay.as_millis() as u64)
         .arg(state)
         .arg(error);
-    match DEFER.call::<i64>(client, inv).await? {
+    match DEFER.int(DEFER.call(client, inv).await?)? {
         1 => Ok(Deferred::Later),
         0 => Ok(Deferred::NotOwned),
         2 => Ok(Deferred::Cancelled),

@@ -47,7 +47,7 @@ pub(crate) async fn enqueue(client: &Client, job: &Enqueue<'_>) -> Result<bool> 
     for (f, v) in fields {
         cmd.arg(*f).arg(*v);
     }
-    match ENQUEUE.call_cmd::<i64>(client, cmd).await? {
+    match ENQUEUE.int(ENQUEUE.call_cmd(client, cmd).await?)? {
         1 => Ok(true),
         0 => Ok(false),
         other => Err(ENQUEUE.unexpected(other)),

@@ -9,9 +9,22 @@
 -- ARGV[6] n = number of shared status entries (field, value, ...)
 -- ARGV[7 .. 6+n] the shared status entries (no `rev`, no `attempt`: absent they read as 1 and 0)
 -- ARGV[7+n ..] the jobs' JSON, in order
--- Returns: how many jobs were pushed.
--- Any EXISTS of job i runs before its writes, and the first write is the first HSET (or SADD):
--- an OOM refusal comes before anything is written.
+-- Returns: how many jobs were pushed; {-1, key} that key holds another type: nothing written.
+-- Reads and type checks of every job run before the first write (the first HSET, or SADD),
+-- so neither an OOM refusal nor a key of another type can stop the script after a write: a
+-- record never claims a job that was not pushed. A status key of a client-generated id is
+-- not checked: nothing can be there before a new UUID v4 is drawn.
+local function fits(i, want)
+  local k = redis.call('TYPE', KEYS[i])['ok']
+  return k == want or k == 'none'
+end
+
+if not fits(1, 'list') then
+  return {-1, KEYS[1]}
+end
+if not fits(2, 'set') then
+  return {-1, KEYS[2]}
+end
 local track = ARGV[2] == '1'
 local checks = ARGV[5]
 local n = tonumber(ARGV[6])
@@ -22,22 +35,38 @@ end
 local first = 7 + n
 local ttl = ARGV[3]
 local fresh = {}
+local statuses = {}
+local seen = {}
 local pushed = 0
 for i = first, #ARGV do
   local j = i - first + 1
   local status = KEYS[2 + j]
-  -- 49 is '1'.
-  if checks == '' or string.byte(checks, j) ~= 49 or redis.call('EXISTS', status) == 0 then
-    if track then
-      redis.call('HSET', status, unpack(fields))
-      redis.call('EXPIRE', status, ttl)
+  local new = true
+  -- 49 is '1'. A caller-given id twice in one chunk is pushed once, as if the first had
+  -- written its record already.
+  if checks ~= '' and string.byte(checks, j) == 49 then
+    local k = redis.call('TYPE', status)['ok']
+    if k == 'hash' or seen[status] then
+      new = false
+    elseif k ~= 'none' then
+      return {-1, status}
     end
+    seen[status] = true
+  end
+  if new then
     pushed = pushed + 1
     fresh[pushed] = ARGV[i]
+    statuses[pushed] = status
   end
 end
 if pushed == 0 then
   return 0
+end
+if track then
+  for j = 1, pushed do
+    redis.call('HSET', statuses[j], unpack(fields))
+    redis.call('EXPIRE', statuses[j], ttl)
+  end
 end
 redis.call('SADD', KEYS[2], ARGV[1])
 redis.call('LPUSH', KEYS[1], unpack(fresh))

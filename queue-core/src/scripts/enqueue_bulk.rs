@@ -74,6 +74,6 @@ where
 
 /// Sends a chunk built by [`BulkChunk::command`]; returns how many jobs were pushed.
 pub(crate) async fn send(client: &Client, cmd: Cmd) -> Result<usize> {
-    let pushed: i64 = ENQUEUE_BULK.call_cmd(client, cmd).await?;
+    let pushed = ENQUEUE_BULK.int(ENQUEUE_BULK.call_cmd(client, cmd).await?)?;
     usize::try_from(pushed).map_err(|_| ENQUEUE_BULK.unexpected(pushed))
 }

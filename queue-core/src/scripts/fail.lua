@@ -8,15 +8,71 @@
 -- ARGV[9] status ttl finished (s)    ARGV[10] dead set max size    ARGV[11] dead set max age (s)
 -- ARGV[12] ttl (s) of the daily counters
 -- Returns: the score (epoch s) of the retry or death as a string; 0 when the job is no
--- longer in the processing list (another worker owns it now): nothing is written.
+-- longer in the processing list (another worker owns it now): nothing is written;
+-- 2 its status record says cancelled: the job is dropped and the record stays cancelled;
+-- {-1, key} that key (the destination set) holds another type: nothing is written.
 -- Times come from Redis's clock, shared by every dyno.
-if redis.call('LREM', KEYS[1], -1, ARGV[1]) == 0 then
+-- Order (scripts/mod.rs): reads and checks, one write Redis allows at maxmemory, the
+-- destination, the record and counters, and the removal from the processing list last. A
+-- status record or counter that is not ours to update is left as it is: the job still moves.
+local function kind(i)
+  return redis.call('TYPE', KEYS[i])['ok']
+end
+-- Whether INCR can add to counter KEYS[i]: absent, or an integer INCR reads (no sign but
+-- '-', no leading zero) far enough from the 64-bit limit.
+local function counter_ok(i)
+  local k = kind(i)
+  if k == 'none' then
+    return true
+  end
+  if k ~= 'string' then
+    return false
+  end
+  local v = redis.call('GET', KEYS[i])
+  return #v <= 18 and (v == '0' or string.match(v, '^%-?[1-9]%d*$') ~= nil)
+end
+
+if kind(1) ~= 'list' or not redis.call('LPOS', KEYS[1], ARGV[1], 'RANK', -1) then
   return 0
 end
+local status = kind(4)
+local rev
+if status == 'hash' then
+  local record = redis.call('HMGET', KEYS[4], 'state', 'rev')
+  if record[1] == 'cancelled' then
+    -- The job ran although cancelled (its start could not be recorded): it ends cancelled.
+    redis.call('LREM', KEYS[1], -1, ARGV[1])
+    return 2
+  end
+  -- A missing or unreadable rev reads as 1 (status::read_rev).
+  local old = record[2]
+  rev = 2
+  if old and #old <= 15 and string.match(old, '^%d+$') then
+    rev = tonumber(old) + 1
+  end
+end
+local dest = 2
+if ARGV[3] ~= 'retry' then
+  dest = 3
+end
+local d = kind(dest)
+if d ~= 'zset' and d ~= 'none' then
+  return {-1, KEYS[dest]}
+end
+local counters = {}
+for i = 5, 8 do
+  if counter_ok(i) then
+    counters[#counters + 1] = i
+  end
+end
+
+-- LTRIM 0 -1 changes nothing, but as the first write it is one Redis allows at maxmemory,
+-- after which it runs the rest: a full Redis must still let failed jobs settle.
+redis.call('LTRIM', KEYS[1], 0, -1)
 local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1e6 + tonumber(ARGV[5]) / 1000
 local score
-if ARGV[3] == 'retry' then
+if dest == 2 then
   score = string.format('%.6f', now + tonumber(ARGV[4]))
   redis.call('ZADD', KEYS[2], score, ARGV[2])
 else
@@ -25,20 +81,21 @@ else
   redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', string.format('%.6f', now - tonumber(ARGV[11])))
   redis.call('ZREMRANGEBYRANK', KEYS[3], 0, -(tonumber(ARGV[10]) + 1))
 end
-if ARGV[6] == '1' then
-  if ARGV[3] == 'retry' then
-    redis.call('HSET', KEYS[4], 'state', 'retrying', 'error', ARGV[7], 'run_at', score)
+if ARGV[6] == '1' and (status == 'hash' or status == 'none') then
+  local r = string.format('%d', rev or 2)
+  if dest == 2 then
+    redis.call('HSET', KEYS[4], 'state', 'retrying', 'error', ARGV[7], 'run_at', score, 'rev', r)
     redis.call('EXPIRE', KEYS[4], ARGV[8])
   else
-    redis.call('HSET', KEYS[4], 'state', 'dead', 'error', ARGV[7], 'finished_at', score)
+    redis.call('HSET', KEYS[4], 'state', 'dead', 'error', ARGV[7], 'finished_at', score, 'rev', r)
     redis.call('EXPIRE', KEYS[4], ARGV[9])
   end
-  redis.call('HINCRBY', KEYS[4], 'rev', 1)
 end
-redis.call('INCR', KEYS[5])
-redis.call('INCR', KEYS[6])
-redis.call('INCR', KEYS[7])
-redis.call('INCR', KEYS[8])
-redis.call('EXPIRE', KEYS[7], ARGV[12])
-redis.call('EXPIRE', KEYS[8], ARGV[12])
+for _, i in ipairs(counters) do
+  redis.call('INCR', KEYS[i])
+  if i >= 7 then
+    redis.call('EXPIRE', KEYS[i], ARGV[12])
+  end
+end
+redis.call('LREM', KEYS[1], -1, ARGV[1])
 return score

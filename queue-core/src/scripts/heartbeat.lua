@@ -5,29 +5,52 @@
 -- ARGV[4] info JSON    ARGV[5] busy count    ARGV[6] beat (epoch s)    ARGV[7] quiet 'true'/'false'
 -- ARGV[8] rss (KiB)    ARGV[9] Sidekiq process record ttl (s)
 -- Returns: 1 alive; 0 the lease had expired (the process must take a new identity, since
--- the reaper may already have handed its jobs to others).
+-- the reaper may already have handed its jobs to others); {-1, key} that key (the workers
+-- set) holds another type: nothing is written.
+-- Type checks come first. A process missing from `workers` could never be reaped, so with a
+-- workers set of another type no lease is taken or renewed (the process stops fetching);
+-- a lease key that is not a string is not ours (register: taken; renew: lost); Sidekiq's
+-- set and hash, when of another type, are left as they are.
 -- PEXPIRE comes before any other write: it is a write Redis allows at maxmemory, and a
 -- script that has called a write may finish, so a worker can register and beat while Redis
 -- is full (draining jobs is what frees memory). Renewal by PEXPIRE cannot revive an expired
 -- lease. Register refuses an identity whose lease exists without touching it (its holder's
 -- TTL stays), and otherwise PEXPIREs the missing key (a no-op that counts as that first
 -- write) before SET NX.
+local function kind(i)
+  return redis.call('TYPE', KEYS[i])['ok']
+end
+
+local workers = kind(2)
+if workers ~= 'set' and workers ~= 'none' then
+  return {-1, KEYS[2]}
+end
+local lease = kind(1)
 local ok
 if ARGV[2] == 'register' then
-  if redis.call('EXISTS', KEYS[1]) == 1 then
+  if lease ~= 'none' then
     return 0
   end
   redis.call('PEXPIRE', KEYS[1], ARGV[1])
   ok = redis.call('SET', KEYS[1], '1', 'PX', ARGV[1], 'NX')
 else
+  if lease ~= 'string' then
+    return 0
+  end
   ok = redis.call('PEXPIRE', KEYS[1], ARGV[1]) == 1
 end
 if not ok then
   return 0
 end
 redis.call('SADD', KEYS[2], ARGV[3])
-redis.call('SADD', KEYS[3], ARGV[3])
-redis.call('HSET', KEYS[4], 'info', ARGV[4], 'busy', ARGV[5], 'beat', ARGV[6],
-  'quiet', ARGV[7], 'rss', ARGV[8])
-redis.call('EXPIRE', KEYS[4], ARGV[9])
+local processes = kind(3)
+if processes == 'set' or processes == 'none' then
+  redis.call('SADD', KEYS[3], ARGV[3])
+end
+local record = kind(4)
+if record == 'hash' or record == 'none' then
+  redis.call('HSET', KEYS[4], 'info', ARGV[4], 'busy', ARGV[5], 'beat', ARGV[6],
+    'quiet', ARGV[7], 'rss', ARGV[8])
+  redis.call('EXPIRE', KEYS[4], ARGV[9])
+end
 return 1

@@ -50,7 +50,8 @@ pub enum Beat {
     LeaseLost,
 }
 
-/// Sends `beat`.
+/// Sends `beat`. [`Error::WrongType`](crate::Error::WrongType) when the workers set holds another type: no lease is
+/// taken or renewed, since reapers could not find this process's jobs.
 pub async fn heartbeat(client: &Client, beat: &Heartbeat<'_>) -> Result<Beat> {
     let keys = client.keys();
     let mut inv = HEARTBEAT.invocation();
@@ -70,7 +71,7 @@ pub async fn heartbeat(client: &Client, beat: &Heartbeat<'_>) -> Result<Beat> {
         .arg(if beat.quiet { "true" } else { "false" })
         .arg(beat.rss_kib)
         .arg(SIDEKIQ_PROCESS_TTL_SECS);
-    match HEARTBEAT.call::<i64>(client, inv).await? {
+    match HEARTBEAT.int(HEARTBEAT.call(client, inv).await?)? {
         1 => Ok(Beat::Alive),
         0 => Ok(Beat::LeaseLost),
         other => Err(HEARTBEAT.unexpected(other)),

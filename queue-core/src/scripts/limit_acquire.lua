@@ -1,8 +1,13 @@
 -- limit_acquire.lua: take one of a job class's global concurrency slots, across all processes.
 -- KEYS[1] concurrency set of the class (member = holder, score = expiry, epoch ms)
 -- ARGV[1] holder (identity:jid)    ARGV[2] limit    ARGV[3] slot lifetime (ms)
--- Returns: 1 taken; 0 the class is at its limit (the caller defers the job).
+-- Returns: 1 taken; 0 the class is at its limit (the caller defers the job); {-1, key} the
+-- key holds another type: nothing is written.
 -- Slots of processes that died expire on their own, so a crash cannot leak the limit.
+local k = redis.call('TYPE', KEYS[1])['ok']
+if k ~= 'zset' and k ~= 'none' then
+  return {-1, KEYS[1]}
+end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)

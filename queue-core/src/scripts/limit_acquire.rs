@@ -19,7 +19,8 @@ pub enum Slot {
 }
 
 /// Takes one of `class`'s `limit` slots for `holder`; the slot expires after `lifetime`, so
-/// a process that dies cannot leak it.
+/// a process that dies cannot leak it. [`Error::WrongType`](crate::Error::WrongType) when the class's key holds another
+/// type.
 pub async fn limit_acquire(
     client: &Client,
     class: &str,
@@ -32,7 +33,7 @@ pub async fn limit_acquire(
         .arg(holder)
         .arg(limit)
         .arg(lifetime.as_millis() as u64);
-    match LIMIT_ACQUIRE.call::<i64>(client, inv).await? {
+    match LIMIT_ACQUIRE.int(LIMIT_ACQUIRE.call(client, inv).await?)? {
         1 => Ok(Slot::Taken),
         0 => Ok(Slot::Full),
         other => Err(LIMIT_ACQUIRE.unexpected(other)),

@@ -10,6 +10,23 @@
 //! One rule holds for every script that moves a job: reads and checks first, then the write
 //! to the destination, and the removal from the source last, so that a script failing half
 //! way (Redis does not roll back) leaves the job in at least one structure.
+//!
+//! The checks include the type of every key the script writes (`TYPE`) and every value a
+//! command must parse (a counter for `INCR`, a record's `rev`), because under the default
+//! empty prefix another app's key can sit at any of these names. A destination of another
+//! type stops the script before any write, with the reply `{-1, key}`, which the wrappers
+//! return as [`Error::WrongType`]; the job stays where it was. A status record, counter or
+//! registry entry of another type is left as it is and skipped: the job still moves, since a
+//! job stuck behind a broken record would never run.
+//!
+//! At `maxmemory` with `noeviction`, Redis refuses a script whose first write is a command
+//! that may grow memory (`denyoom`: LPUSH, ZADD, HSET, INCR, ...), and once a script has
+//! written it lets the script finish, since it cannot roll back. Scripts that only add
+//! (enqueue, schedule, cancel, progress) start with such a write, so a full Redis refuses
+//! them whole. Scripts that move a job out of a processing list (fail, requeue, defer, reap)
+//! must still run when Redis is full, since draining jobs is what frees memory: after their
+//! checks, their first write is one Redis allows (`LTRIM list 0 -1`, which changes nothing,
+//! or the `PEXPIRE` of a lease), then the destination, then the removal.
 
 use redis::{Cmd, FromRedisValue, Script, ScriptInvocation};
 use std::sync::LazyLock;
@@ -126,6 +143,32 @@ impl Lua {
         Error::UnexpectedScriptReply {
             script: self.name,
             reply: format!("{reply:?}"),
+        }
+    }
+
+    /// [`Error::WrongType`] when `reply` is `{-1, key}`, the answer of every script that finds
+    /// a key it must write holding another type (and so writes nothing).
+    pub(crate) fn wrong_type(&self, reply: &redis::Value) -> Option<Error> {
+        let redis::Value::Array(items) = reply else {
+            return None;
+        };
+        match items.as_slice() {
+            [redis::Value::Int(-1), redis::Value::BulkString(key)] => Some(Error::WrongType {
+                script: self.name,
+                key: String::from_utf8_lossy(key).into_owned(),
+            }),
+            _ => None,
+        }
+    }
+
+    /// The integer of an integer reply; [`Error::WrongType`] for `{-1, key}`.
+    pub(crate) fn int(&self, reply: redis::Value) -> Result<i64> {
+        if let Some(e) = self.wrong_type(&reply) {
+            return Err(e);
+        }
+        match reply {
+            redis::Value::Int(n) => Ok(n),
+            other => Err(self.unexpected(other)),
         }
     }
 

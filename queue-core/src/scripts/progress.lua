@@ -1,12 +1,25 @@
 -- progress.lua: record a running job's progress.
 -- KEYS[1] status hash    ARGV[1] percent (0-100)    ARGV[2] message ('' for none)
--- Returns: 1 recorded; 0 the job is not running (no record, or already finished).
-if redis.call('HGET', KEYS[1], 'state') ~= 'running' then
+-- Returns: 1 recorded; 0 the job is not running (no record, a key of another type, or
+-- already finished).
+-- Every value is read and checked before the one write, so the change lands whole.
+if redis.call('TYPE', KEYS[1])['ok'] ~= 'hash' then
   return 0
 end
-redis.call('HSET', KEYS[1], 'progress', ARGV[1])
-if ARGV[2] ~= '' then
-  redis.call('HSET', KEYS[1], 'message', ARGV[2])
+local record = redis.call('HMGET', KEYS[1], 'state', 'rev')
+if record[1] ~= 'running' then
+  return 0
 end
-redis.call('HINCRBY', KEYS[1], 'rev', 1)
+-- A missing or unreadable rev reads as 1 (status::read_rev).
+local rev = 2
+local old = record[2]
+if old and #old <= 15 and string.match(old, '^%d+$') then
+  rev = tonumber(old) + 1
+end
+local r = string.format('%d', rev)
+if ARGV[2] ~= '' then
+  redis.call('HSET', KEYS[1], 'progress', ARGV[1], 'message', ARGV[2], 'rev', r)
+else
+  redis.call('HSET', KEYS[1], 'progress', ARGV[1], 'rev', r)
+end
 return 1

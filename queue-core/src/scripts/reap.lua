@@ -7,18 +7,34 @@
 -- ARGV[3] lease ttl (ms) of the calling process
 -- Returns: {1, job, job, ...} claimed into the caller's processing list, which the caller
 -- then requeues (or buries) one by one; {0} the caller's own lease expired (nothing done);
--- {2} the process is alive (its lease exists): nothing done.
+-- {2} the process is alive (its lease exists): nothing done; {-1, key} that key (the
+-- caller's processing list) holds another type: nothing done.
 -- At-least-once: claimed jobs sit in a live process's processing list, so a crash of the
 -- reaper itself is recovered by the next reaper; nothing is ever only in memory.
-if redis.call('PEXPIRE', KEYS[3], ARGV[3]) == 0 then
+-- Keys of a type we never write there are nobody's: a lease that is not a string is no
+-- lease, a processing list that is not a list holds no jobs, and the registry entries that
+-- are not sets or hashes are left as they are. LMOVE moves each job in one step.
+local function kind(i)
+  return redis.call('TYPE', KEYS[i])['ok']
+end
+
+if kind(3) ~= 'string' then
   return {0}
 end
-if redis.call('EXISTS', KEYS[5]) == 1 then
+local mine = kind(2)
+if mine ~= 'list' and mine ~= 'none' then
+  return {-1, KEYS[2]}
+end
+if kind(5) == 'string' then
   return {2}
 end
+local theirs = kind(6) == 'list'
+-- PEXPIRE renews the caller's lease; as the first write, one Redis allows at maxmemory, it
+-- lets recovery run while Redis is full.
+redis.call('PEXPIRE', KEYS[3], ARGV[3])
 local out = {1}
 local budget = tonumber(ARGV[2])
-while budget > 0 do
+while theirs and budget > 0 do
   local job = redis.call('LMOVE', KEYS[6], KEYS[2], 'RIGHT', 'LEFT')
   if not job then
     break
@@ -26,9 +42,17 @@ while budget > 0 do
   out[#out + 1] = job
   budget = budget - 1
 end
-if redis.call('EXISTS', KEYS[6]) == 0 then
-  redis.call('SREM', KEYS[1], ARGV[1])
-  redis.call('SREM', KEYS[4], ARGV[1])
-  redis.call('DEL', KEYS[7], KEYS[8])
+if not theirs or redis.call('EXISTS', KEYS[6]) == 0 then
+  if kind(1) == 'set' then
+    redis.call('SREM', KEYS[1], ARGV[1])
+  end
+  if kind(4) == 'set' then
+    redis.call('SREM', KEYS[4], ARGV[1])
+  end
+  for i = 7, 8 do
+    if kind(i) == 'hash' then
+      redis.call('DEL', KEYS[i])
+    end
+  end
 end
 return out

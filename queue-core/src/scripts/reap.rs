@@ -22,7 +22,8 @@ pub enum Reaped {
 }
 
 /// Claims up to `batch` jobs of `reaped` for `caller` if `reaped`'s lease has expired;
-/// `caller_lease_ttl` renews the caller's own lease.
+/// `caller_lease_ttl` renews the caller's own lease. [`Error::WrongType`](crate::Error::WrongType) when the caller's
+/// processing list holds another type: nothing was done.
 pub async fn reap(
     client: &Client,
     caller: &str,
@@ -43,8 +44,14 @@ pub async fn reap(
         .arg(reaped)
         .arg(batch)
         .arg(caller_lease_ttl.as_millis() as u64);
-    let reply: Vec<redis::Value> = REAP.call(client, inv).await?;
-    let mut items = reply.into_iter();
+    let reply: redis::Value = REAP.call(client, inv).await?;
+    if let Some(e) = REAP.wrong_type(&reply) {
+        return Err(e);
+    }
+    let redis::Value::Array(items) = reply else {
+        return Err(REAP.unexpected(reply));
+    };
+    let mut items = items.into_iter();
     match items.next() {
         Some(redis::Value::Int(1)) => Ok(Reaped::Claimed(
             items

@@ -3,20 +3,51 @@
 -- ARGV[1] raw job as held    ARGV[2] job to push (may be rewritten)    ARGV[3] queue name
 -- ARGV[4] '1' tracked / '0'  ARGV[5] status ttl alive (s)    ARGV[6] wake channel
 -- Returns: 1 handed back; 0 the job was no longer in the processing list; 2 its status
--- record says cancelled (it never started): the job is dropped instead.
+-- record says cancelled (it never started): the job is dropped instead; {-1, key} that key
+-- (the queue list) holds another type: nothing is written.
 -- RPUSH puts it at the consuming end, so it runs next, as Sidekiq does on shutdown.
-if redis.call('LREM', KEYS[1], -1, ARGV[1]) == 0 then
+-- Order (scripts/mod.rs): reads and checks, one write Redis allows at maxmemory, the queue,
+-- and the removal from the processing list last. A `queues` set or status record of another
+-- type is left as it is: the job still goes back.
+local function kind(i)
+  return redis.call('TYPE', KEYS[i])['ok']
+end
+
+if kind(1) ~= 'list' or not redis.call('LPOS', KEYS[1], ARGV[1], 'RANK', -1) then
   return 0
 end
-if redis.call('HGET', KEYS[4], 'state') == 'cancelled' then
-  return 2
+local status = kind(4)
+local rev
+if status == 'hash' then
+  local record = redis.call('HMGET', KEYS[4], 'state', 'rev')
+  if record[1] == 'cancelled' then
+    redis.call('LREM', KEYS[1], -1, ARGV[1])
+    return 2
+  end
+  -- A missing or unreadable rev reads as 1 (status::read_rev).
+  local old = record[2]
+  rev = 2
+  if old and #old <= 15 and string.match(old, '^%d+$') then
+    rev = tonumber(old) + 1
+  end
 end
-redis.call('SADD', KEYS[3], ARGV[3])
+local queue = kind(2)
+if queue ~= 'list' and queue ~= 'none' then
+  return {-1, KEYS[2]}
+end
+local queues = kind(3)
+
+-- LTRIM 0 -1 changes nothing, but as the first write it is one Redis allows at maxmemory,
+-- after which it runs the rest: a full Redis must still take jobs back.
+redis.call('LTRIM', KEYS[1], 0, -1)
 redis.call('RPUSH', KEYS[2], ARGV[2])
-if ARGV[4] == '1' and redis.call('EXISTS', KEYS[4]) == 1 then
-  redis.call('HSET', KEYS[4], 'state', 'queued')
-  redis.call('HINCRBY', KEYS[4], 'rev', 1)
+if queues == 'set' or queues == 'none' then
+  redis.call('SADD', KEYS[3], ARGV[3])
+end
+if ARGV[4] == '1' and status == 'hash' then
+  redis.call('HSET', KEYS[4], 'state', 'queued', 'rev', string.format('%d', rev))
   redis.call('EXPIRE', KEYS[4], ARGV[5])
 end
 redis.call('PUBLISH', ARGV[6], ARGV[3])
+redis.call('LREM', KEYS[1], -1, ARGV[1])
 return 1

@@ -35,6 +35,7 @@ pub enum Requeued {
 }
 
 /// Hands `job` back. It runs next: RPUSH puts it at the consuming end, as Sidekiq does.
+/// [`Error::WrongType`](crate::Error::WrongType) when its queue key holds another type: nothing was written, the job is still held.
 pub async fn requeue(client: &Client, job: &Requeue<'_>) -> Result<Requeued> {
     let keys = client.keys();
     let mut inv = REQUEUE.invocation();
@@ -48,7 +49,7 @@ pub async fn requeue(client: &Client, job: &Requeue<'_>) -> Result<Requeued> {
         .arg(flag(job.tracked))
         .arg(client.config().status_retention.active.as_secs())
         .arg(keys.wake_channel());
-    match REQUEUE.call::<i64>(client, inv).await? {
+    match REQUEUE.int(REQUEUE.call(client, inv).await?)? {
         1 => Ok(Requeued::Queued),
         0 => Ok(Requeued::NotOwned),
         2 => Ok(Requeued::Cancelled),

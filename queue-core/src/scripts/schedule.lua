@@ -4,9 +4,21 @@
 -- ARGV[4] run-at in epoch seconds, or '' to use ARGV[5]
 -- ARGV[5] delay in ms, added to Redis's own clock (so dynos' clocks do not matter)
 -- ARGV[6..] status record: field, value, ...
--- Returns: the run-at score (string) when scheduled; 0 when the id already exists.
-if ARGV[2] == '1' and redis.call('EXISTS', KEYS[2]) == 1 then
-  return 0
+-- Returns: the run-at score (string) when scheduled; 0 when the id already exists;
+-- {-1, key} that key holds another type: nothing written.
+-- Reads and type checks come first, so that neither an OOM refusal nor a key of another type
+-- can stop the script after a write: a record never claims a job that was not scheduled.
+local set = redis.call('TYPE', KEYS[1])['ok']
+if set ~= 'zset' and set ~= 'none' then
+  return {-1, KEYS[1]}
+end
+if ARGV[2] == '1' then
+  local k = redis.call('TYPE', KEYS[2])['ok']
+  if k == 'hash' then
+    return 0
+  elseif k ~= 'none' then
+    return {-1, KEYS[2]}
+  end
 end
 local at = ARGV[4]
 if at == '' then

@@ -40,7 +40,11 @@ pub(crate) async fn schedule(client: &Client, job: &Schedule<'_>) -> Result<bool
         cmd.arg(*f).arg(*v);
     }
     // The run-at score as a string when written, 0 when the id was known.
-    match SCHEDULE.call_cmd::<redis::Value>(client, cmd).await? {
+    let reply = SCHEDULE.call_cmd::<redis::Value>(client, cmd).await?;
+    if let Some(e) = SCHEDULE.wrong_type(&reply) {
+        return Err(e);
+    }
+    match reply {
         redis::Value::Int(0) => Ok(false),
         redis::Value::BulkString(_) | redis::Value::SimpleString(_) => Ok(true),
         other => Err(SCHEDULE.unexpected(other)),

@@ -4,10 +4,28 @@
 -- ARGV[1] identity
 -- Returns: the number of jobs still in the processing list (normally 0). Those stay, and
 -- since the lease is gone the reaper of any live worker recovers them at once.
-redis.call('DEL', KEYS[1], KEYS[4], KEYS[5])
-redis.call('SREM', KEYS[3], ARGV[1])
-local left = redis.call('LLEN', KEYS[6])
-if left == 0 then
+-- Keys of a type we never write there are not ours and are left as they are; a processing
+-- list that is not a list holds no jobs.
+local function kind(i)
+  return redis.call('TYPE', KEYS[i])['ok']
+end
+
+local left = 0
+if kind(6) == 'list' then
+  left = redis.call('LLEN', KEYS[6])
+end
+if kind(1) == 'string' then
+  redis.call('DEL', KEYS[1])
+end
+for i = 4, 5 do
+  if kind(i) == 'hash' then
+    redis.call('DEL', KEYS[i])
+  end
+end
+if kind(3) == 'set' then
+  redis.call('SREM', KEYS[3], ARGV[1])
+end
+if left == 0 and kind(2) == 'set' then
   redis.call('SREM', KEYS[2], ARGV[1])
 end
 return left
