@@ -11,7 +11,8 @@
 -- then per acked job, three entries: raw job as fetched; '0' untracked / '1' tracked, first
 --   attempt / '2' tracked, a retry (clears the last error); result JSON ('' for none; '-'
 --   when the job was cancelled and did not run)
--- Returns: {lease, ack_1 .. ack_A, job, job, ...} where
+-- Returns: {-1, KEYS[2]} when the processing list holds another type (nothing is done), or
+-- {lease, ack_1 .. ack_A, job, job, ...} where
 --   lease is 1, or 0 when this process's lease has expired: nothing was taken (the reaper may
 --     already own the processing list), though the acks were applied;
 --   ack_i is 1 acked, or 0 the job was no longer in the processing list (the reaper handed
@@ -23,16 +24,35 @@
 -- has written may finish, so workers keep draining queues, which frees memory.
 local acks = tonumber(ARGV[1])
 local want = tonumber(ARGV[2])
-local out = {1}
-if want > 0 and redis.call('PEXPIRE', KEYS[1], ARGV[3]) == 0 then
-  out[1] = 0
-  want = 0
+
+local function kind(key)
+  return redis.call('TYPE', key)['ok']
+end
+-- Whether INCRBY can add to counter `key`: absent, or an integer far from the 64-bit limit.
+local function counter_ok(key)
+  local k = kind(key)
+  if k == 'none' then
+    return true
+  end
+  if k ~= 'string' then
+    return false
+  end
+  local v = redis.call('GET', key)
+  return #v <= 18 and (v == '0' or string.match(v, '^%-?[1-9]%d*$') ~= nil)
 end
 
--- Whether `key` holds a `kind`, or nothing yet.
-local function writable(key, kind)
-  local found = redis.call('TYPE', key)['ok']
-  return found == kind or found == 'none'
+-- Checks first: this process's own list must be a list, or nothing can be acked or taken.
+local processing = kind(KEYS[2])
+if processing ~= 'list' and processing ~= 'none' then
+  return {-1, KEYS[2]}
+end
+local out = {1}
+if want > 0 then
+  -- A lease key of another type is no lease (and is not renewed).
+  if kind(KEYS[1]) ~= 'string' or redis.call('PEXPIRE', KEYS[1], ARGV[3]) == 0 then
+    out[1] = 0
+    want = 0
+  end
 end
 
 local acked = 0
@@ -46,18 +66,29 @@ for i = 1, acks do
       acked = acked + 1
       -- A key of another type where the record belongs (a name collision, or planted) is
       -- left alone: the job is done either way, and an error here would stall every ack.
-      if tracked ~= '0' and writable(status, 'hash') then
+      local rev = nil
+      if tracked ~= '0' then
+        local read = redis.pcall('HGET', status, 'rev')
+        if type(read) ~= 'table' then
+          -- A missing rev is 1; an unreadable one starts again from 1.
+          rev = tonumber(read) or 1
+          if rev ~= rev or rev < 1 or rev > 9007199254740991 then
+            rev = 1
+          end
+        end
+      end
+      if rev then
+        local next_rev = string.format('%d', rev + 1)
         if result ~= '' then
           redis.call('HSET', status, 'state', 'succeeded', 'finished_at', ARGV[4],
-            'progress', '100', 'result', result)
+            'progress', '100', 'result', result, 'rev', next_rev)
         else
           redis.call('HSET', status, 'state', 'succeeded', 'finished_at', ARGV[4],
-            'progress', '100')
+            'progress', '100', 'rev', next_rev)
         end
         if tracked == '2' then
           redis.call('HDEL', status, 'error')
         end
-        redis.call('HINCRBY', status, 'rev', 1)
         redis.call('EXPIRE', status, ARGV[5])
       end
     end
@@ -66,9 +97,14 @@ for i = 1, acks do
   end
 end
 if acked > 0 then
-  redis.call('INCRBY', KEYS[3], acked)
-  redis.call('INCRBY', KEYS[4], acked)
-  redis.call('EXPIRE', KEYS[4], ARGV[6])
+  -- A counter that INCRBY cannot add to is left as it is.
+  if counter_ok(KEYS[3]) then
+    redis.call('INCRBY', KEYS[3], acked)
+  end
+  if counter_ok(KEYS[4]) then
+    redis.call('INCRBY', KEYS[4], acked)
+    redis.call('EXPIRE', KEYS[4], ARGV[6])
+  end
 end
 
 local taken = 0

@@ -109,12 +109,18 @@ pub async fn ack_fetch(client: &Client, call: &AckFetch<'_>) -> Result<AckFetche
             })
             .arg(a.result.unwrap_or("-"));
     }
-    let reply: Vec<redis::Value> = ACK_FETCH.call(client, inv).await?;
+    let reply: redis::Value = ACK_FETCH.call(client, inv).await?;
     parse(reply, call.acks.len())
 }
 
-fn parse(reply: Vec<redis::Value>, acks: usize) -> Result<AckFetched> {
+fn parse(reply: redis::Value, acks: usize) -> Result<AckFetched> {
     use redis::Value;
+    if let Some(e) = ACK_FETCH.wrong_type(&reply) {
+        return Err(e);
+    }
+    let Value::Array(reply) = reply else {
+        return Err(ACK_FETCH.unexpected(reply));
+    };
     let mut items = reply.into_iter();
     let lease = match items.next() {
         Some(Value::Int(1)) => true,
@@ -164,12 +170,17 @@ mod tests {
             Value::BulkString(b"a".to_vec()),
             Value::BulkString(b"b".to_vec()),
         ];
-        let got = parse(reply, 2).unwrap();
+        let got = parse(Value::Array(reply), 2).unwrap();
         assert_eq!(got.acked, [true, false]);
         assert_eq!(got.taken, Taken::Jobs(vec![b"a".to_vec(), b"b".to_vec()]));
-        let lost = parse(vec![Value::Int(0), Value::Int(1)], 1).unwrap();
+        let lost = parse(Value::Array(vec![Value::Int(0), Value::Int(1)]), 1).unwrap();
         assert_eq!((lost.acked, lost.taken), (vec![true], Taken::LeaseLost));
-        assert!(parse(vec![Value::Int(1)], 1).is_err());
-        assert!(parse(vec![Value::Nil], 0).is_err());
+        assert!(parse(Value::Array(vec![Value::Int(1)]), 1).is_err());
+        assert!(parse(Value::Array(vec![Value::Nil]), 0).is_err());
+        let wrong = Value::Array(vec![Value::Int(-1), Value::BulkString(b"k".to_vec())]);
+        assert!(matches!(
+            parse(wrong, 0),
+            Err(crate::Error::WrongType { .. })
+        ));
     }
 }

@@ -3,7 +3,12 @@
 -- KEYS[1] schedule or retry set
 -- ARGV[1] clock offset (ms, tests)    ARGV[2] most members
 -- Returns: {now (epoch seconds, text), ms until the first member is due (0 when some are;
---   -1 when the set is empty), member, member, ...} oldest due first
+--   -1 when the set is empty), member, member, ...} oldest due first; {-1, KEYS[1]} when
+--   the key holds another type
+local found = redis.call('TYPE', KEYS[1])['ok']
+if found ~= 'zset' and found ~= 'none' then
+  return {-1, KEYS[1]}
+end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1e6 + tonumber(ARGV[1]) / 1000
 local nows = string.format('%.6f', now)

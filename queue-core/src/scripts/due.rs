@@ -50,7 +50,13 @@ pub(crate) async fn due(
     inv.key(from.key(client.keys()))
         .arg(clock_offset_ms)
         .arg(batch);
-    let reply: Vec<redis::Value> = DUE.call(client, inv).await?;
+    let reply: redis::Value = DUE.call(client, inv).await?;
+    if let Some(e) = DUE.wrong_type(&reply) {
+        return Err(e);
+    }
+    let redis::Value::Array(reply) = reply else {
+        return Err(DUE.unexpected(reply));
+    };
     let mut items = reply.into_iter();
     let (Some(redis::Value::BulkString(now)), Some(redis::Value::Int(wait_ms))) =
         (items.next(), items.next())
