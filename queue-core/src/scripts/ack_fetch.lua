@@ -25,22 +25,6 @@
 local acks = tonumber(ARGV[1])
 local want = tonumber(ARGV[2])
 
-local function kind(key)
-  return redis.call('TYPE', key)['ok']
-end
--- Whether INCRBY can add to counter `key`: absent, or an integer far from the 64-bit limit.
-local function counter_ok(key)
-  local k = kind(key)
-  if k == 'none' then
-    return true
-  end
-  if k ~= 'string' then
-    return false
-  end
-  local v = redis.call('GET', key)
-  return #v <= 18 and (v == '0' or string.match(v, '^%-?[1-9]%d*$') ~= nil)
-end
-
 -- Checks first: this process's own list must be a list, or nothing can be acked or taken.
 local processing = kind(KEYS[2])
 if processing ~= 'list' and processing ~= 'none' then
@@ -70,21 +54,16 @@ for i = 1, acks do
       if tracked ~= '0' then
         local read = redis.pcall('HGET', status, 'rev')
         if type(read) ~= 'table' then
-          -- A missing rev is 1; an unreadable one starts again from 1.
-          rev = tonumber(read) or 1
-          if rev ~= rev or rev < 1 or rev > 9007199254740991 then
-            rev = 1
-          end
+          rev = string.format('%d', next_rev(read or nil))
         end
       end
       if rev then
-        local next_rev = string.format('%d', rev + 1)
         if result ~= '' then
           redis.call('HSET', status, 'state', 'succeeded', 'finished_at', ARGV[4],
-            'progress', '100', 'result', result, 'rev', next_rev)
+            'progress', '100', 'result', result, 'rev', rev)
         else
           redis.call('HSET', status, 'state', 'succeeded', 'finished_at', ARGV[4],
-            'progress', '100', 'rev', next_rev)
+            'progress', '100', 'rev', rev)
         end
         if tracked == '2' then
           redis.call('HDEL', status, 'error')

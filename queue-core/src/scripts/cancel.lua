@@ -24,11 +24,7 @@ if state == 'queued' or state == 'scheduled' or state == 'retrying' then
   end
   -- A queued record is written without `rev`, which means 1, as does an unreadable one
   -- (status::read_rev): the change makes it 2.
-  local rev = 2
-  local old = record[3]
-  if old and #old <= 15 and string.match(old, '^%d+$') then
-    rev = tonumber(old) + 1
-  end
+  local rev = next_rev(record[3])
   redis.call('HSET', KEYS[1], 'state', 'cancelled', 'finished_at', ARGV[1],
     'rev', string.format('%d', rev))
   redis.call('EXPIRE', KEYS[1], string.format('%d', ttl))

@@ -10,14 +10,11 @@
 -- Order (scripts/mod.rs): reads and checks, one write Redis allows at maxmemory, the set,
 -- and the removal from the processing list last. A status record of another type is left
 -- as it is: the job still moves.
-local function kind(i)
-  return redis.call('TYPE', KEYS[i])['ok']
-end
 
-if kind(1) ~= 'list' or not redis.call('LPOS', KEYS[1], ARGV[1], 'RANK', -1) then
+if kind(KEYS[1]) ~= 'list' or not redis.call('LPOS', KEYS[1], ARGV[1], 'RANK', -1) then
   return 0
 end
-local status = kind(3)
+local status = kind(KEYS[3])
 local rev
 if status == 'hash' then
   local record = redis.call('HMGET', KEYS[3], 'state', 'rev')
@@ -26,13 +23,9 @@ if status == 'hash' then
     return 2
   end
   -- A missing or unreadable rev reads as 1 (status::read_rev).
-  local old = record[2]
-  rev = 2
-  if old and #old <= 15 and string.match(old, '^%d+$') then
-    rev = tonumber(old) + 1
-  end
+  rev = next_rev(record[2])
 end
-local set = kind(2)
+local set = kind(KEYS[2])
 if set ~= 'zset' and set ~= 'none' then
   return {-1, KEYS[2]}
 end

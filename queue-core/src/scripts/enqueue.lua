@@ -12,10 +12,6 @@
 -- {-1, key} that key holds another type: nothing written.
 -- Reads and type checks come first, so that neither an OOM refusal nor a key of another type
 -- can stop the script after a write: a record never claims a job that was not pushed.
-local function fits(i, want)
-  local k = redis.call('TYPE', KEYS[i])['ok']
-  return k == want or k == 'none'
-end
 
 local mode = ARGV[3]
 if mode == '1' then
@@ -26,10 +22,10 @@ if mode == '1' then
     return {-1, KEYS[3]}
   end
 end
-if not fits(1, 'list') then
+if not holds(KEYS[1], 'list') then
   return {-1, KEYS[1]}
 end
-if not fits(2, 'set') then
+if not holds(KEYS[2], 'set') then
   return {-1, KEYS[2]}
 end
 if mode ~= '0' then

@@ -14,15 +14,11 @@
 -- so neither an OOM refusal nor a key of another type can stop the script after a write: a
 -- record never claims a job that was not pushed. A status key of a client-generated id is
 -- not checked: nothing can be there before a new UUID v4 is drawn.
-local function fits(i, want)
-  local k = redis.call('TYPE', KEYS[i])['ok']
-  return k == want or k == 'none'
-end
 
-if not fits(1, 'list') then
+if not holds(KEYS[1], 'list') then
   return {-1, KEYS[1]}
 end
-if not fits(2, 'set') then
+if not holds(KEYS[2], 'set') then
   return {-1, KEYS[2]}
 end
 local track = ARGV[2] == '1'

@@ -15,27 +15,11 @@
 -- Order (scripts/mod.rs): reads and checks, one write Redis allows at maxmemory, the
 -- destination, the record and counters, and the removal from the processing list last. A
 -- status record or counter that is not ours to update is left as it is: the job still moves.
-local function kind(i)
-  return redis.call('TYPE', KEYS[i])['ok']
-end
--- Whether INCR can add to counter KEYS[i]: absent, or an integer INCR reads (no sign but
--- '-', no leading zero) far enough from the 64-bit limit.
-local function counter_ok(i)
-  local k = kind(i)
-  if k == 'none' then
-    return true
-  end
-  if k ~= 'string' then
-    return false
-  end
-  local v = redis.call('GET', KEYS[i])
-  return #v <= 18 and (v == '0' or string.match(v, '^%-?[1-9]%d*$') ~= nil)
-end
 
-if kind(1) ~= 'list' or not redis.call('LPOS', KEYS[1], ARGV[1], 'RANK', -1) then
+if kind(KEYS[1]) ~= 'list' or not redis.call('LPOS', KEYS[1], ARGV[1], 'RANK', -1) then
   return 0
 end
-local status = kind(4)
+local status = kind(KEYS[4])
 local rev
 if status == 'hash' then
   local record = redis.call('HMGET', KEYS[4], 'state', 'rev')
@@ -45,23 +29,19 @@ if status == 'hash' then
     return 2
   end
   -- A missing or unreadable rev reads as 1 (status::read_rev).
-  local old = record[2]
-  rev = 2
-  if old and #old <= 15 and string.match(old, '^%d+$') then
-    rev = tonumber(old) + 1
-  end
+  rev = next_rev(record[2])
 end
 local dest = 2
 if ARGV[3] ~= 'retry' then
   dest = 3
 end
-local d = kind(dest)
+local d = kind(KEYS[dest])
 if d ~= 'zset' and d ~= 'none' then
   return {-1, KEYS[dest]}
 end
 local counters = {}
 for i = 5, 8 do
-  if counter_ok(i) then
+  if counter_ok(KEYS[i]) then
     counters[#counters + 1] = i
   end
 end

@@ -17,15 +17,12 @@
 -- lease. Register refuses an identity whose lease exists without touching it (its holder's
 -- TTL stays), and otherwise PEXPIREs the missing key (a no-op that counts as that first
 -- write) before SET NX.
-local function kind(i)
-  return redis.call('TYPE', KEYS[i])['ok']
-end
 
-local workers = kind(2)
+local workers = kind(KEYS[2])
 if workers ~= 'set' and workers ~= 'none' then
   return {-1, KEYS[2]}
 end
-local lease = kind(1)
+local lease = kind(KEYS[1])
 local ok
 if ARGV[2] == 'register' then
   if lease ~= 'none' then
@@ -43,11 +40,11 @@ if not ok then
   return 0
 end
 redis.call('SADD', KEYS[2], ARGV[3])
-local processes = kind(3)
+local processes = kind(KEYS[3])
 if processes == 'set' or processes == 'none' then
   redis.call('SADD', KEYS[3], ARGV[3])
 end
-local record = kind(4)
+local record = kind(KEYS[4])
 if record == 'hash' or record == 'none' then
   redis.call('HSET', KEYS[4], 'info', ARGV[4], 'busy', ARGV[5], 'beat', ARGV[6],
     'quiet', ARGV[7], 'rss', ARGV[8])

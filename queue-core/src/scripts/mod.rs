@@ -77,11 +77,13 @@ pub(crate) struct Lua {
     script: LazyLock<Script, fn() -> Script>,
 }
 
-/// Declares a `Lua` static for the `.lua` file beside the wrapper.
+/// Declares a `Lua` static for the `.lua` file beside the wrapper, with `prelude.lua` (the
+/// checks every script shares) in front of it.
 macro_rules! lua {
     ($static:ident, $file:literal) => {
-        pub(crate) static $static: $crate::scripts::Lua =
-            $crate::scripts::Lua::new($file, || redis::Script::new(include_str!($file)));
+        pub(crate) static $static: $crate::scripts::Lua = $crate::scripts::Lua::new($file, || {
+            redis::Script::new(concat!(include_str!("prelude.lua"), include_str!($file)))
+        });
     };
 }
 pub(crate) use lua;

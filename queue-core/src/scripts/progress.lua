@@ -11,11 +11,7 @@ if record[1] ~= 'running' then
   return 0
 end
 -- A missing or unreadable rev reads as 1 (status::read_rev).
-local rev = 2
-local old = record[2]
-if old and #old <= 15 and string.match(old, '^%d+$') then
-  rev = tonumber(old) + 1
-end
+local rev = next_rev(record[2])
 local r = string.format('%d', rev)
 if ARGV[2] ~= '' then
   redis.call('HSET', KEYS[1], 'progress', ARGV[1], 'message', ARGV[2], 'rev', r)

@@ -15,10 +15,6 @@
 -- workers may promote at once. Each member is written to its destination before it leaves
 -- the set, so an error half-way leaves it in the set; a queue key of another type leaves it
 -- there too, and the rest of the batch moves on.
-local function holds(key, kind)
-  local found = redis.call('TYPE', key)['ok']
-  return found == kind or found == 'none'
-end
 
 local queues_ok = holds(KEYS[2], 'set')
 local moved = 0
@@ -56,12 +52,9 @@ for i = 1, (#ARGV - 3) / 4 do
           redis.call('SADD', KEYS[2], queue)
         end
         if record[1] then
-          local rev = tonumber(record[2]) or 1
-          if rev ~= rev or rev < 1 or rev > 9007199254740991 then
-            rev = 1
-          end
+          local rev = next_rev(record[2])
           redis.call('HSET', status, 'state', 'queued', 'enqueued_at', ARGV[1],
-            'rev', string.format('%d', rev + 1))
+            'rev', string.format('%d', rev))
         end
         redis.call('ZREM', KEYS[1], member)
         moved = moved + 1

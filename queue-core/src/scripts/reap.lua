@@ -14,21 +14,18 @@
 -- Keys of a type we never write there are nobody's: a lease that is not a string is no
 -- lease, a processing list that is not a list holds no jobs, and the registry entries that
 -- are not sets or hashes are left as they are. LMOVE moves each job in one step.
-local function kind(i)
-  return redis.call('TYPE', KEYS[i])['ok']
-end
 
-if kind(3) ~= 'string' then
+if kind(KEYS[3]) ~= 'string' then
   return {0}
 end
-local mine = kind(2)
+local mine = kind(KEYS[2])
 if mine ~= 'list' and mine ~= 'none' then
   return {-1, KEYS[2]}
 end
-if kind(5) == 'string' then
+if kind(KEYS[5]) == 'string' then
   return {2}
 end
-local theirs = kind(6) == 'list'
+local theirs = kind(KEYS[6]) == 'list'
 -- PEXPIRE renews the caller's lease; as the first write, one Redis allows at maxmemory, it
 -- lets recovery run while Redis is full.
 redis.call('PEXPIRE', KEYS[3], ARGV[3])
@@ -43,14 +40,14 @@ while theirs and budget > 0 do
   budget = budget - 1
 end
 if not theirs or redis.call('EXISTS', KEYS[6]) == 0 then
-  if kind(1) == 'set' then
+  if kind(KEYS[1]) == 'set' then
     redis.call('SREM', KEYS[1], ARGV[1])
   end
-  if kind(4) == 'set' then
+  if kind(KEYS[4]) == 'set' then
     redis.call('SREM', KEYS[4], ARGV[1])
   end
   for i = 7, 8 do
-    if kind(i) == 'hash' then
+    if kind(KEYS[i]) == 'hash' then
       redis.call('DEL', KEYS[i])
     end
   end

@@ -9,14 +9,11 @@
 -- Order (scripts/mod.rs): reads and checks, one write Redis allows at maxmemory, the queue,
 -- and the removal from the processing list last. A `queues` set or status record of another
 -- type is left as it is: the job still goes back.
-local function kind(i)
-  return redis.call('TYPE', KEYS[i])['ok']
-end
 
-if kind(1) ~= 'list' or not redis.call('LPOS', KEYS[1], ARGV[1], 'RANK', -1) then
+if kind(KEYS[1]) ~= 'list' or not redis.call('LPOS', KEYS[1], ARGV[1], 'RANK', -1) then
   return 0
 end
-local status = kind(4)
+local status = kind(KEYS[4])
 local rev
 if status == 'hash' then
   local record = redis.call('HMGET', KEYS[4], 'state', 'rev')
@@ -25,17 +22,13 @@ if status == 'hash' then
     return 2
   end
   -- A missing or unreadable rev reads as 1 (status::read_rev).
-  local old = record[2]
-  rev = 2
-  if old and #old <= 15 and string.match(old, '^%d+$') then
-    rev = tonumber(old) + 1
-  end
+  rev = next_rev(record[2])
 end
-local queue = kind(2)
+local queue = kind(KEYS[2])
 if queue ~= 'list' and queue ~= 'none' then
   return {-1, KEYS[2]}
 end
-local queues = kind(3)
+local queues = kind(KEYS[3])
 
 -- LTRIM 0 -1 changes nothing, but as the first write it is one Redis allows at maxmemory,
 -- after which it runs the rest: a full Redis must still take jobs back.

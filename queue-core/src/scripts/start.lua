@@ -20,14 +20,11 @@ for i = 1, #KEYS do
     out[i] = 0
   elseif record[1] then
     -- A queued record may omit rev: it is then 1. A damaged one starts again from 1.
-    local rev = tonumber(record[2]) or 1
-    if rev ~= rev or rev < 1 or rev > 9007199254740991 then
-      rev = 1
-    end
+    local rev = next_rev(record[2])
     -- A new attempt clears the last one's message (and is the write allowed when full).
     redis.call('HDEL', key, 'message')
     redis.call('HSET', key, 'state', 'running', 'started_at', ARGV[1],
-      'attempt', ARGV[base + 1], 'progress', '0', 'rev', string.format('%d', rev + 1))
+      'attempt', ARGV[base + 1], 'progress', '0', 'rev', string.format('%d', rev))
     out[i] = 1
   elseif ARGV[base + 4] == '1' then
     redis.call('HDEL', key, 'message')

@@ -6,26 +6,23 @@
 -- since the lease is gone the reaper of any live worker recovers them at once.
 -- Keys of a type we never write there are not ours and are left as they are; a processing
 -- list that is not a list holds no jobs.
-local function kind(i)
-  return redis.call('TYPE', KEYS[i])['ok']
-end
 
 local left = 0
-if kind(6) == 'list' then
+if kind(KEYS[6]) == 'list' then
   left = redis.call('LLEN', KEYS[6])
 end
-if kind(1) == 'string' then
+if kind(KEYS[1]) == 'string' then
   redis.call('DEL', KEYS[1])
 end
 for i = 4, 5 do
-  if kind(i) == 'hash' then
+  if kind(KEYS[i]) == 'hash' then
     redis.call('DEL', KEYS[i])
   end
 end
-if kind(3) == 'set' then
+if kind(KEYS[3]) == 'set' then
   redis.call('SREM', KEYS[3], ARGV[1])
 end
-if left == 0 and kind(2) == 'set' then
+if left == 0 and kind(KEYS[2]) == 'set' then
   redis.call('SREM', KEYS[2], ARGV[1])
 end
 return left

@@ -1,0 +1,37 @@
+-- prelude.lua: the checks every script shares, written once. The `lua!` macro puts this file
+-- before each script, so these are locals of every script.
+
+-- The type of `key` ('none' when it is absent).
+local function kind(key)
+  return redis.call('TYPE', key)['ok']
+end
+
+-- Whether `key` holds a `want` (a Redis type name), or nothing yet.
+local function holds(key, want)
+  local found = kind(key)
+  return found == want or found == 'none'
+end
+
+-- Whether INCR can add to counter `key`: absent, or an integer INCR reads (no sign but '-',
+-- no leading zero) far enough from the 64-bit limit.
+local function counter_ok(key)
+  local found = kind(key)
+  if found == 'none' then
+    return true
+  end
+  if found ~= 'string' then
+    return false
+  end
+  local v = redis.call('GET', key)
+  return #v <= 18 and (v == '0' or string.match(v, '^%-?[1-9]%d*$') ~= nil)
+end
+
+-- A record's `rev` after one more change, from the `rev` it holds: a missing or unreadable
+-- one reads as 1 (status::read_rev), so the change makes it 2.
+local function next_rev(old)
+  if old and #old <= 15 and string.match(old, '^%d+$') then
+    return tonumber(old) + 1
+  end
+  return 2
+end
+
