@@ -31,7 +31,8 @@ pub(crate) async fn fail(
     failure: &Failure,
 ) -> queue_core::Result<Failed> {
     let now = Timestamp::now();
-    let retry_count = job.retry_count.map_or(0, |c| c + 1);
+    // A crafted count may sit at `u32::MAX`: saturate, which is "out of retries" anyway.
+    let retry_count = job.retry_count.map_or(0, |c| c.saturating_add(1));
     job.retry_count = Some(retry_count);
     job.error_class = Some(failure.class().to_owned());
     job.error_message = Some(truncate_error(failure.message()));
