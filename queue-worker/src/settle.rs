@@ -66,6 +66,11 @@ pub(crate) async fn fail(
 
 /// Moves a queue entry that is not valid job JSON to the dead set, wrapped in a job so
 /// that Sidekiq's dead-set tools can show it, with the raw bytes (truncated) and the reason.
+///
+/// When the entry's own jid can be read ([`JobPayload::recover_jid`]), the wrapper carries
+/// it, so a search by id finds the buried entry, and the job's status record, which
+/// `ack_fetch.lua` may have marked `running`, says `dead` with the reason. A cancelled record
+/// stays cancelled: the job did not run either way.
 pub(crate) async fn bury_malformed(
     shared: &Shared,
     ident: &Identity,
@@ -79,10 +84,15 @@ pub(crate) async fn bury_malformed(
     let mut extra = serde_json::Map::new();
     extra.insert("raw".to_owned(), Value::String(text));
     let now = Timestamp::now();
+    let own = JobPayload::recover_jid(raw);
+    let tracked = match &own {
+        Some(jid) => has_live_record(shared, jid).await?,
+        None => false,
+    };
     let wrapper = JobPayload {
         class: MALFORMED_CLASS.to_owned(),
         args: Vec::new(),
-        jid: JobId::new(),
+        jid: own.unwrap_or_default(),
         queue: "dead".to_owned(),
         retry: queue_core::Retry::Disabled,
         created_at: Some(now),
@@ -97,7 +107,7 @@ pub(crate) async fn bury_malformed(
         unknown_class: None,
         extra,
     };
-    tracing::error!(reason, "malformed queue entry moved to the dead set");
+    tracing::error!(job_id = %wrapper.jid, reason, "malformed queue entry moved to the dead set");
     let json = wrapper.to_json()?;
     settle_failure(
         shared,
@@ -106,10 +116,25 @@ pub(crate) async fn bury_malformed(
         &json,
         &wrapper.jid,
         FailTo::Dead,
-        false,
+        tracked,
         reason,
     )
     .await
+}
+
+/// Whether `jid` has a status record that burying its entry must update: one that exists
+/// and is not cancelled. A record that cannot be read (a key of the wrong type) is left
+/// alone rather than keep the entry from its burial; a transient error is returned, and the
+/// audit tries again.
+async fn has_live_record(shared: &Shared, jid: &JobId) -> queue_core::Result<bool> {
+    match retry_transient("reading a status record", || shared.client.status(jid)).await {
+        Ok(record) => Ok(record.is_some_and(|r| r.state != queue_core::JobState::Cancelled)),
+        Err(e) if e.is_transient() => Err(e),
+        Err(e) => {
+            tracing::warn!(job_id = %jid, error = %e, "status record unreadable; burying the entry without it");
+            Ok(false)
+        }
+    }
 }
 
 #[allow(clippy::too_many_arguments)]

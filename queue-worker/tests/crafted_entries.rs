@@ -4,10 +4,10 @@
 
 mod worker_in_process;
 
-use queue_core::inspect::Inspector;
+use queue_core::inspect::{Inspector, JobSet, Location};
 use queue_core::testing::TestRedis;
 use queue_core::{Client, Job, JobId, JobPayload, JobState, Retry};
-use queue_worker::{Failure, JobContext, RunningWorker, Worker};
+use queue_worker::{Failure, JobContext, MALFORMED_CLASS, RunningWorker, Worker};
 use redis::AsyncCommands;
 use serde::{Deserialize, Serialize};
 use worker_in_process::*;
@@ -145,5 +145,74 @@ async fn a_failing_job_at_the_largest_retry_count_goes_dead_without_overflowing(
     assert_eq!(dead[0].retry_count, Some(u32::MAX));
     assert_eq!(dead[0].retry, Retry::Max(u32::MAX));
     later_jobs_still_run(&client).await;
+    w.shutdown().await.unwrap();
+}
+
+/// Lua reads these (cjson nests up to 1000 levels and takes `NaN`), serde does not: each is
+/// buried under its own jid, and its status record says dead instead of staying `running`.
+#[tokio::test]
+async fn a_payload_lua_reads_but_serde_cannot_is_buried_under_its_own_jid_with_status_dead() {
+    let redis = TestRedis::start();
+    let client = client(&redis, "unparsable").await;
+    let w = worker(&client);
+    let deep = format!(
+        r#"{{"jid":"deep_args","class":"Fine","args":[{}1{}],"queue":"default"}}"#,
+        "[".repeat(200),
+        "]".repeat(200)
+    );
+    let cases: [(&str, Vec<u8>); 3] = [
+        ("deep_args", deep.into_bytes()),
+        (
+            "nan_count",
+            br#"{"jid":"nan_count","class":"Fine","args":[],"retry_count":NaN}"#.to_vec(),
+        ),
+        (
+            // Not our client's prefix: Lua decodes it to find the jid.
+            "jid_last",
+            br#"{"class":"Fine","args":[],"retry":"x","created_at":NaN,"jid":"jid_last"}"#.to_vec(),
+        ),
+    ];
+    for (jid, entry) in &cases {
+        plant(&redis, &client, jid, entry).await;
+    }
+    later_jobs_still_run(&client).await;
+    let inspect = Inspector::new(&client);
+    for (jid, entry) in &cases {
+        let id = JobId::parse(jid).unwrap();
+        wait_for_state(&client, &id, JobState::Dead).await;
+        let status = client.status(&id).await.unwrap().unwrap();
+        let error = status.error.unwrap();
+        assert!(error.contains("malformed"), "{jid}: {error}");
+        let found = inspect.find_job(&id).await.unwrap().unwrap();
+        assert_eq!(found.location, Location::Set(JobSet::Dead), "{jid}");
+        assert_eq!(found.job.class, MALFORMED_CLASS);
+        let kept = found.job.extra["raw"].as_str().unwrap();
+        assert_eq!(kept.as_bytes(), &entry[..entry.len().min(4096)], "{jid}");
+    }
+    let mut conn = raw(&redis).await;
+    let dead: i64 = conn.zcard(client.keys().dead()).await.unwrap();
+    assert_eq!(dead, 3);
+    w.shutdown().await.unwrap();
+}
+
+/// Sidekiq's processor runs a job from the list it was fetched from whatever its `queue`
+/// field says, and `promote.lua` reads a `null` queue as `default`: so does the worker.
+#[tokio::test]
+async fn a_foreign_job_with_queue_null_runs_in_the_default_queue() {
+    let redis = TestRedis::start();
+    let client = client(&redis, "queue_null").await;
+    let w = worker(&client);
+    plant(
+        &redis,
+        &client,
+        "queue_null",
+        br#"{"jid":"queue_null","class":"Fine","args":[null],"queue":null}"#,
+    )
+    .await;
+    let id = JobId::parse("queue_null").unwrap();
+    wait_for_state(&client, &id, JobState::Succeeded).await;
+    let mut conn = raw(&redis).await;
+    let dead: i64 = conn.zcard(client.keys().dead()).await.unwrap();
+    assert_eq!(dead, 0);
     w.shutdown().await.unwrap();
 }
