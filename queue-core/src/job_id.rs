@@ -52,6 +52,12 @@ impl JobId {
         }
     }
 
+    /// An id as it was stored in a payload, unchecked, as deserialization takes it: other
+    /// clients' ids need not pass [`JobId::parse`], and their status records use them as-is.
+    pub(crate) fn from_stored(s: String) -> Self {
+        Self(s)
+    }
+
     /// The id as text.
     pub fn as_str(&self) -> &str {
         &self.0

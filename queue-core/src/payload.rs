@@ -41,8 +41,9 @@ pub struct JobPayload {
     pub class: String,
     /// Positional arguments; JSON-native values only.
     pub args: Vec<Value>,
-    /// Queue the job runs in.
-    #[serde(default = "default_queue")]
+    /// Queue the job runs in (`default` when missing, `null` or empty, as `promote.lua`
+    /// reads it).
+    #[serde(default = "default_queue", deserialize_with = "queue_or_default")]
     pub queue: String,
     /// Retry policy (`true`, `false` or a maximum count).
     #[serde(default)]
@@ -85,6 +86,16 @@ fn default_queue() -> String {
     "default".to_owned()
 }
 
+/// Reads `queue`. Sidekiq's client refuses to push a `null` or empty queue, but its processor
+/// runs whatever it fetched from a queue list without looking at the field, so a foreign job
+/// with `"queue": null` runs. Reading it as `default`, as `promote.lua` does, runs it too,
+/// instead of burying a job that Lua already marked running.
+fn queue_or_default<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<String, D::Error> {
+    Ok(Option::<String>::deserialize(d)?
+        .filter(|q| !q.is_empty())
+        .unwrap_or_else(default_queue))
+}
+
 /// Reads `retry_count`. Sidekiq's "Retry Now" (`SortedEntry#retry`) lowers it by one before
 /// pushing the job back, so a job retried by hand after its first failure carries -1; like
 /// Sidekiq (which adds one on the next failure), read that as "no failure counted yet".
@@ -98,6 +109,24 @@ impl JobPayload {
     /// Parses stored job JSON.
     pub fn from_json(raw: &[u8]) -> Result<Self> {
         serde_json::from_slice(raw).map_err(Error::MalformedPayload)
+    }
+
+    /// The `jid` of an entry that [`JobPayload::from_json`] refuses, when it has one: the
+    /// first string value of a top-level `"jid"` key, found without parsing the rest.
+    ///
+    /// Lua reads more than serde does (nesting deeper than serde's 128 levels, `NaN`, a
+    /// valid prefix before garbage), so `ack_fetch.lua` may have marked such an entry's
+    /// status record `running`; whoever buries the entry finds that record with this id.
+    /// The scan is linear and keeps no stack, whatever the nesting.
+    ///
+    /// ```
+    /// # use queue_core::JobPayload;
+    /// let deep = format!(r#"{{"args":{}{},"jid":"j1","n":NaN}}"#, "[".repeat(500), "]".repeat(500));
+    /// assert_eq!(JobPayload::recover_jid(deep.as_bytes()).unwrap().as_str(), "j1");
+    /// assert!(JobPayload::recover_jid(br#"{"jid":12,"args":{"jid":"inner"}}"#).is_none());
+    /// ```
+    pub fn recover_jid(raw: &[u8]) -> Option<JobId> {
+        top_level_string(raw, "jid").map(JobId::from_stored)
     }
 
     /// Encodes the job as stored JSON.
@@ -122,6 +151,78 @@ impl JobPayload {
     /// ```
     pub fn attempt(&self) -> u32 {
         self.retry_count.map_or(1, |c| c.saturating_add(2))
+    }
+}
+
+/// The first string value of top-level key `key` in the JSON-like object `raw`, scanning
+/// tokens only: strings (with escapes) are skipped whole, brackets counted. Anything that
+/// stops the scan (not an object, an unterminated string, unbalanced brackets) gives `None`.
+fn top_level_string(raw: &[u8], key: &str) -> Option<String> {
+    let mut i = skip_whitespace(raw, 0);
+    if raw.get(i) != Some(&b'{') {
+        return None;
+    }
+    i += 1;
+    // Depth of the container the scan is in: 1 is the job object itself.
+    let mut depth: usize = 1;
+    let mut at_key = true;
+    while let Some(&b) = raw.get(i) {
+        match b {
+            b'"' => {
+                let end = string_end(raw, i)?;
+                if depth == 1 && at_key {
+                    at_key = false;
+                    let colon = skip_whitespace(raw, end + 1);
+                    if raw.get(colon) != Some(&b':') {
+                        return None;
+                    }
+                    let value = skip_whitespace(raw, colon + 1);
+                    let name = serde_json::from_slice::<String>(&raw[i..=end]).ok();
+                    if name.as_deref() == Some(key) && raw.get(value) == Some(&b'"') {
+                        let value_end = string_end(raw, value)?;
+                        if let Ok(s) = serde_json::from_slice::<String>(&raw[value..=value_end]) {
+                            return Some(s);
+                        }
+                    }
+                    i = value;
+                } else {
+                    i = end + 1;
+                }
+            }
+            b'{' | b'[' => {
+                depth = depth.checked_add(1)?;
+                i += 1;
+            }
+            b'}' | b']' => {
+                depth = depth.checked_sub(1).filter(|d| *d > 0)?;
+                i += 1;
+            }
+            b',' => {
+                at_key = depth == 1;
+                i += 1;
+            }
+            _ => i += 1,
+        }
+    }
+    None
+}
+
+fn skip_whitespace(raw: &[u8], mut i: usize) -> usize {
+    while raw.get(i).is_some_and(u8::is_ascii_whitespace) {
+        i += 1;
+    }
+    i
+}
+
+/// Index of the quote that closes the string opening at `raw[start]`.
+fn string_end(raw: &[u8], start: usize) -> Option<usize> {
+    let mut i = start + 1;
+    loop {
+        match raw.get(i)? {
+            b'\\' => i += 2,
+            b'"' => return Some(i),
+            _ => i += 1,
+        }
     }
 }
 
@@ -236,6 +337,56 @@ mod tests {
             let prefix = format!(r#"{{"jid":"ab_c-1","retry_count":{n},"class":"X","#);
             assert!(json.starts_with(&prefix), "{json}");
             assert_eq!(JobPayload::from_json(json.as_bytes()).unwrap(), job);
+        }
+    }
+
+    #[test]
+    fn a_null_or_empty_queue_reads_as_default() {
+        for queue in ["null", r#""""#] {
+            let raw = format!(r#"{{"class":"X","args":[],"jid":"a","queue":{queue}}}"#);
+            assert_eq!(
+                JobPayload::from_json(raw.as_bytes()).unwrap().queue,
+                "default"
+            );
+        }
+        assert!(JobPayload::from_json(br#"{"class":"X","args":[],"jid":"a","queue":5}"#).is_err());
+    }
+
+    #[test]
+    fn the_jid_of_an_entry_serde_refuses_is_recovered_from_the_top_level_only() {
+        let deep = format!(
+            r#"{{"class":"X","args":[{}1{}],"jid":"deep"}}"#,
+            "[".repeat(10_000),
+            "]".repeat(10_000)
+        );
+        assert!(JobPayload::from_json(deep.as_bytes()).is_err());
+        let cases: Vec<(Vec<u8>, Option<&str>)> = vec![
+            (deep.into_bytes(), Some("deep")),
+            (br#"{"jid":"a","retry_count":NaN}"#.to_vec(), Some("a")),
+            (
+                br#" { "x" : "}\"jid\":\"no\"", "jid" : "b\u0041" } "#.to_vec(),
+                Some("bA"),
+            ),
+            (br#"{"jid":"c", truncated"#.to_vec(), Some("c")),
+            (b"{\"x\":\"\xff\xfe\",\"jid\":\"d\"}".to_vec(), Some("d")),
+            (br#"{"args":[{"jid":"inner"}],"jid":7}"#.to_vec(), None),
+            (br#"{"args":{"jid":"inner"}}"#.to_vec(), None),
+            (br#"{"jid":null,"jid":"second"}"#.to_vec(), Some("second")),
+            (br#"["jid","x"]"#.to_vec(), None),
+            (br#"{"x":"unterminated, "jid":"e"}"#.to_vec(), None),
+            (br#"{"x":]]], "jid":"f"}"#.to_vec(), None),
+            (b"not json".to_vec(), None),
+            (Vec::new(), None),
+            (b"{\"jid\":\"\xff\"}".to_vec(), None),
+        ];
+        for (raw, jid) in cases {
+            let got = JobPayload::recover_jid(&raw);
+            assert_eq!(
+                got.as_ref().map(JobId::as_str),
+                jid,
+                "{}",
+                String::from_utf8_lossy(&raw)
+            );
         }
     }
 

@@ -45,11 +45,24 @@ impl Timestamp {
         self.0
     }
 
-    /// As a [`SystemTime`] (times before the epoch clamp to it).
+    /// As a [`SystemTime`]. Times before the epoch, `NaN`, and times this platform's
+    /// `SystemTime` cannot hold (a crafted payload can say 10¹⁹ s) all read as the epoch.
+    ///
+    /// ```
+    /// use queue_core::Timestamp;
+    /// use std::time::UNIX_EPOCH;
+    /// assert_eq!(Timestamp::from_secs_f64(1e19).to_system_time(), UNIX_EPOCH);
+    /// ```
     pub fn to_system_time(self) -> SystemTime {
-        UNIX_EPOCH + Duration::try_from_secs_f64(self.0).unwrap_or(Duration::ZERO)
+        Duration::try_from_secs_f64(self.0)
+            .ok()
+            .and_then(|d| UNIX_EPOCH.checked_add(d))
+            .unwrap_or(UNIX_EPOCH)
     }
 }
+
+/// Days from the epoch beyond which [`utc_day`] stops counting (about 2.7 billion years).
+const MAX_DAYS: i64 = 1_000_000_000_000;
 
 /// The UTC calendar day of epoch second `secs` as `YYYY-MM-DD` (Sidekiq's daily stat keys).
 ///
@@ -59,7 +72,9 @@ impl Timestamp {
 /// ```
 pub fn utc_day(secs: f64) -> String {
     // Howard Hinnant's days-to-civil algorithm: exact for the proleptic Gregorian calendar.
-    let days = (secs / 86_400.0).floor() as i64;
+    // `as` saturates (NaN is 0); the clamp keeps the arithmetic below inside i64 for any
+    // input, since callers may pass times read from Redis.
+    let days = ((secs / 86_400.0).floor() as i64).clamp(-MAX_DAYS, MAX_DAYS);
     let z = days + 719_468;
     let era = z.div_euclid(146_097);
     let doe = z.rem_euclid(146_097);
@@ -97,6 +112,15 @@ mod tests {
     fn integer_seconds_are_seconds() {
         let t: Timestamp = serde_json::from_str("1760000000").unwrap();
         assert_eq!(t.as_secs_f64(), 1_760_000_000.0);
+    }
+
+    #[test]
+    fn out_of_range_times_do_not_panic() {
+        for secs in [f64::NAN, f64::INFINITY, -f64::INFINITY, 1e300, -1e300, 1e19] {
+            let _ = utc_day(secs);
+            let _ = Timestamp::from_secs_f64(secs).to_system_time();
+        }
+        assert_eq!(utc_day(f64::NAN), "1970-01-01");
     }
 
     #[test]

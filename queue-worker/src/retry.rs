@@ -20,9 +20,18 @@ pub fn backoff(retry_count: u32) -> Duration {
 
 /// [`backoff`] plus random jitter of up to `10 × (count + 1)` seconds, so that jobs that
 /// failed together do not all retry together.
+///
+/// The count comes from the job's payload, which anyone with Redis access can write: the
+/// sum saturates instead of panicking (a count of 70,000 is already past `u64` seconds).
+///
+/// ```
+/// use queue_worker::retry::backoff_with_jitter;
+/// assert_eq!(backoff_with_jitter(u32::MAX).as_secs(), u64::MAX);
+/// ```
 pub fn backoff_with_jitter(retry_count: u32) -> Duration {
-    let spread = 10 * (u64::from(retry_count) + 1);
-    backoff(retry_count) + Duration::from_millis(fastrand::u64(0..spread * 1000))
+    // At most 10,000 × 2³² ms: no overflow in u64.
+    let spread_ms = 10_000 * (u64::from(retry_count) + 1);
+    backoff(retry_count).saturating_add(Duration::from_millis(fastrand::u64(0..spread_ms)))
 }
 
 /// Cuts `text` to at most [`MAX_ERROR_BYTES`] bytes on a character boundary.
@@ -53,6 +62,14 @@ mod tests {
             let d = backoff_with_jitter(count);
             assert!(d >= backoff(count));
             assert!(d < backoff(count) + Duration::from_secs(10 * (u64::from(count) + 1)));
+        }
+    }
+
+    /// Counts read from a crafted payload: the delay saturates rather than panic.
+    #[test]
+    fn huge_counts_saturate() {
+        for count in [70_000, u32::MAX] {
+            assert_eq!(backoff_with_jitter(count).as_secs(), u64::MAX);
         }
     }
 }

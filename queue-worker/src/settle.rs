@@ -28,7 +28,8 @@ pub(crate) async fn fail(
     failure: &Failure,
 ) -> queue_core::Result<Failed> {
     let now = Timestamp::now();
-    let retry_count = job.retry_count.map_or(0, |c| c + 1);
+    // A crafted count may sit at `u32::MAX`: saturate, which is "out of retries" anyway.
+    let retry_count = job.retry_count.map_or(0, |c| c.saturating_add(1));
     job.retry_count = Some(retry_count);
     job.error_class = Some(failure.class().to_owned());
     job.error_message = Some(truncate_error(failure.message()));
@@ -62,6 +63,11 @@ pub(crate) async fn fail(
 
 /// Moves a queue entry that is not valid job JSON to the dead set, wrapped in a job so
 /// that Sidekiq's dead-set tools can show it, with the raw bytes (truncated) and the reason.
+///
+/// When the entry's own jid can be read ([`JobPayload::recover_jid`]), the wrapper carries
+/// it, so a search by id finds the buried entry, and the job's status record, which
+/// `ack_fetch.lua` may have marked `running`, says `dead` with the reason. A cancelled record
+/// stays cancelled: the job did not run either way.
 pub(crate) async fn bury_malformed(
     shared: &Shared,
     ident: &Identity,
@@ -69,9 +75,18 @@ pub(crate) async fn bury_malformed(
     reason: &str,
 ) -> queue_core::Result<Failed> {
     // The wrapper keeps a lossy text copy for people, while the script removes the exact
-    // bytes from the processing list.
-    let wrapper = malformed_wrapper(raw, &truncate_error(reason), Timestamp::now());
-    tracing::error!(reason, "malformed queue entry moved to the dead set");
+    // bytes from the processing list. It keeps the entry's own id when one can be read, so
+    // that its status record can say what became of it.
+    let own = JobPayload::recover_jid(raw);
+    let tracked = match &own {
+        Some(jid) => has_live_record(shared, jid).await?,
+        None => false,
+    };
+    let mut wrapper = malformed_wrapper(raw, &truncate_error(reason), Timestamp::now());
+    if let Some(jid) = own {
+        wrapper.jid = jid;
+    }
+    tracing::error!(job_id = %wrapper.jid, reason, "malformed queue entry moved to the dead set");
     let json = wrapper.to_json()?;
     settle_failure(
         shared,
@@ -80,10 +95,25 @@ pub(crate) async fn bury_malformed(
         &json,
         &wrapper.jid,
         FailTo::Dead,
-        false,
+        tracked,
         reason,
     )
     .await
+}
+
+/// Whether `jid` has a status record that burying its entry must update: one that exists
+/// and is not cancelled. A record that cannot be read (a key of the wrong type) is left
+/// alone rather than keep the entry from its burial; a transient error is returned, and the
+/// audit tries again.
+async fn has_live_record(shared: &Shared, jid: &JobId) -> queue_core::Result<bool> {
+    match retry_transient("reading a status record", || shared.client.status(jid)).await {
+        Ok(record) => Ok(record.is_some_and(|r| r.state != queue_core::JobState::Cancelled)),
+        Err(e) if e.is_transient() => Err(e),
+        Err(e) => {
+            tracing::warn!(job_id = %jid, error = %e, "status record unreadable; burying the entry without it");
+            Ok(false)
+        }
+    }
 }
 
 #[allow(clippy::too_many_arguments)]
