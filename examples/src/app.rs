@@ -7,7 +7,7 @@
 //! | `POST /flaky` (optional `{"label":"..."}`) | `202`, `Location: /jobs/<id>` |
 //! | `GET /jobs/<id>[?wait=20]` | the job's state, progress and result (long poll with `wait`) |
 //! | `GET /health` | `200` while Redis answers |
-//! | `GET /metrics`, `GET /autoscale` | queue metrics, behind `METRICS_TOKEN` |
+//! | `GET /metrics`, `GET /autoscale` | queue metrics, `Authorization: Bearer $METRICS_TOKEN` (401 without a token configured) |
 
 use axum::body::Bytes;
 use axum::extract::rejection::JsonRejection;

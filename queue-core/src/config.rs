@@ -32,6 +32,7 @@ pub struct ClientConfig {
     /// Largest encoded job accepted by enqueue.
     pub max_payload_bytes: usize,
     /// Accept a TLS certificate that does not verify (managed Redis uses self-signed ones).
+    /// The only switch: a `#insecure` fragment in `url` is ignored unless this is set.
     pub accept_invalid_certs: bool,
     /// Name given to the connection with `CLIENT SETNAME` (the `DYNO` name on the platform).
     pub connection_name: Option<String>,
@@ -58,7 +59,9 @@ impl ClientConfig {
     ///
     /// Certificate checks are skipped for a `rediss://` URL when `REDIS_TLS_SKIP_VERIFY` is
     /// `1`/`true`, or when it is unset and `DYNO` is set (the platform's managed Redis only
-    /// offers self-signed certificates). `REDIS_TLS_SKIP_VERIFY=0` forces verification.
+    /// offers self-signed certificates). `REDIS_TLS_SKIP_VERIFY=0` forces verification. A
+    /// `#insecure` at the end of the URL does not count: only these variables decide (see
+    /// [`crate::connection::redis_client`]).
     pub fn from_env() -> Result<Self> {
         Self::from_vars(|k| std::env::var(k).ok())
     }

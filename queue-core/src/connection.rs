@@ -7,14 +7,32 @@ use std::time::Duration;
 use crate::config::ClientConfig;
 use crate::error::{Error, Result};
 
+/// The URL fragment with which the `redis` crate skips certificate checks.
+const INSECURE_FRAGMENT: &str = "#insecure";
+
 /// Builds a `redis::Client` for the configured URL, applying the TLS choice.
+///
+/// Whether certificates are checked is decided by [`ClientConfig::accept_invalid_certs`]
+/// alone (in the environment, `REDIS_TLS_SKIP_VERIFY`, or `DYNO`): a `#insecure` already at
+/// the end of the URL is removed, with a warning, unless that setting agrees. A URL is
+/// copied between apps and dashboards; a fragment in it must not switch off verification
+/// that the environment asked for.
 pub fn redis_client(config: &ClientConfig) -> Result<RedisClient> {
     let mut url = config.url.clone();
     if config.is_tls() {
         // rustls needs a process-wide crypto provider; a second install is a harmless no-op.
         let _ = rustls::crypto::ring::default_provider().install_default();
-        if config.accept_invalid_certs && !url.contains('#') {
-            url.push_str("#insecure");
+        if let Some(stripped) = url.strip_suffix(INSECURE_FRAGMENT) {
+            if !config.accept_invalid_certs {
+                tracing::warn!(
+                    "the Redis URL ends in #insecure, which is ignored: TLS certificates are \
+                     verified; set REDIS_TLS_SKIP_VERIFY=1 (or accept_invalid_certs) to skip the check"
+                );
+            }
+            url = stripped.to_owned();
+        }
+        if config.accept_invalid_certs {
+            url.push_str(INSECURE_FRAGMENT);
         }
     }
     RedisClient::open(url).map_err(|e| Error::InvalidRedisUrl(format!("{:?}", e.kind())))
@@ -99,4 +117,57 @@ pub async fn check_memory_policy<C: redis::aio::ConnectionLike + Send>(
         ),
     }
     policy
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use redis::ConnectionAddr;
+
+    fn insecure(config: &ClientConfig) -> bool {
+        match redis_client(config).unwrap().get_connection_info().addr() {
+            ConnectionAddr::TcpTls { insecure, .. } => *insecure,
+            other => panic!("not TLS: {other:?}"),
+        }
+    }
+
+    fn from(pairs: &[(&str, &str)]) -> ClientConfig {
+        let pairs: Vec<(String, String)> = pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        ClientConfig::from_vars(move |k| pairs.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone()))
+            .unwrap()
+    }
+
+    #[test]
+    fn a_url_fragment_cannot_turn_certificate_checks_off() {
+        let url = "rediss://:pw@h:6380#insecure";
+        // The environment forces verification: the fragment must not override it.
+        assert!(!insecure(&from(&[
+            ("REDIS_URL", url),
+            ("REDIS_TLS_SKIP_VERIFY", "0")
+        ])));
+        assert!(!insecure(&from(&[
+            ("REDIS_URL", url),
+            ("DYNO", "web.1"),
+            ("REDIS_TLS_SKIP_VERIFY", "0")
+        ])));
+        // Nothing says to skip them (not on the platform, no variable): verified.
+        assert!(!insecure(&from(&[("REDIS_URL", url)])));
+        assert!(!insecure(&ClientConfig::new(url)));
+        // Only the typed setting (from the environment or code) turns them off.
+        assert!(insecure(&from(&[
+            ("REDIS_URL", url),
+            ("REDIS_TLS_SKIP_VERIFY", "1")
+        ])));
+        assert!(insecure(&from(&[
+            ("REDIS_URL", "rediss://h:6380"),
+            ("DYNO", "web.1")
+        ])));
+        assert!(insecure(
+            &ClientConfig::new("rediss://h:6380").accept_invalid_certs(true)
+        ));
+        assert!(!insecure(&ClientConfig::new("rediss://h:6380")));
+    }
 }

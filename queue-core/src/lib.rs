@@ -54,6 +54,7 @@ pub mod payload;
 pub mod platform;
 mod process;
 pub mod queue_name;
+pub mod redact;
 pub mod scripts;
 pub mod status;
 #[cfg(feature = "test-support")]

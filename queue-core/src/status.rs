@@ -9,7 +9,7 @@
 //! | `attempt` | 0 before the first run, then 1, 2, … (absent: 0) |
 //! | `progress`, `message` | last progress report (percent 0-100, text) |
 //! | `result` | JSON value stored on success |
-//! | `error` | last error message (truncated) |
+//! | `error` | last error, `"<class>: <message>"` (truncated; the job's own error only, credentials redacted) |
 //! | `owner` | who may read it, when recorded at enqueue |
 //! | `rev` | incremented by every change, so pollers can tell that something changed (absent: 1) |
 //!

@@ -15,7 +15,8 @@
 //!   refused ids all answer the same `404`.
 //! - [`health_router`]: `GET /health`, Redis `PING` bounded by 1 s.
 //! - [`metrics_router`]: `GET /metrics` (Prometheus) and `GET /autoscale` (the JSON worker
-//!   autoscalers read), token-protected, O(1) in the number of queued jobs ([`metrics`]).
+//!   autoscalers read), behind a bearer token unless opened explicitly ([`MetricsAccess`]),
+//!   O(1) in the number of queued jobs ([`metrics`]).
 //! - [`WebError`]: the one error type; Redis down is `503 {"error":"redis unavailable"}`.
 //! - Every router answers within [`REQUEST_TIMEOUT`] (25 s), under the platform router's 30 s.
 //!
@@ -83,9 +84,11 @@
 //!
 //! # Metrics are not public
 //! With a token configured ([`MetricsConfig::token`], or `METRICS_TOKEN` through
-//! [`MetricsConfig::from_env`]) both `/metrics` and `/autoscale` require it, as
-//! `Authorization: Bearer <token>` or `?token=<token>`, compared in constant time. Without
-//! one they are open: mount them on a listener that is not exposed then.
+//! [`MetricsConfig::from_env`]) both `/metrics` and `/autoscale` require it as
+//! `Authorization: Bearer <token>`, compared in constant time; a `?token=` in the URL is not
+//! accepted, since URLs end up in the platform router's access logs. Without a token they
+//! answer `401` to everyone, unless the app opens them on purpose with
+//! [`MetricsAccess::Open`] (for a listener that is not exposed).
 #![cfg_attr(not(test), warn(clippy::unwrap_used))]
 
 pub mod accepted;
@@ -101,6 +104,6 @@ pub use accepted::Accepted;
 pub use access::{Access, CapabilityUrl, OwnerIs};
 pub use error::WebError;
 pub use health::health_router;
-pub use metrics::{MetricsConfig, metrics_router, to_prometheus};
+pub use metrics::{MetricsAccess, MetricsConfig, metrics_router, to_prometheus};
 pub use status_route::{MAX_WAIT, StatusState, status_router};
 pub use timeout::{REQUEST_TIMEOUT, request_timeout_layer};

@@ -14,11 +14,16 @@
 //! the autoscaler JSON by hand.
 //!
 //! # Access
-//! Neither endpoint is public when a token is configured ([`MetricsConfig::token`], or
-//! `METRICS_TOKEN` with [`MetricsConfig::from_env`]): the request must carry it as
-//! `Authorization: Bearer <token>` or `?token=<token>` (the latter for autoscalers that can
-//! only be given a URL), compared in constant time; otherwise `401`. Without a token both
-//! endpoints are open, so mount them on a private listener then.
+//! Neither endpoint is public unless the app says so, by a typed choice ([`MetricsAccess`]):
+//! - [`MetricsAccess::Token`] ([`MetricsConfig::token`], or `METRICS_TOKEN` with
+//!   [`MetricsConfig::from_env`]): the request must carry `Authorization: Bearer <token>`,
+//!   compared in constant time; otherwise `401`. The token is read from that header only: a
+//!   `?token=` in the URL would be written to the platform router's access logs, so it is
+//!   ignored (and the request refused).
+//! - [`MetricsAccess::Closed`], the default when no token is configured: every request gets
+//!   `401`, and the router logs a warning when it is built.
+//! - [`MetricsAccess::Open`]: anyone who reaches the listener; only for a listener that is
+//!   not exposed.
 
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
@@ -46,20 +51,46 @@ use crate::timeout::request_timeout_layer;
 /// Process type whose dynos an autoscaler scales by default (the Procfile's `worker`).
 pub const DEFAULT_PROCESS_NAME: &str = "worker";
 
-/// Who may read the metrics and how the autoscaler endpoint names its process type.
+/// The secret a metrics request must carry; `Debug` never shows it.
 #[derive(Clone)]
-pub struct MetricsConfig {
-    token: Option<Arc<str>>,
-    process_name: String,
+pub struct MetricsToken(Arc<str>);
+
+impl MetricsToken {
+    /// The token, or `None` for an empty one (which would let every request through).
+    ///
+    /// ```
+    /// use queue_web::metrics::MetricsToken;
+    /// assert!(MetricsToken::new("").is_none());
+    /// assert!(!format!("{:?}", MetricsToken::new("s3cret").unwrap()).contains("s3cret"));
+    /// ```
+    pub fn new(token: impl Into<String>) -> Option<Self> {
+        let token: String = token.into();
+        (!token.is_empty()).then(|| Self(Arc::from(token)))
+    }
 }
 
-impl fmt::Debug for MetricsConfig {
+impl fmt::Debug for MetricsToken {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("MetricsConfig")
-            .field("token", &self.token.as_ref().map(|_| "<redacted>"))
-            .field("process_name", &self.process_name)
-            .finish()
+        f.write_str("MetricsToken(<redacted>)")
     }
+}
+
+/// Who may read `/metrics` and `/autoscale`: a choice made in code, never by omission.
+#[derive(Debug, Clone)]
+pub enum MetricsAccess {
+    /// Nobody: every request answers `401`. What an app gets when it configures no token.
+    Closed,
+    /// Requests that carry `Authorization: Bearer <token>`.
+    Token(MetricsToken),
+    /// Anyone who reaches the listener: only for a listener that is not exposed.
+    Open,
+}
+
+/// Who may read the metrics and how the autoscaler endpoint names its process type.
+#[derive(Debug, Clone)]
+pub struct MetricsConfig {
+    access: MetricsAccess,
+    process_name: String,
 }
 
 impl Default for MetricsConfig {
@@ -69,27 +100,51 @@ impl Default for MetricsConfig {
 }
 
 impl MetricsConfig {
-    /// No token (open endpoints) and process name [`DEFAULT_PROCESS_NAME`].
+    /// [`MetricsAccess::Closed`] and process name [`DEFAULT_PROCESS_NAME`].
     pub fn new() -> Self {
         Self {
-            token: None,
+            access: MetricsAccess::Closed,
             process_name: DEFAULT_PROCESS_NAME.to_owned(),
         }
     }
 
-    /// The token from `METRICS_TOKEN` (unset or empty: none).
+    /// The token from `METRICS_TOKEN`; unset or empty: [`MetricsAccess::Closed`].
     pub fn from_env() -> Self {
-        match std::env::var("METRICS_TOKEN") {
-            Ok(token) => Self::new().token(token),
-            Err(_) => Self::new(),
+        Self::from_vars(|k| std::env::var(k).ok())
+    }
+
+    /// Like [`MetricsConfig::from_env`], reading each variable through `lookup`.
+    ///
+    /// ```
+    /// use queue_web::{MetricsAccess, MetricsConfig};
+    /// let config = MetricsConfig::from_vars(|_| None);
+    /// assert!(matches!(config.access_rule(), MetricsAccess::Closed));
+    /// ```
+    pub fn from_vars(lookup: impl Fn(&str) -> Option<String>) -> Self {
+        match lookup("METRICS_TOKEN") {
+            Some(token) => Self::new().token(token),
+            None => Self::new(),
         }
     }
 
-    /// Requires `token` on every metrics request; an empty token means none.
-    pub fn token(mut self, token: impl Into<String>) -> Self {
-        let token: String = token.into();
-        self.token = (!token.is_empty()).then(|| Arc::from(token));
+    /// Requires `token` as `Authorization: Bearer`; an empty token closes the endpoints.
+    pub fn token(self, token: impl Into<String>) -> Self {
+        let access = match MetricsToken::new(token) {
+            Some(token) => MetricsAccess::Token(token),
+            None => MetricsAccess::Closed,
+        };
+        self.access(access)
+    }
+
+    /// Sets who may read the endpoints.
+    pub fn access(mut self, access: MetricsAccess) -> Self {
+        self.access = access;
         self
+    }
+
+    /// Who may read the endpoints.
+    pub fn access_rule(&self) -> &MetricsAccess {
+        &self.access
     }
 
     /// Names the process type in the autoscaler JSON (`"name"`).
@@ -98,10 +153,12 @@ impl MetricsConfig {
         self
     }
 
-    /// Whether `headers` or `query_token` carry the configured token (always, without one).
-    fn allows(&self, headers: &HeaderMap, query_token: Option<&str>) -> bool {
-        let Some(expected) = &self.token else {
-            return true;
+    /// Whether `headers` carry what [`MetricsAccess`] asks for.
+    fn allows(&self, headers: &HeaderMap) -> bool {
+        let expected = match &self.access {
+            MetricsAccess::Open => return true,
+            MetricsAccess::Closed => return false,
+            MetricsAccess::Token(MetricsToken(token)) => token,
         };
         let bearer = headers
             .get(header::AUTHORIZATION)
@@ -111,10 +168,7 @@ impl MetricsConfig {
                 scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
             });
         // `ct_eq` is constant-time for equal lengths; only the token's length can leak.
-        [bearer, query_token]
-            .into_iter()
-            .flatten()
-            .any(|given| bool::from(given.as_bytes().ct_eq(expected.as_bytes())))
+        bearer.is_some_and(|given| bool::from(given.as_bytes().ct_eq(expected.as_bytes())))
     }
 }
 
@@ -242,8 +296,8 @@ struct MetricsState {
     config: MetricsConfig,
 }
 
-/// `GET /metrics` (Prometheus text) and `GET /autoscale` (autoscaler JSON), token-protected
-/// when a token is configured.
+/// `GET /metrics` (Prometheus text) and `GET /autoscale` (autoscaler JSON), readable as
+/// [`MetricsConfig`]'s [`MetricsAccess`] says.
 ///
 /// `/autoscale` answers `[{"name":"worker","value":<v>}]`, the shape third-party worker
 /// autoscalers read from the web dyno, where `v` is, by `?metric=`:
@@ -254,8 +308,14 @@ pub fn metrics_router<S>(client: Client, config: MetricsConfig) -> Router<S>
 where
     S: Clone + Send + Sync + 'static,
 {
-    if config.token.is_none() {
-        tracing::info!("metrics endpoints have no token: mount them on a private listener");
+    match &config.access {
+        MetricsAccess::Closed => tracing::warn!(
+            "metrics endpoints are closed (every request gets 401): set METRICS_TOKEN, or open them on a private listener"
+        ),
+        MetricsAccess::Open => {
+            tracing::info!("metrics endpoints are open to anyone who reaches this listener")
+        }
+        MetricsAccess::Token(_) => {}
     }
     Router::new()
         .route("/metrics", get(prometheus))
@@ -268,10 +328,9 @@ where
         .with_state(MetricsState { client, config })
 }
 
-/// Query parameters of the metrics routes.
+/// Query parameters of the metrics routes (a `token` parameter is ignored: see [`MetricsAccess`]).
 #[derive(Debug, Default, Deserialize)]
 struct MetricsQuery {
-    token: Option<String>,
     metric: Option<String>,
 }
 
@@ -281,7 +340,7 @@ fn authorize(
     query: Result<Query<MetricsQuery>, QueryRejection>,
 ) -> Result<MetricsQuery, WebError> {
     let query = query.map(|Query(q)| q).unwrap_or_default();
-    if state.config.allows(headers, query.token.as_deref()) {
+    if state.config.allows(headers) {
         Ok(query)
     } else {
         Err(WebError::Unauthorized)
@@ -324,26 +383,26 @@ mod tests {
     use super::*;
 
     #[test]
-    fn token_from_header_or_query() {
+    fn token_from_the_header_only() {
         let config = MetricsConfig::new().token("s3cret");
         let mut headers = HeaderMap::new();
-        assert!(!config.allows(&headers, None));
-        assert!(config.allows(&headers, Some("s3cret")));
-        assert!(!config.allows(&headers, Some("s3cre")));
+        assert!(!config.allows(&headers));
         headers.insert(
             header::AUTHORIZATION,
             HeaderValue::from_static("Bearer s3cret"),
         );
-        assert!(config.allows(&headers, None));
+        assert!(config.allows(&headers));
+        assert!(!MetricsConfig::new().allows(&headers));
+        assert!(!MetricsConfig::new().token("").allows(&headers));
         headers.insert(
             header::AUTHORIZATION,
             HeaderValue::from_static("Bearer wrong"),
         );
-        assert!(!config.allows(&headers, None));
+        assert!(!config.allows(&headers));
         assert!(
             MetricsConfig::new()
-                .token("")
-                .allows(&HeaderMap::new(), None)
+                .access(MetricsAccess::Open)
+                .allows(&HeaderMap::new())
         );
         assert!(!format!("{config:?}").contains("s3cret"));
     }

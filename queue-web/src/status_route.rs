@@ -8,7 +8,8 @@
 //! ```
 //! - `state`: `queued`, `scheduled`, `running`, `retrying`, `succeeded`, `dead`, `cancelled`;
 //! - `result` (the stored JSON value, `null` if none) only when `succeeded`;
-//! - `error` (last error message) only when `retrying` or `dead`;
+//! - `error` (last error, `"<class>: <message>"`, the job's own error only: panics and
+//!   Redis errors are in the worker log, not here) only when `retrying` or `dead`;
 //! - timestamps are epoch seconds, present once known: `created_at`, `enqueued_at`, `run_at`,
 //!   `started_at`, `finished_at`.
 //!

@@ -267,11 +267,6 @@ async fn arguments_never_appear() {
         .await;
     let body = app.get(&path).await.text().await.unwrap();
     assert!(body.contains("42") && !body.contains(secret), "{body}");
-    let metrics = app
-        .get(&format!("/metrics?token={}", common::TOKEN))
-        .await
-        .text()
-        .await
-        .unwrap();
+    let metrics = app.get_with_token("/metrics").await.text().await.unwrap();
     assert!(!metrics.contains(secret));
 }

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{App, TOKEN};
+use common::App;
 use queue_core::testing::TestRedis;
 use queue_core::{Client, NewJob};
 use serde_json::{Value, json};
@@ -56,7 +56,7 @@ async fn metrics_with_a_million_jobs_queued() {
     let mut text = String::new();
     for _ in 0..REQUESTS {
         let start = Instant::now();
-        let response = app.get(&format!("/metrics?token={TOKEN}")).await;
+        let response = app.get_with_token("/metrics").await;
         assert_eq!(response.status(), 200);
         text = response.text().await.unwrap();
         times.push(start.elapsed());
@@ -86,7 +86,7 @@ async fn metrics_with_a_million_jobs_queued() {
 
     let start = Instant::now();
     let body: Value = app
-        .get(&format!("/autoscale?metric=size&token={TOKEN}"))
+        .get_with_token("/autoscale?metric=size")
         .await
         .json()
         .await

@@ -28,12 +28,15 @@ async fn redis_down_is_a_quick_503() {
         ("health", app.http.get(format!("{}/health", app.base))),
         (
             "metrics",
-            app.http.get(format!("{}/metrics?token={TOKEN}", app.base)),
+            app.http
+                .get(format!("{}/metrics", app.base))
+                .bearer_auth(TOKEN),
         ),
         (
             "autoscale",
             app.http
-                .get(format!("{}/autoscale?token={TOKEN}", app.base)),
+                .get(format!("{}/autoscale", app.base))
+                .bearer_auth(TOKEN),
         ),
         (
             "enqueue",

@@ -83,7 +83,7 @@ mod worker;
 pub use config::WorkerConfig;
 pub use context::JobContext;
 pub use error::{Error, Result};
-pub use failure::Failure;
+pub use failure::{Failure, InternalFailure, PANIC_CLASS, QUEUE_ERROR_CLASS};
 pub use heartbeat::rss_kib;
 pub use membership::Identity;
 pub use queues::Queues;

@@ -118,9 +118,7 @@ pub(crate) async fn run(
                     // attempt (which would send it to the retry set for 15 s or more).
                     Ok(Err(_)) if stopped() => Outcome::HandBack,
                     Ok(Err(failure)) => Outcome::Failed(failure),
-                    Err(panic) => {
-                        Outcome::Failed(Failure::with_class("Panic", panic_message(panic)))
-                    }
+                    Err(panic) => Outcome::Failed(Failure::panic(panic_message(panic))),
                 }
             };
             tokio::select! {
@@ -184,6 +182,8 @@ pub(crate) async fn run(
             return;
         }
         Outcome::Failed(failure) => {
+            // What is stored is what anyone holding the status URL reads: see `failure.rs`.
+            let failure = failure.redacted();
             tracing::warn!(job_id = %jid, class = %job.class, attempt = job.attempt(),
                 error = %Shown(&failure), "job failed");
             match settle::fail(&shared, &ident, &raw, job, &failure).await {

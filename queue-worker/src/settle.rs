@@ -52,9 +52,13 @@ pub(crate) async fn fail(
     } else {
         FailTo::Retry { delay }
     };
-    let error = job.error_message.as_deref().unwrap_or_default();
-    let failed =
-        settle_failure(shared, ident, raw, &rewritten, &job.jid, to, tracked, error).await?;
+    // The status record shows Sidekiq's "Class: message" line (see `Failure` for what
+    // a failure's class and message may contain).
+    let error = truncate_error(&format!("{}: {}", failure.class(), failure.message()));
+    let failed = settle_failure(
+        shared, ident, raw, &rewritten, &job.jid, to, tracked, &error,
+    )
+    .await?;
     if failed == Failed::NotOwned {
         tracing::warn!(job_id = %job.jid, "late failure rejected: the job was recovered by another worker");
     }

@@ -7,8 +7,8 @@
 //! The web process: enqueues jobs, answers `202 Accepted`, serves their status URLs.
 //! Environment: `PORT` (default 3000; the platform sets it), `REDIS_TLS_URL` or `REDIS_URL`
 //! (and the other `queue_core::ClientConfig::from_env` variables: `REDIS_TLS_SKIP_VERIFY`,
-//! `QUEUE_PREFIX`, `DYNO`), `METRICS_TOKEN` (protects `/metrics` and `/autoscale`; without
-//! it they are open), `RUST_LOG` (default `info`). Binds `0.0.0.0:$PORT`; on SIGTERM stops
+//! `QUEUE_PREFIX`, `DYNO`), `METRICS_TOKEN` (`/metrics` and `/autoscale` need it as
+//! `Authorization: Bearer`; without it they answer 401), `RUST_LOG` (default `info`). Binds `0.0.0.0:$PORT`; on SIGTERM stops
 //! accepting connections and drains open requests within the platform's 30 s.
 
 use queue_core::{Client, platform};

@@ -46,6 +46,16 @@ impl App {
             .unwrap()
     }
 
+    /// GET `path` with the metrics token in `Authorization: Bearer`.
+    pub(crate) async fn get_with_token(&self, path: &str) -> reqwest::Response {
+        self.http
+            .get(format!("{}{path}", self.base))
+            .bearer_auth(TOKEN)
+            .send()
+            .await
+            .unwrap()
+    }
+
     /// GET `path` as user `user`.
     pub(crate) async fn get_as(&self, path: &str, user: &str) -> reqwest::Response {
         self.http
