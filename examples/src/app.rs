@@ -1,10 +1,10 @@
-//! The web process's routes and its graceful shutdown.
+//! The web process's routes; the server that runs them is [`crate::server`].
 //!
 //! | route | answer |
 //! |---|---|
 //! | `GET /` | what this app does, as JSON |
-//! | `POST /reports` `{"title":"Q3"}` (optional `"pages"`) | `202`, `Location: /jobs/<id>` |
-//! | `POST /flaky` (optional `{"label":"..."}`) | `202`, `Location: /jobs/<id>` |
+//! | `POST /reports` `{"title":"Q3"}` (optional `"pages"`) | `202`, `Location: /jobs/<id>`; `429` past the rate limit |
+//! | `POST /flaky` (optional `{"label":"..."}`) | `202`, `Location: /jobs/<id>`; `429` past the rate limit |
 //! | `GET /jobs/<id>[?wait=20]` | the job's state, progress and result (long poll with `wait`) |
 //! | `GET /health` | `200` while Redis answers |
 //! | `GET /metrics`, `GET /autoscale` | queue metrics, `Authorization: Bearer $METRICS_TOKEN` (401 without a token configured) |
@@ -18,76 +18,46 @@ use queue_core::Client;
 use queue_web::{Accepted, CapabilityUrl, MetricsConfig, StatusState, WebError};
 use serde::Deserialize;
 use serde_json::{Value, json};
-use std::future::Future;
-use std::time::Duration;
-use tokio::net::TcpListener;
-use tokio_util::sync::CancellationToken;
 
 use crate::jobs::{FlakyJob, ReportJob};
+use crate::rate_limit::PostRateLimit;
 
 /// Where the status router is mounted; `Location` headers point below it.
 pub const STATUS_BASE: &str = "/jobs";
 /// Largest request body accepted by the enqueue routes: they take a title, not a document.
 pub const MAX_BODY_BYTES: usize = 4 * 1024;
-/// Longest the web process waits for open requests after SIGTERM before it exits anyway.
-///
-/// Every request already ends within [`queue_web::REQUEST_TIMEOUT`] (long polls included),
-/// so this only guards against the unexpected; it stays under the platform's 30 s SIGKILL.
-pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(27);
 
-const _: () = assert!(DRAIN_TIMEOUT.as_secs() > queue_web::REQUEST_TIMEOUT.as_secs());
-const _: () = assert!(DRAIN_TIMEOUT.as_secs() < 30);
-
-/// The whole app: enqueue routes, the status router under [`STATUS_BASE`], health, metrics.
+/// The whole app: enqueue routes (rate-limited per client when `post_limit` is set), the
+/// status router under [`STATUS_BASE`], health, metrics.
 ///
 /// ```no_run
 /// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+/// use examples::rate_limit::PostRateLimit;
 /// let client = queue_core::Client::from_env().await?;
-/// let app = examples::app::router(client, queue_web::MetricsConfig::from_env());
+/// let app = examples::app::router(
+///     client,
+///     queue_web::MetricsConfig::from_env(),
+///     PostRateLimit::from_env()?,
+/// );
 /// # let _ = app; Ok(()) }
 /// ```
-pub fn router(client: Client, metrics: MetricsConfig) -> Router {
+pub fn router(client: Client, metrics: MetricsConfig, post_limit: Option<PostRateLimit>) -> Router {
     let status = StatusState::new(client.clone(), CapabilityUrl);
-    Router::new()
-        .route("/", get(index))
+    let mut posts = Router::new()
         .route("/reports", post(create_report))
         .route("/flaky", post(create_flaky))
-        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES));
+    if let Some(limit) = post_limit {
+        posts = limit.apply(posts);
+    }
+    Router::new()
+        .route("/", get(index))
+        .merge(posts)
         .nest(STATUS_BASE, queue_web::status_router(status))
         .merge(queue_web::health_router(client.clone()))
         .merge(queue_web::metrics_router(client.clone(), metrics))
         .layer(queue_web::request_timeout_layer())
         .with_state(client)
-}
-
-/// Serves `app` on `listener` until `shutdown` completes, then drains open requests.
-///
-/// After the signal no new connection is accepted and idle ones are closed; requests in
-/// flight finish (each within `REQUEST_TIMEOUT`), bounded by [`DRAIN_TIMEOUT`].
-pub async fn serve(
-    listener: TcpListener,
-    app: Router,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    let draining = CancellationToken::new();
-    let started = draining.clone();
-    let server = axum::serve(listener, app).with_graceful_shutdown(async move {
-        shutdown.await;
-        tracing::info!("shutting down: no new connections, draining open requests");
-        started.cancel();
-    });
-    let deadline = async {
-        draining.cancelled().await;
-        tokio::time::sleep(DRAIN_TIMEOUT).await;
-    };
-    tokio::select! {
-        served = server => {
-            served?;
-            tracing::info!("web stopped");
-        }
-        () = deadline => tracing::warn!(?DRAIN_TIMEOUT, "requests still open at the drain timeout; exiting"),
-    }
-    Ok(())
 }
 
 async fn index() -> Json<Value> {

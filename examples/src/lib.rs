@@ -8,7 +8,10 @@
 //! A tour:
 //! - [`jobs`]: the job types both processes link, so names and arguments cannot drift.
 //! - [`app`]: the web routes (`POST /reports`, `POST /flaky`, the status router, health,
-//!   metrics) and the graceful shutdown.
+//!   metrics).
+//! - [`server`]: the HTTP server with header-read and idle timeouts, and the graceful
+//!   shutdown.
+//! - [`rate_limit`]: the per-client limit on the POST routes (`429` past it).
 //! - [`report`]: the report job's work (progress every page, cancellation, a stored result).
 //! - [`flaky`]: a job that fails once with a short retry, then succeeds.
 //! - `src/bin/{web,worker,client}.rs`: thin `main`s, each opening with how to run it.
@@ -31,6 +34,8 @@
 pub mod app;
 pub mod flaky;
 pub mod jobs;
+pub mod rate_limit;
 pub mod report;
+pub mod server;
 
 pub use jobs::{FlakyJob, ReportJob};

@@ -129,7 +129,8 @@ struct Stack {
 }
 
 impl Stack {
-    /// Starts Redis, `web` (with `METRICS_TOKEN=test-token`) and one `worker` with the extra
+    /// Starts Redis, `web` (with `METRICS_TOKEN=test-token`, the POST rate limit out of the
+    /// way) and one `worker` with the extra
     /// `worker_env`, and waits until the web process is healthy.
     async fn start(worker_env: &[(&str, &str)]) -> Self {
         let redis = TestRedis::start();
@@ -144,6 +145,8 @@ impl Stack {
                 ("REDIS_URL", redis.url()),
                 ("PORT", port.to_string()),
                 ("METRICS_TOKEN", "test-token".to_owned()),
+                // The tests POST far faster than a person would (the limit has its own test).
+                ("POST_RATE_BURST", "10000".to_owned()),
             ],
         );
         let mut stack = Self {

@@ -8,9 +8,14 @@
 //! Environment: `PORT` (default 3000; the platform sets it), `REDIS_TLS_URL` or `REDIS_URL`
 //! (and the other `queue_core::ClientConfig::from_env` variables: `REDIS_TLS_SKIP_VERIFY`,
 //! `QUEUE_PREFIX`, `DYNO`), `METRICS_TOKEN` (`/metrics` and `/autoscale` need it as
-//! `Authorization: Bearer`; without it they answer 401), `RUST_LOG` (default `info`). Binds `0.0.0.0:$PORT`; on SIGTERM stops
-//! accepting connections and drains open requests within the platform's 30 s.
+//! `Authorization: Bearer`; without it they answer 401), `POST_RATE_BURST` and
+//! `POST_RATE_REFILL_MS` (the per-client limit of the POST routes, `examples::rate_limit`;
+//! `POST_RATE_BURST=0` turns it off), `RUST_LOG` (default `info`). Binds `0.0.0.0:$PORT`
+//! (`examples::server`: a client has 10 s to send its headers, an idle connection is
+//! closed); on SIGTERM stops accepting connections and drains open requests within the
+//! platform's 30 s.
 
+use examples::rate_limit::PostRateLimit;
 use queue_core::{Client, platform};
 use queue_web::MetricsConfig;
 use std::net::{Ipv4Addr, SocketAddr};
@@ -31,10 +36,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // Signal handlers first: a SIGTERM during start-up must not kill the process outright.
     let shutdown = platform::shutdown_signal()?;
     let client = Client::from_env().await?;
-    let app = examples::app::router(client, MetricsConfig::from_env());
+    let post_limit = PostRateLimit::from_env()?;
+    let app = examples::app::router(client, MetricsConfig::from_env(), post_limit);
     let listener =
         tokio::net::TcpListener::bind(SocketAddr::from((Ipv4Addr::UNSPECIFIED, port))).await?;
     tracing::info!(addr = %listener.local_addr()?, "web listening");
-    examples::app::serve(listener, app, shutdown).await?;
+    examples::server::serve(listener, app, shutdown).await?;
     Ok(())
 }
