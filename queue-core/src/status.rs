@@ -12,6 +12,7 @@
 //! | `error` | last error, `"<class>: <message>"` (truncated; the job's own error only, credentials redacted) |
 //! | `owner` | who may read it, when recorded at enqueue |
 //! | `rev` | incremented by every change, so pollers can tell that something changed (absent: 1) |
+//! | `retention` | on a cancelled record: the seconds it is kept once its job is dropped (it does not expire while the job waits) |
 //!
 //! A queued record as `enqueue.lua` writes it holds only `state`, `queue`, `class`,
 //! `created_at`, `enqueued_at` (and `owner` when given): `attempt` and `rev` are left out,

@@ -443,7 +443,7 @@ async fn promote_reports_what_left_the_set_and_when_the_next_is_due() {
     hset(
         &mut conn,
         &keys.status("cancelled"),
-        &["state", "cancelled"],
+        &["state", "cancelled", "retention", "60"],
     )
     .await;
     zadd(&mut conn, &keys.schedule(), 1.0, &due).await;
@@ -470,6 +470,9 @@ async fn promote_reports_what_left_the_set_and_when_the_next_is_due() {
         hgetall(&mut conn, &keys.status("cancelled")).await["state"],
         "cancelled"
     );
+    // Dropped, the cancelled job's record takes the retention its cancel noted.
+    let t = ttl(&mut conn, &keys.status("cancelled")).await;
+    assert!((1..=60).contains(&t), "ttl {t}");
     // The malformed member is buried in the dead set, with its text.
     let dead = zrange(&mut conn, &keys.dead()).await;
     assert_eq!(dead.len(), 1);
@@ -913,8 +916,9 @@ async fn cancel_stops_a_waiting_job_but_not_a_running_one() {
         ("cancelled", "2")
     );
     assert!(record.contains_key("finished_at"));
-    let t = ttl(&mut conn, &keys.status("queued")).await;
-    assert!((1..=FINISHED_TTL as i64).contains(&t), "ttl {t}");
+    // It lasts while the job waits; the drop of the job applies the retention noted here.
+    assert_eq!(ttl(&mut conn, &keys.status("queued")).await, -1);
+    assert_eq!(record["retention"], FINISHED_TTL.to_string());
 
     // Running, already cancelled, or no record: too late, nothing changed or created.
     let running_before = hgetall(&mut conn, &keys.status("running")).await;

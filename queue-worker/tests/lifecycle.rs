@@ -81,3 +81,69 @@ async fn a_failed_job_is_retried_and_succeeds_later() {
     );
     worker.shutdown().await.unwrap();
 }
+
+/// A cancelled job that waits in its queue longer than a finished record's retention is
+/// still skipped: the record lasts while the job waits, and takes the retention only once
+/// the worker has dropped the job. (It used to expire after the retention, and the job then
+/// ran and ended `succeeded`.)
+#[tokio::test]
+async fn a_cancel_holds_however_long_the_job_waits() {
+    let redis = TestRedis::start();
+    let retention = Duration::from_secs(3);
+    let config = redis
+        .config("cancel_outlives")
+        .status_retention(queue_core::StatusRetention {
+            finished: retention,
+            ..queue_core::StatusRetention::default()
+        });
+    let client = queue_core::Client::connect(config).await.unwrap();
+    let id = client.enqueue(&Double(1)).await.unwrap();
+    assert!(client.cancel(&id).await.unwrap());
+    // The fault itself: the job waits, with no worker, longer than the retention.
+    tokio::time::sleep(retention + Duration::from_millis(500)).await;
+
+    let ran = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = ran.clone();
+    let worker = Worker::builder()
+        .config(fast_config())
+        .register(move |job: Double, _: JobContext| {
+            counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            async move { Ok::<_, Failure>(job.0) }
+        })
+        .build(client.clone())
+        .unwrap()
+        .start();
+    let conn = raw(&redis).await;
+    wait_for_size(
+        &conn,
+        &client.keys().queue("default"),
+        0,
+        "the cancelled job to be taken",
+        Duration::from_secs(10),
+    )
+    .await;
+    let key = client.keys().status(id.as_str());
+    wait_for(
+        "the skipped job's record to expire again",
+        Duration::from_secs(10),
+        || {
+            let mut conn = conn.clone();
+            let key = key.clone();
+            async move {
+                let ttl: i64 = conn.ttl(&key).await.unwrap();
+                (ttl > 0).then_some(())
+            }
+        },
+    )
+    .await;
+    worker.shutdown().await.unwrap();
+    assert_eq!(
+        ran.load(std::sync::atomic::Ordering::SeqCst),
+        0,
+        "the cancelled job ran"
+    );
+    assert_eq!(
+        client.status(&id).await.unwrap().unwrap().state,
+        JobState::Cancelled
+    );
+}

@@ -46,6 +46,10 @@ for i = 1, acks do
   local status = KEYS[4 + i]
   if redis.call('LREM', KEYS[2], -1, raw) == 1 then
     out[#out + 1] = 1
+    if result == '-' and redis.pcall('HGET', status, 'state') == 'cancelled' then
+      -- Skipped as cancelled: its record, kept while it waited, may now expire.
+      expire_cancelled(status)
+    end
     if result ~= '-' then
       acked = acked + 1
       -- A key of another type where the record belongs (a name collision, or planted) is

@@ -20,6 +20,7 @@ if status == 'hash' then
   local record = redis.call('HMGET', KEYS[3], 'state', 'rev')
   if record[1] == 'cancelled' then
     redis.call('LREM', KEYS[1], -1, ARGV[1])
+    expire_cancelled(KEYS[3])
     return 2
   end
   -- A missing or unreadable rev reads as 1 (status::read_rev).

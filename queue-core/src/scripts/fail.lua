@@ -26,6 +26,7 @@ if status == 'hash' then
   if record[1] == 'cancelled' then
     -- The job ran although cancelled (its start could not be recorded): it ends cancelled.
     redis.call('LREM', KEYS[1], -1, ARGV[1])
+    expire_cancelled(KEYS[4])
     return 2
   end
   -- A missing or unreadable rev reads as 1 (status::read_rev).

@@ -35,3 +35,12 @@ local function next_rev(old)
   return 2
 end
 
+-- Once a cancelled job is dropped, its record (kept for as long as the job waited, see
+-- cancel.lua) gets the retention cancel.lua noted in it. `key` holds a hash.
+local function expire_cancelled(key)
+  local keep = tonumber(redis.call('HGET', key, 'retention') or '')
+  if keep and keep == keep and keep >= 1 and keep <= 315360000 then
+    redis.call('EXPIRE', key, string.format('%d', keep))
+  end
+end
+

@@ -44,6 +44,7 @@ for i = 1, (#ARGV - 3) / 4 do
         end
       end
       if record[1] == 'cancelled' then
+        expire_cancelled(status)
         redis.call('ZREM', KEYS[1], member)
         moved = moved + 1
       elseif holds(dest, 'list') then
