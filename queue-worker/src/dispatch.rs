@@ -22,8 +22,10 @@ struct Runnable {
     reg: Registration,
 }
 
-/// Starts a runner per runnable job, each holding one of `permits` (one per entry taken).
-/// Returns the acks of jobs that were cancelled before they started, for the next cycle.
+/// Starts a runner per runnable job, each holding one of `permits` (one per entry taken),
+/// and sends the acks of jobs cancelled before they started. Runs in a task of its own, so
+/// that the exchange sends its next call while `start.lua` runs; when it ends, the permits
+/// it did not use are free, and the exchange is told.
 ///
 /// `acks` is `None` once the worker is quiet: jobs of a call that was already out at that
 /// moment are handed straight back instead of started.
@@ -33,9 +35,9 @@ pub(crate) async fn dispatch(
     taken: Vec<Vec<u8>>,
     mut permits: Vec<OwnedSemaphorePermit>,
     slots: &Arc<Semaphore>,
-    acks: Option<&mpsc::UnboundedSender<Ack>>,
+    acks: Option<mpsc::UnboundedSender<Ack>>,
     running: &TaskTracker,
-) -> Vec<Ack> {
+) {
     let mut runnable = Vec::with_capacity(taken.len());
     for raw in taken {
         let Some(job) = settle::parse_or_bury(shared, ident, &raw).await else {
@@ -70,26 +72,32 @@ pub(crate) async fn dispatch(
             for r in runnable {
                 runner::hand_back(shared, ident, &r.raw, "as it could not be marked running").await;
             }
-            return Vec::new();
+            shared.settled.notify_one();
+            return;
         }
     };
-    let mut cancelled = Vec::new();
     for (r, mark) in runnable.into_iter().zip(marks) {
         let Runnable { raw, job, reg } = r;
         if mark == Mark::Cancelled {
             tracing::info!(job_id = %job.jid, "job was cancelled before it started; skipping");
-            cancelled.push(Ack {
-                ident: Arc::clone(ident),
-                raw,
-                jid: job.jid.to_string(),
-                tracked: reg.track_status,
-                retried: job.error_message.is_some(),
-                result: None,
-                resent: false,
-            });
+            match &acks {
+                Some(acks) => {
+                    let _ = acks.send(Ack {
+                        ident: Arc::clone(ident),
+                        raw,
+                        jid: job.jid.to_string(),
+                        tracked: reg.track_status,
+                        retried: job.error_message.is_some(),
+                        result: None,
+                        resent: false,
+                    });
+                }
+                // Quiet: handing it back drops it, since its record says cancelled.
+                None => runner::hand_back(shared, ident, &raw, "at shutdown").await,
+            }
             continue;
         }
-        let Some(acks) = acks else {
+        let Some(acks) = &acks else {
             runner::hand_back(shared, ident, &raw, "at shutdown, before it started").await;
             continue;
         };
@@ -114,7 +122,9 @@ pub(crate) async fn dispatch(
             acks.clone(),
         ));
     }
-    cancelled
+    // Permits not used (cancelled, buried, deferred jobs) are free once this returns.
+    drop(permits);
+    shared.settled.notify_one();
 }
 
 /// Marks `jobs` running (creating the records tracked jobs lack); one mark per job.

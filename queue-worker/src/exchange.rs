@@ -171,17 +171,18 @@ pub(crate) async fn run(shared: Arc<Shared>, running: TaskTracker) {
                         }
                         if !jobs.is_empty() {
                             let permits = split(permits, jobs.len());
-                            let cancelled = crate::dispatch::dispatch(
-                                &shared,
-                                &ident,
-                                jobs,
-                                permits,
-                                &slots,
-                                sender.as_ref(),
-                                &running,
-                            )
-                            .await;
-                            pending.extend(cancelled);
+                            let (shared, slots, acks, tracker) = (
+                                Arc::clone(&shared),
+                                Arc::clone(&slots),
+                                sender.clone(),
+                                running.clone(),
+                            );
+                            running.spawn(async move {
+                                crate::dispatch::dispatch(
+                                    &shared, &ident, jobs, permits, &slots, acks, &tracker,
+                                )
+                                .await;
+                            });
                         }
                     }
                     Taken::LeaseLost => {
