@@ -507,14 +507,16 @@ async fn cancel_answers_whatever_the_record_holds() {
             });
             continue;
         }
-        // The whole change landed: state, a readable rev, and the retention TTL.
+        // The whole change landed: state, a readable rev, no expiry while the job waits,
+        // and the retention its drop applies.
         let record: HashMap<String, String> = cmd(&mut h.conn, &["HGETALL", &key]).await;
         let ttl: i64 = cmd(&mut h.conn, &["TTL", &key]).await;
         h.expect(
             matches!(reply, Ok(Cancelled::Cancelled))
                 && record.get("state").map(String::as_str) == Some("cancelled")
                 && readable_rev(&record)
-                && ttl > 0,
+                && record.contains_key("retention")
+                && ttl == -1,
             || format!("{case}: {reply:?}, record {record:?}, ttl {ttl}"),
         );
     }

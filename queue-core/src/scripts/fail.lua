@@ -16,21 +16,11 @@
 -- destination, the record and counters, and the removal from the processing list last. A
 -- status record or counter that is not ours to update is left as it is: the job still moves.
 
-if kind(KEYS[1]) ~= 'list' or not redis.call('LPOS', KEYS[1], ARGV[1], 'RANK', -1) then
+local held, status, rev = held_job(KEYS[1], ARGV[1], KEYS[4])
+if held == 'gone' then
   return 0
-end
-local status = kind(KEYS[4])
-local rev
-if status == 'hash' then
-  local record = redis.call('HMGET', KEYS[4], 'state', 'rev')
-  if record[1] == 'cancelled' then
-    -- The job ran although cancelled (its start could not be recorded): it ends cancelled.
-    redis.call('LREM', KEYS[1], -1, ARGV[1])
-    expire_cancelled(KEYS[4])
-    return 2
-  end
-  -- A missing or unreadable rev reads as 1 (status::read_rev).
-  rev = next_rev(record[2])
+elseif held == 'cancelled' then
+  return 2
 end
 local dest = 2
 if ARGV[3] ~= 'retry' then

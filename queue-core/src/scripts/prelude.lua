@@ -44,3 +44,26 @@ local function expire_cancelled(key)
   end
 end
 
+-- Where a script that settles a held job starts (fail, requeue, defer): 'gone' when
+-- processing list `list` no longer holds `raw` (another worker owns it now); 'cancelled'
+-- when its record `status` says so (the job is then dropped from the list, and the record
+-- may expire); else 'held'. Also returns the type of `status` and, for a hash, the `rev`
+-- after the change.
+local function held_job(list, raw, status)
+  if kind(list) ~= 'list' or not redis.call('LPOS', list, raw, 'RANK', -1) then
+    return 'gone', nil, nil
+  end
+  local found = kind(status)
+  if found ~= 'hash' then
+    return 'held', found, nil
+  end
+  local record = redis.call('HMGET', status, 'state', 'rev')
+  if record[1] == 'cancelled' then
+    redis.call('LREM', list, -1, raw)
+    expire_cancelled(status)
+    return 'cancelled', found, nil
+  end
+  -- A missing or unreadable rev reads as 1 (status::read_rev).
+  return 'held', found, next_rev(record[2])
+end
+
