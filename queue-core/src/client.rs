@@ -422,6 +422,7 @@ mod tests {
                 recovered: None,
                 deferred: None,
                 unknown_class: None,
+                handed_back: None,
                 extra: serde_json::Map::new(),
             }
             .to_json()

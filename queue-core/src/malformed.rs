@@ -46,6 +46,7 @@ pub fn malformed_wrapper(raw: &[u8], reason: &str, now: Timestamp) -> JobPayload
         recovered: None,
         deferred: None,
         unknown_class: None,
+        handed_back: None,
         extra,
     }
 }

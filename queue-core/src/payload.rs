@@ -77,6 +77,11 @@ pub struct JobPayload {
     /// field; it sets the delay of the next attempt and uses up no retry).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub unknown_class: Option<u32>,
+    /// How often this job was stopped while it ran and handed back to its queue, at a
+    /// shutdown or when its worker lost its lease (our field; a job that never finishes
+    /// within the shutdown window shows here instead of cycling unseen).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub handed_back: Option<u32>,
     /// Every other field, round-tripped unchanged.
     #[serde(flatten)]
     pub extra: Map<String, Value>,

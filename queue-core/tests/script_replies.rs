@@ -319,6 +319,8 @@ async fn defer_waits_in_schedule_or_retry_unless_not_held_or_cancelled() {
         &["state", "cancelled"],
     )
     .await;
+    // A record about to expire while its job cycles through deferrals.
+    let _: i64 = cmd(&mut conn, &["EXPIRE", &keys.status("unknown"), "5"]).await;
 
     // Later, over its limit: the schedule set, shown as scheduled, 30 s on Redis's clock.
     let before = redis_time(&mut conn).await;
@@ -360,6 +362,10 @@ async fn defer_waits_in_schedule_or_retry_unless_not_held_or_cancelled() {
     assert_eq!(record["state"], "retrying");
     assert_eq!(record["error"], "unknown class X");
     assert_eq!(lrange(&mut conn, &processing).await, [&*cancelled]);
+    // Its record lives on while it waits; one without an expiry is not given one.
+    let t = ttl(&mut conn, &keys.status("unknown")).await;
+    assert!(t > 5 && t <= ACTIVE_TTL as i64, "ttl {t}");
+    assert_eq!(ttl(&mut conn, &keys.status("limited")).await, -1);
 
     // NotOwned: no longer held: nothing written.
     assert_eq!(

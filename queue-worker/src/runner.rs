@@ -200,7 +200,11 @@ pub(crate) async fn run(
             } else {
                 "at shutdown"
             };
-            hand_back(&shared, &ident, &raw, when).await;
+            let why = HandBack::Interrupted(when);
+            if let Err(e) = settle::hand_back(&shared, &ident, &raw, why).await {
+                tracing::error!(error = %e,
+                    "could not hand the job back; it stays in the processing list for recovery");
+            }
         }
     }
     release_unacked(&shared, permit);

@@ -175,6 +175,9 @@ pub(crate) enum HandBack {
     /// This process took it and will not run it: the shutdown came, or no slot came free in
     /// time. The text ends the log line.
     Unfinished(&'static str),
+    /// It ran here and was stopped (the shutdown's deadline, or the lease went unrenewed):
+    /// it goes back with `handed_back` + 1. The text ends the log line.
+    Interrupted(&'static str),
     /// Its worker process died: it goes back with `recovered` + 1, or to the dead set once
     /// it has killed `max_recoveries` processes.
     Recovered,
@@ -214,6 +217,11 @@ async fn hand_back_entry(
     let rewritten;
     let pushed: &[u8] = match why {
         HandBack::Unfinished(_) | HandBack::Orphaned => raw,
+        HandBack::Interrupted(_) => {
+            job.handed_back = Some(job.handed_back.unwrap_or(0).saturating_add(1));
+            rewritten = job.to_json()?;
+            rewritten.as_bytes()
+        }
         HandBack::Recovered => {
             let recovered = job.recovered.unwrap_or(0).saturating_add(1);
             if recovered > shared.config.max_recoveries {
@@ -247,7 +255,7 @@ async fn hand_back_entry(
     })
     .await?;
     match (requeued, why) {
-        (Requeued::Queued, HandBack::Unfinished(when)) => {
+        (Requeued::Queued, HandBack::Unfinished(when) | HandBack::Interrupted(when)) => {
             tracing::info!(job_id = %job.jid, "job handed back to its queue {when}")
         }
         (Requeued::Queued, _) => {}
@@ -275,6 +283,9 @@ pub(crate) enum Deferral {
 
 /// Longest wait of an over-limit job before it is looked at again.
 const MAX_LIMIT_DEFERRAL: Duration = Duration::from_secs(5);
+/// Deferrals of a job whose class no worker knows before it goes to the dead set: with
+/// Sidekiq's delays capped at an hour, about a day, far longer than any deploy.
+const MAX_UNKNOWN_DEFERRALS: u32 = 25;
 /// Longest wait of a job of an unknown class before it is tried again.
 const MAX_UNKNOWN_DEFERRAL: Duration = Duration::from_secs(3600);
 
@@ -306,6 +317,19 @@ async fn defer_entry(
             let delay = base.min(MAX_LIMIT_DEFERRAL);
             let jitter = Duration::from_millis(fastrand::u64(0..=delay.as_millis() as u64 / 2));
             (delay + jitter, None)
+        }
+        Deferral::UnknownClass if later.unknown_class.unwrap_or(0) >= MAX_UNKNOWN_DEFERRALS => {
+            // No deploy takes this long: the class is gone for good, not on its way.
+            let failure = Failure::dead(format!(
+                "no handler registered for job class {:?} after {MAX_UNKNOWN_DEFERRALS} deferrals (about a day)",
+                job.class
+            ));
+            tracing::error!(job_id = %job.jid, class = %job.class, "unknown job type never came; moved to the dead set");
+            return match fail(shared, ident, raw, job.clone(), &failure).await? {
+                Failed::NotOwned => Ok(scripts::Deferred::NotOwned),
+                Failed::Cancelled => Ok(scripts::Deferred::Cancelled),
+                Failed::Retrying | Failed::Dead => Ok(scripts::Deferred::Later),
+            };
         }
         Deferral::UnknownClass => {
             let n = later.unknown_class.unwrap_or(0);

@@ -65,7 +65,7 @@ async fn members(conn: &mut redis::aio::MultiplexedConnection, key: &str) -> Vec
 }
 
 #[tokio::test]
-async fn an_unknown_class_deferred_70000_times_is_deferred_again_and_the_worker_keeps_fetching() {
+async fn an_unknown_class_deferred_70000_times_goes_dead_and_the_worker_keeps_fetching() {
     let redis = TestRedis::start();
     let client = client(&redis, "unknown_70000").await;
     let w = worker(&client);
@@ -77,12 +77,35 @@ async fn an_unknown_class_deferred_70000_times_is_deferred_again_and_the_worker_
     )
     .await;
     later_jobs_still_run(&client).await;
+    // Past the deferral limit the class is taken to be gone for good, not on its way.
     let id = JobId::parse("crafted_unknown").unwrap();
+    wait_for_state(&client, &id, JobState::Dead).await;
+    let mut conn = raw(&redis).await;
+    let dead = members(&mut conn, &client.keys().dead()).await;
+    assert_eq!(dead.len(), 1);
+    assert_eq!(dead[0].jid.as_str(), "crafted_unknown");
+    assert!(members(&mut conn, &client.keys().retry()).await.is_empty());
+    w.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn an_unknown_class_under_the_limit_is_deferred_at_most_an_hour() {
+    let redis = TestRedis::start();
+    let client = client(&redis, "unknown_3").await;
+    let w = worker(&client);
+    plant(
+        &redis,
+        &client,
+        "young_unknown",
+        br#"{"jid":"young_unknown","class":"FromTheNextDeploy","args":[],"queue":"default","unknown_class":20}"#,
+    )
+    .await;
+    let id = JobId::parse("young_unknown").unwrap();
     wait_for_state(&client, &id, JobState::Retrying).await;
     let mut conn = raw(&redis).await;
     let retry = members(&mut conn, &client.keys().retry()).await;
     assert_eq!(retry.len(), 1);
-    assert_eq!(retry[0].unknown_class, Some(70001));
+    assert_eq!(retry[0].unknown_class, Some(21));
     let scored: Vec<(Vec<u8>, f64)> = conn
         .zrange_withscores(client.keys().retry(), 0, -1)
         .await

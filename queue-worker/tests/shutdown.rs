@@ -62,10 +62,20 @@ async fn short_jobs_finish_and_long_ones_are_handed_back_to_the_front() {
         .lindex(client.keys().queue("default"), -1)
         .await
         .unwrap();
+    let handed_back = JobPayload::from_json(next.as_bytes()).unwrap();
+    assert_eq!(handed_back.jid.as_str(), long.as_str(), "front of the line");
+    // Stopped while it ran: counted, so a job that never fits the shutdown window shows.
+    assert_eq!(handed_back.handed_back, Some(1));
+    let waiting: String = conn
+        .lindex(client.keys().queue("default"), 0)
+        .await
+        .unwrap();
     assert_eq!(
-        JobPayload::from_json(next.as_bytes()).unwrap().jid.as_str(),
-        long.as_str(),
-        "front of the line"
+        JobPayload::from_json(waiting.as_bytes())
+            .unwrap()
+            .handed_back,
+        None,
+        "a job that never started is not counted"
     );
     let processing: i64 = conn
         .llen(client.keys().processing(&identity))

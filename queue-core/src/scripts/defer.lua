@@ -4,6 +4,7 @@
 -- KEYS[1] processing list    KEYS[2] schedule or retry set    KEYS[3] status hash
 -- ARGV[1] raw job as fetched    ARGV[2] job to store (without enqueued_at)    ARGV[3] delay (ms)
 -- ARGV[4] status state to show ('scheduled' or 'retrying')    ARGV[5] error ('' for none)
+-- ARGV[6] status ttl (s) while alive: a job deferred again and again keeps its record
 -- Returns: 1 deferred; 0 the job was no longer in the processing list (nothing written);
 -- 2 its status record says cancelled: the job is dropped instead; {-1, key} that key (the
 -- set) holds another type: nothing is written.
@@ -33,6 +34,11 @@ if status == 'hash' then
   redis.call('HSET', KEYS[3], 'state', ARGV[4], 'run_at', score, 'rev', string.format('%d', rev))
   if ARGV[5] ~= '' then
     redis.call('HSET', KEYS[3], 'error', ARGV[5])
+  end
+  -- Never shortened, and never given an expiry it did not have.
+  local left = redis.call('TTL', KEYS[3])
+  if left >= 0 and left < tonumber(ARGV[6]) then
+    redis.call('EXPIRE', KEYS[3], ARGV[6])
   end
 end
 redis.call('LREM', KEYS[1], -1, ARGV[1])

@@ -56,7 +56,8 @@ pub async fn defer(
         .arg(stored)
         .arg(delay.as_millis() as u64)
         .arg(state)
-        .arg(error);
+        .arg(error)
+        .arg(client.config().status_retention.active.as_secs());
     match DEFER.int(DEFER.call(client, inv).await?)? {
         1 => Ok(Deferred::Later),
         0 => Ok(Deferred::NotOwned),
