@@ -569,3 +569,31 @@ async fn enqueue_works_after_redis_forgets_its_scripts() {
     let scheduled: usize = cmd(&mut conn, &["ZCARD", &keys.schedule()]).await;
     assert_eq!(scheduled, 1);
 }
+
+/// A job scheduled further ahead than a live record's retention (30 days) keeps its record
+/// until it runs and the usual retention after: it stays cancellable and its id known. (The
+/// record used to expire 30 days after the enqueue, whatever the run time.)
+#[tokio::test]
+async fn a_record_outlives_a_schedule_far_ahead() {
+    let redis = TestRedis::start();
+    let client = Client::connect(redis.config("schedule_far_ahead"))
+        .await
+        .unwrap();
+    let mut conn = raw(&redis).await;
+    let ahead = Duration::from_secs(90 * 24 * 3600);
+    let id = client
+        .enqueue_at(&Greet::new("far"), SystemTime::now() + ahead)
+        .await
+        .unwrap();
+    let ttl: i64 = cmd(&mut conn, &["TTL", &client.keys().status(id.as_str())]).await;
+    let active = queue_core::status::DEFAULT_ACTIVE_RETENTION.as_secs() as i64;
+    let expected = ahead.as_secs() as i64 + active;
+    assert!((expected - 10..=expected + 1).contains(&ttl), "ttl {ttl}");
+    // A near schedule keeps the plain retention plus its wait.
+    let soon = client
+        .enqueue_in(&Greet::new("soon"), Duration::from_secs(60))
+        .await
+        .unwrap();
+    let ttl: i64 = cmd(&mut conn, &["TTL", &client.keys().status(soon.as_str())]).await;
+    assert!((active + 50..=active + 61).contains(&ttl), "ttl {ttl}");
+}

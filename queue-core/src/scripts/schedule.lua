@@ -20,14 +20,22 @@ if ARGV[2] == '1' then
     return {-1, KEYS[2]}
   end
 end
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1e6
 local at = ARGV[4]
 if at == '' then
-  local t = redis.call('TIME')
-  at = string.format('%.6f', tonumber(t[1]) + tonumber(t[2]) / 1e6 + tonumber(ARGV[5]) / 1000)
+  at = string.format('%.6f', now + tonumber(ARGV[5]) / 1000)
 end
 if ARGV[2] == '1' then
+  -- The record lives until the job runs and then its usual time: a job scheduled months
+  -- ahead must still be cancellable, and its id still known. About ten years at most.
+  local ttl = tonumber(ARGV[3])
+  local ahead = tonumber(at) - now
+  if ahead == ahead and ahead > 0 then
+    ttl = ttl + math.ceil(math.min(ahead, 315360000))
+  end
   redis.call('HSET', KEYS[2], 'run_at', at, unpack(ARGV, 6))
-  redis.call('EXPIRE', KEYS[2], ARGV[3])
+  redis.call('EXPIRE', KEYS[2], string.format('%d', math.min(ttl, 315360000)))
 end
 redis.call('ZADD', KEYS[1], at, ARGV[1])
 return at
