@@ -4,11 +4,18 @@
 //! its log in a temporary directory. It is killed on drop; when the test is panicking, the
 //! end of its log is printed so that a failure shows what the server saw. Tests therefore
 //! never flush, stop or fill a server they did not start.
+//!
+//! A [`TcpProxy`] sits between clients and a server for the network faults: replies held
+//! back for a while, or the backend switched to another server (a managed failover, as
+//! clients see it).
 
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU16, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, mpsc};
+use std::thread;
 use std::time::{Duration, Instant};
 
 use crate::config::ClientConfig;
@@ -203,6 +210,189 @@ impl TestRedis {
         let mut buf = [0u8; 65536];
         let n = stream.read(&mut buf).expect("read");
         String::from_utf8_lossy(&buf[..n]).into_owned()
+    }
+}
+
+/// A loopback TCP proxy in front of a plain server, for network faults.
+///
+/// Clients connect to [`TcpProxy::url`]; each connection gets its own connection to the
+/// current backend. Bytes from the client pass at once; bytes from the server reach the
+/// client `reply_delay` after they arrived (a delay, not a bandwidth limit: replies keep
+/// their order and pipeline as before). [`TcpProxy::switch_to`] points new connections at
+/// another port and closes the open ones, which is how a managed failover (an endpoint or
+/// DNS switch) looks to a client. Threads, not tasks, so that the proxy keeps its timing
+/// whatever the test's runtime is doing.
+#[derive(Debug)]
+pub struct TcpProxy {
+    port: u16,
+    shared: Arc<ProxyShared>,
+    accept: Option<thread::JoinHandle<()>>,
+}
+
+#[derive(Debug)]
+struct ProxyShared {
+    backend: AtomicU16,
+    delay_us: AtomicU64,
+    closed: AtomicBool,
+    /// Both ends of every open connection, so a switch or a drop can close them.
+    open: Mutex<Vec<(TcpStream, TcpStream)>>,
+}
+
+impl ProxyShared {
+    fn close_all(&self) {
+        let open = std::mem::take(&mut *self.open.lock().unwrap_or_else(|e| e.into_inner()));
+        for (client, server) in open {
+            let _ = client.shutdown(Shutdown::Both);
+            let _ = server.shutdown(Shutdown::Both);
+        }
+    }
+}
+
+impl TcpProxy {
+    /// A proxy on a free loopback port that forwards to `127.0.0.1:backend_port`.
+    pub fn start(backend_port: u16) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind a loopback port");
+        let port = listener.local_addr().expect("local address").port();
+        let shared = Arc::new(ProxyShared {
+            backend: AtomicU16::new(backend_port),
+            delay_us: AtomicU64::new(0),
+            closed: AtomicBool::new(false),
+            open: Mutex::new(Vec::new()),
+        });
+        let for_accept = Arc::clone(&shared);
+        let accept = thread::spawn(move || accept_loop(&listener, &for_accept));
+        Self {
+            port,
+            shared,
+            accept: Some(accept),
+        }
+    }
+
+    /// The port clients connect to.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// `redis://` URL of the proxy.
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// A client configuration through the proxy with the key prefix `{test_name}:`.
+    pub fn config(&self, test_name: &str) -> ClientConfig {
+        ClientConfig::new(self.url()).prefix(format!("{{{test_name}}}:"))
+    }
+
+    /// Holds every byte the server sends back for `delay` (bytes already in transit keep
+    /// the delay they were read with).
+    pub fn set_reply_delay(&self, delay: Duration) {
+        let us = u64::try_from(delay.as_micros()).unwrap_or(u64::MAX);
+        self.shared.delay_us.store(us, Ordering::SeqCst);
+    }
+
+    /// Points new connections at `127.0.0.1:backend_port` and closes the open ones.
+    pub fn switch_to(&self, backend_port: u16) {
+        self.shared.backend.store(backend_port, Ordering::SeqCst);
+        self.shared.close_all();
+    }
+
+    /// Connections open through the proxy right now.
+    pub fn open_connections(&self) -> usize {
+        self.shared
+            .open
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .len()
+    }
+}
+
+fn accept_loop(listener: &TcpListener, shared: &Arc<ProxyShared>) {
+    for client in listener.incoming() {
+        if shared.closed.load(Ordering::SeqCst) {
+            break;
+        }
+        let Ok(client) = client else { continue };
+        let backend = SocketAddr::from(([127, 0, 0, 1], shared.backend.load(Ordering::SeqCst)));
+        // A backend that is down refuses the client too: it sees a reset, as it would
+        // without the proxy.
+        let Ok(server) = TcpStream::connect(backend) else {
+            let _ = client.shutdown(Shutdown::Both);
+            continue;
+        };
+        let _ = client.set_nodelay(true);
+        let _ = server.set_nodelay(true);
+        let (Ok(c2), Ok(s2), Ok(c3), Ok(s3)) = (
+            client.try_clone(),
+            server.try_clone(),
+            client.try_clone(),
+            server.try_clone(),
+        ) else {
+            continue;
+        };
+        {
+            let mut open = shared.open.lock().unwrap_or_else(|e| e.into_inner());
+            open.retain(|(c, _)| c.peer_addr().is_ok());
+            open.push((c3, s3));
+        }
+        thread::spawn(move || pump(client, server));
+        let for_replies = Arc::clone(shared);
+        thread::spawn(move || pump_delayed(s2, c2, &for_replies));
+    }
+}
+
+/// Copies `from` to `to` until either end closes, then closes both.
+fn pump(mut from: TcpStream, mut to: TcpStream) {
+    let mut buf = [0u8; 16 * 1024];
+    while let Ok(n) = from.read(&mut buf) {
+        if n == 0 || to.write_all(&buf[..n]).is_err() {
+            break;
+        }
+    }
+    let _ = from.shutdown(Shutdown::Both);
+    let _ = to.shutdown(Shutdown::Both);
+}
+
+/// Copies `from` to `to`, each chunk held until the delay set when it was read has passed.
+fn pump_delayed(mut from: TcpStream, to: TcpStream, shared: &ProxyShared) {
+    let (tx, rx) = mpsc::channel::<(Instant, Vec<u8>)>();
+    let writer = thread::spawn(move || {
+        let mut to = to;
+        for (due, chunk) in rx {
+            // The injected fault itself: holding the reply back.
+            thread::sleep(due.saturating_duration_since(Instant::now()));
+            if to.write_all(&chunk).is_err() {
+                break;
+            }
+        }
+        let _ = to.shutdown(Shutdown::Both);
+    });
+    let mut buf = [0u8; 16 * 1024];
+    while let Ok(n) = from.read(&mut buf) {
+        if n == 0 {
+            break;
+        }
+        let delay = Duration::from_micros(shared.delay_us.load(Ordering::SeqCst));
+        if tx
+            .send((Instant::now() + delay, buf[..n].to_vec()))
+            .is_err()
+        {
+            break;
+        }
+    }
+    drop(tx);
+    let _ = writer.join();
+    let _ = from.shutdown(Shutdown::Both);
+}
+
+impl Drop for TcpProxy {
+    fn drop(&mut self) {
+        self.shared.closed.store(true, Ordering::SeqCst);
+        // Wakes the accept loop so that it sees `closed`.
+        let _ = TcpStream::connect(("127.0.0.1", self.port));
+        if let Some(accept) = self.accept.take() {
+            let _ = accept.join();
+        }
+        self.shared.close_all();
     }
 }
 
