@@ -18,20 +18,27 @@ pub fn backoff(retry_count: u32) -> Duration {
     Duration::from_secs(n.saturating_pow(4).saturating_add(15))
 }
 
+/// Longest wait before a retry: a week, above Sidekiq's longest (about four and a half days
+/// before the 25th retry) and well inside a live status record's 30 days, so a job with a
+/// huge `retry` limit still comes due and keeps its record.
+pub const MAX_RETRY_DELAY: Duration = Duration::from_secs(7 * 24 * 3600);
+
 /// [`backoff`] plus random jitter of up to `10 × (count + 1)` seconds, so that jobs that
-/// failed together do not all retry together.
+/// failed together do not all retry together; at most [`MAX_RETRY_DELAY`].
 ///
 /// The count comes from the job's payload, which anyone with Redis access can write: the
 /// sum saturates instead of panicking (a count of 70,000 is already past `u64` seconds).
 ///
 /// ```
-/// use queue_worker::retry::backoff_with_jitter;
-/// assert_eq!(backoff_with_jitter(u32::MAX).as_secs(), u64::MAX);
+/// use queue_worker::retry::{backoff_with_jitter, MAX_RETRY_DELAY};
+/// assert_eq!(backoff_with_jitter(u32::MAX), MAX_RETRY_DELAY);
 /// ```
 pub fn backoff_with_jitter(retry_count: u32) -> Duration {
     // At most 10,000 × 2³² ms: no overflow in u64.
     let spread_ms = 10_000 * (u64::from(retry_count) + 1);
-    backoff(retry_count).saturating_add(Duration::from_millis(fastrand::u64(0..spread_ms)))
+    backoff(retry_count)
+        .saturating_add(Duration::from_millis(fastrand::u64(0..spread_ms)))
+        .min(MAX_RETRY_DELAY)
 }
 
 /// Cuts `text` to at most [`MAX_ERROR_BYTES`] bytes on a character boundary.
@@ -67,9 +74,12 @@ mod tests {
 
     /// Counts read from a crafted payload: the delay saturates rather than panic.
     #[test]
-    fn huge_counts_saturate() {
+    fn huge_counts_saturate_at_the_longest_delay() {
         for count in [70_000, u32::MAX] {
-            assert_eq!(backoff_with_jitter(count).as_secs(), u64::MAX);
+            assert_eq!(backoff(count).as_secs(), u64::MAX);
+            assert_eq!(backoff_with_jitter(count), MAX_RETRY_DELAY);
         }
+        // Sidekiq's own schedule is untouched: the 25th retry waits about 4.5 days.
+        assert!(backoff_with_jitter(24) < MAX_RETRY_DELAY);
     }
 }

@@ -598,16 +598,6 @@ async fn check(
             .as_ref()
             .is_ok_and(|s| s.class != MALFORMED_CLASS || s.jid.as_str() == jid);
         if !own {
-            let promote_buried = stored.as_ref().is_ok_and(|s| s.class == MALFORMED_CLASS);
-            if matches!(place, Place::Schedule | Place::Retry) && promote_buried {
-                // Known gap, reported on issue 11: `scripts::promote` buries what serde
-                // cannot read under a fresh jid (`malformed_wrapper`) and leaves the entry's
-                // status record as it was (`scheduled` / `retrying`). The fix belongs in
-                // promote.rs / promote.lua: keep `JobPayload::recover_jid` as the wrapper's
-                // jid and mark that record dead, as `settle::bury_malformed` does. The entry
-                // is still in one defined place.
-                return Ok(());
-            }
             return Err(format!(
                 "buried unreadable or under another jid: {}",
                 preview(raw)

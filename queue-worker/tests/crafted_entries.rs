@@ -132,7 +132,7 @@ async fn a_failing_job_with_retry_count_70000_goes_dead_instead_of_staying_runni
         &redis,
         &client,
         "crafted_count",
-        br#"{"jid":"crafted_count","retry_count":70000,"class":"Fails","args":[],"queue":"default","retry":true}"#,
+        br#"{"jid":"crafted_count","retry_count":70000,"class":"Fails","args":[null],"queue":"default","retry":true}"#,
     )
     .await;
     let id = JobId::parse("crafted_count").unwrap();
@@ -156,7 +156,7 @@ async fn a_failing_job_at_the_largest_retry_count_goes_dead_without_overflowing(
     let client = client(&redis, "retry_max").await;
     let w = worker(&client);
     let entry = format!(
-        r#"{{"jid":"crafted_max","retry_count":{max},"class":"Fails","args":[],"queue":"default","retry":{max}}}"#,
+        r#"{{"jid":"crafted_max","retry_count":{max},"class":"Fails","args":[null],"queue":"default","retry":{max}}}"#,
         max = u32::MAX
     );
     plant(&redis, &client, "crafted_max", entry.as_bytes()).await;
@@ -237,5 +237,37 @@ async fn a_foreign_job_with_queue_null_runs_in_the_default_queue() {
     let mut conn = raw(&redis).await;
     let dead: i64 = conn.zcard(client.keys().dead()).await.unwrap();
     assert_eq!(dead, 0);
+    w.shutdown().await.unwrap();
+}
+
+/// A huge `retry` limit with a huge count: the next retry waits at most a week, so the job
+/// comes due while its record lives (it used to be scored about 1.8e19 s ahead, never due).
+#[tokio::test]
+async fn a_huge_retry_limit_still_retries_within_a_week() {
+    let redis = TestRedis::start();
+    let client = client(&redis, "retry_far").await;
+    let w = worker(&client);
+    plant(
+        &redis,
+        &client,
+        "crafted_far",
+        br#"{"jid":"crafted_far","retry_count":70000,"class":"Fails","args":[null],"queue":"default","retry":4294967295}"#,
+    )
+    .await;
+    let id = JobId::parse("crafted_far").unwrap();
+    wait_for_state(&client, &id, JobState::Retrying).await;
+    let mut conn = raw(&redis).await;
+    let scored: Vec<(Vec<u8>, f64)> = conn
+        .zrange_withscores(client.keys().retry(), 0, -1)
+        .await
+        .unwrap();
+    assert_eq!(scored.len(), 1);
+    let now = Inspector::new(&client)
+        .redis_now()
+        .await
+        .unwrap()
+        .as_secs_f64();
+    let wait = scored[0].1 - now;
+    assert!(wait <= 7.0 * 24.0 * 3600.0 + 1.0, "waits {wait} s");
     w.shutdown().await.unwrap();
 }

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use crate::client::Client;
 use crate::error::Result;
-use crate::malformed::malformed_wrapper;
+use crate::malformed::{MALFORMED_ERROR_CLASS, malformed_wrapper};
 use crate::payload::JobPayload;
 use crate::scripts::due::{PromoteFrom, due};
 use crate::scripts::{flag, lua};
@@ -35,8 +35,13 @@ enum Destination {
         queue: String,
         jid: String,
     },
-    /// The dead set, in this wrapper: it is not a job.
-    Dead { wrapper: String },
+    /// The dead set, in this wrapper: it is not a job. `jid` is the entry's own id when one
+    /// can be read: the wrapper keeps it, and its status record is marked dead.
+    Dead {
+        wrapper: String,
+        jid: Option<String>,
+        reason: String,
+    },
 }
 
 /// Moves up to `batch` due members of `from` into their queues. `clock_offset_ms` is added to
@@ -60,7 +65,8 @@ pub async fn promote(
     inv.key(from.key(keys)).key(keys.queues());
     inv.arg(&due.now)
         .arg(clock_offset_ms)
-        .arg(keys.wake_channel());
+        .arg(keys.wake_channel())
+        .arg(client.config().status_retention.finished.as_secs());
     for member in &due.members {
         match destination(member, &due.now)? {
             Destination::Queue {
@@ -72,15 +78,25 @@ pub async fn promote(
                 inv.arg(member.as_slice())
                     .arg(payload)
                     .arg(queue)
-                    .arg(flag(true));
+                    .arg(flag(true))
+                    .arg("");
             }
-            Destination::Dead { wrapper } => {
-                tracing::error!(set = ?from, "malformed entry in a sorted set moved to the dead set");
-                inv.key(keys.dead()).key(keys.dead());
+            Destination::Dead {
+                wrapper,
+                jid,
+                reason,
+            } => {
+                tracing::error!(set = ?from, job_id = jid.as_deref().unwrap_or(""), %reason,
+                    "malformed entry in a sorted set moved to the dead set");
+                let status = jid
+                    .as_deref()
+                    .map_or_else(|| keys.dead(), |j| keys.status(j));
+                inv.key(keys.dead()).key(status);
                 inv.arg(member.as_slice())
                     .arg(wrapper)
                     .arg("")
-                    .arg(flag(false));
+                    .arg(flag(jid.is_some()))
+                    .arg(format!("{MALFORMED_ERROR_CLASS}: {reason}"));
             }
         }
     }
@@ -109,8 +125,16 @@ fn destination(member: &[u8], now: &str) -> Result<Destination> {
         }),
         Err(e) => {
             let reason = format!("not valid job JSON in a sorted set: {e}");
-            let wrapper = malformed_wrapper(member, &reason, Timestamp::now()).to_json()?;
-            Ok(Destination::Dead { wrapper })
+            let jid = JobPayload::recover_jid(member);
+            let mut wrapper = malformed_wrapper(member, &reason, Timestamp::now());
+            if let Some(jid) = &jid {
+                wrapper.jid = jid.clone();
+            }
+            Ok(Destination::Dead {
+                wrapper: wrapper.to_json()?,
+                jid: jid.map(|j| j.to_string()),
+                reason,
+            })
         }
     }
 }
