@@ -467,7 +467,7 @@ async fn run_case(
                 "still in flight, queued or due after {SETTLE_DEADLINE:?}"
             ));
         }
-        check(&mut conn.clone(), client, entry, place, jid).await?;
+        check(&mut conn.clone(), client, entry, jid).await?;
         read_everything(client, &identity, jid).await
     }
     .await;
@@ -541,7 +541,6 @@ async fn check(
     conn: &mut redis::aio::MultiplexedConnection,
     client: &Client,
     entry: &Crafted,
-    place: Place,
     jid: Option<&str>,
 ) -> Result<(), String> {
     let keys = client.keys();
