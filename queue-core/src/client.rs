@@ -423,6 +423,7 @@ mod tests {
                 deferred: None,
                 unknown_class: None,
                 handed_back: None,
+                recovered_from: None,
                 extra: serde_json::Map::new(),
             }
             .to_json()

@@ -47,6 +47,7 @@ pub fn malformed_wrapper(raw: &[u8], reason: &str, now: Timestamp) -> JobPayload
         deferred: None,
         unknown_class: None,
         handed_back: None,
+        recovered_from: None,
         extra,
     }
 }

@@ -82,6 +82,11 @@ pub struct JobPayload {
     /// within the shutdown window shows here instead of cycling unseen).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub handed_back: Option<u32>,
+    /// The processes (`host:pid:nonce`) whose recovery [`recovered`](Self::recovered)
+    /// counts, so that a process that only stalled past its lease, and is alive again, is
+    /// not counted as one this job killed (our field).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recovered_from: Option<Vec<String>>,
     /// Every other field, round-tripped unchanged.
     #[serde(flatten)]
     pub extra: Map<String, Value>,

@@ -20,6 +20,30 @@ impl Client {
         .await
     }
 
+    /// Whether the process `incarnation` (`host:pid:nonce`, the part every identity of one
+    /// process shares) is alive: one of its identities is registered and holds its lease.
+    /// A process that stalled past its lease and came back is alive; one that died is not.
+    pub async fn incarnation_alive(&self, incarnation: &str) -> Result<bool> {
+        let prefix = format!("{incarnation}:");
+        for identity in self.registered_identities().await? {
+            if !identity.starts_with(&prefix) {
+                continue;
+            }
+            let mut conn = self.connection();
+            let leased: bool = self
+                .bounded(
+                    redis::cmd("EXISTS")
+                        .arg(self.keys().lease(&identity))
+                        .query_async(&mut conn),
+                )
+                .await?;
+            if leased {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
     /// Every entry of `identity`'s processing list, exactly as stored (the audit compares
     /// them with what the process holds). One `LRANGE` of the whole list: a processing list
     /// holds at most concurrency + prefetch entries.

@@ -1,6 +1,7 @@
 //! This process's identity and lease: who owns the jobs in which processing list.
 //!
-//! The identity is `host:pid:nonce` like Sidekiq's. Jobs are fetched only into the
+//! The identity is `host:pid:nonce:generation`: Sidekiq's `host:pid:nonce`, plus the number
+//! of identities this process took before. Jobs are fetched only into the
 //! processing list of an identity whose lease exists, and the reaper only touches lists
 //! whose lease has expired, so a list has one owner at a time. When the lease is lost
 //! (Redis restarted, or the process stalled past the TTL) the process takes a fresh
@@ -17,7 +18,7 @@ use tokio_util::sync::CancellationToken;
 /// One incarnation of this process in Redis.
 #[derive(Debug)]
 pub struct Identity {
-    /// `host:pid:nonce`; the scripts build its lease and processing-list keys from it.
+    /// `host:pid:nonce:generation`; its lease and processing-list keys are built from it.
     pub name: String,
     /// When the last call that renewed the lease was sent: Redis ran it later, so the lease
     /// lives at least `lease_ttl` from this instant.
@@ -36,9 +37,9 @@ impl PartialEq for Identity {
 impl Eq for Identity {}
 
 impl Identity {
-    fn fresh(host: &str) -> Self {
-        let nonce = format!("{:012x}", fastrand::u64(..) & 0xffff_ffff_ffff);
-        Self::named(format!("{host}:{}:{nonce}", std::process::id()))
+    /// Identity number `generation` of the process `incarnation` (`host:pid:nonce`).
+    fn fresh(incarnation: &str, generation: u32) -> Self {
+        Self::named(format!("{incarnation}:{generation}"))
     }
 
     /// An identity called `name`, counted as renewed now.
@@ -62,10 +63,22 @@ impl Identity {
     }
 }
 
+/// The process an identity belongs to: `host:pid:nonce`, the same for every identity one
+/// process takes (`host:pid:nonce:generation`), so that another process can tell a process
+/// that stalled past its lease, and came back, from one that died.
+pub(crate) fn incarnation(identity: &str) -> &str {
+    identity
+        .rsplit_once(':')
+        .map_or(identity, |(process, _)| process)
+}
+
 /// The current identity, replaced when its lease is lost.
 #[derive(Debug)]
 pub(crate) struct Membership {
-    host: String,
+    /// `host:pid:nonce`, drawn once per process.
+    incarnation: String,
+    /// Identities taken so far.
+    generations: std::sync::atomic::AtomicU32,
     /// Process start, epoch seconds (Sidekiq's `started_at`, the same for every identity).
     pub(crate) started_at: f64,
     current: Mutex<Arc<Identity>>,
@@ -76,9 +89,12 @@ pub(crate) struct Membership {
 
 impl Membership {
     pub(crate) fn new(host: String) -> Self {
-        let first = Arc::new(Identity::fresh(&host));
+        let nonce = format!("{:012x}", fastrand::u64(..) & 0xffff_ffff_ffff);
+        let incarnation = format!("{host}:{}:{nonce}", std::process::id());
+        let first = Arc::new(Identity::fresh(&incarnation, 0));
         Self {
-            host,
+            incarnation,
+            generations: std::sync::atomic::AtomicU32::new(1),
             started_at: queue_core::Timestamp::now().as_secs_f64(),
             current: Mutex::new(first),
             renewing: tokio::sync::Mutex::new(()),
@@ -91,7 +107,10 @@ impl Membership {
 
     /// A new identity, not yet in use.
     pub(crate) fn fresh(&self) -> Arc<Identity> {
-        Arc::new(Identity::fresh(&self.host))
+        let generation = self
+            .generations
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Arc::new(Identity::fresh(&self.incarnation, generation))
     }
 
     /// Makes `fresh` (already registered) the current identity.

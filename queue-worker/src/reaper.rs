@@ -127,7 +127,9 @@ async fn reap_identity(shared: &Shared, reaped: &str) -> queue_core::Result<Opti
         // audit can hand back whatever this pass could not.
         let mut first_error = None;
         for raw in claimed {
-            if let Err(e) = settle::hand_back(shared, &ident, &raw, HandBack::Recovered).await {
+            if let Err(e) =
+                settle::hand_back(shared, &ident, &raw, HandBack::Recovered(reaped)).await
+            {
                 first_error.get_or_insert(e);
             }
         }

@@ -171,16 +171,17 @@ pub(crate) async fn parse_or_bury(
 
 /// Why a job goes back to its queue.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum HandBack {
+pub(crate) enum HandBack<'a> {
     /// This process took it and will not run it: the shutdown came, or no slot came free in
     /// time. The text ends the log line.
     Unfinished(&'static str),
     /// It ran here and was stopped (the shutdown's deadline, or the lease went unrenewed):
     /// it goes back with `handed_back` + 1. The text ends the log line.
     Interrupted(&'static str),
-    /// Its worker process died: it goes back with `recovered` + 1, or to the dead set once
-    /// it has killed `max_recoveries` processes.
-    Recovered,
+    /// Its worker process (this identity) lost its lease: it goes back with one more
+    /// `recovered`, or to the dead set once it has killed `max_recoveries` processes.
+    /// Processes that are alive again (they stalled, they did not die) are not counted.
+    Recovered(&'a str),
     /// Nobody here holds it (a fetch reply was lost, or settling it gave up): the audit.
     Orphaned,
 }
@@ -192,7 +193,7 @@ pub(crate) async fn hand_back(
     shared: &Shared,
     ident: &Identity,
     raw: &[u8],
-    why: HandBack,
+    why: HandBack<'_>,
 ) -> queue_core::Result<()> {
     releasing(shared, raw, hand_back_entry(shared, ident, raw, why)).await
 }
@@ -209,7 +210,7 @@ async fn hand_back_entry(
     shared: &Shared,
     ident: &Identity,
     raw: &[u8],
-    why: HandBack,
+    why: HandBack<'_>,
 ) -> queue_core::Result<()> {
     let Some(mut job) = parse_or_bury(shared, ident, raw).await else {
         return Ok(());
@@ -222,8 +223,8 @@ async fn hand_back_entry(
             rewritten = job.to_json()?;
             rewritten.as_bytes()
         }
-        HandBack::Recovered => {
-            let recovered = job.recovered.unwrap_or(0).saturating_add(1);
+        HandBack::Recovered(from) => {
+            let recovered = count_recovery(shared, &mut job, from).await?;
             if recovered > shared.config.max_recoveries {
                 let failure = Failure::dead(format!(
                     "recovered {} times: its worker process died each time it ran this job (killed, out of memory, or crashed)",
@@ -233,7 +234,6 @@ async fn hand_back_entry(
                 fail(shared, ident, raw, job, &failure).await?;
                 return Ok(());
             }
-            job.recovered = Some(recovered);
             tracing::warn!(job_id = %job.jid, class = %job.class, recovered, "recovered job of a dead worker process");
             rewritten = job.to_json()?;
             rewritten.as_bytes()
@@ -267,6 +267,42 @@ async fn hand_back_entry(
         }
     }
     Ok(())
+}
+
+/// Counts one more recovery of `job`, whose process `from` (an identity) lost its lease,
+/// and returns the count, which is also written into the job with the processes it names.
+///
+/// Only when the count would bury the job are the processes named looked up: a process
+/// that is alive again only stalled past its lease (Redis froze, or the process did), and
+/// the job did not kill it, so it is not counted. Counts from before processes were named
+/// stay counted.
+async fn count_recovery(
+    shared: &Shared,
+    job: &mut JobPayload,
+    from: &str,
+) -> queue_core::Result<u32> {
+    let max = shared.config.max_recoveries;
+    let before = job.recovered.unwrap_or(0);
+    let mut named = job.recovered_from.take().unwrap_or_default();
+    // A crafted list must not make this loop long: only the last few can matter.
+    let keep = usize::try_from(max).unwrap_or(usize::MAX).saturating_add(1);
+    named.drain(..named.len().saturating_sub(keep));
+    let unnamed = before.saturating_sub(u32::try_from(named.len()).unwrap_or(u32::MAX));
+    named.push(crate::membership::incarnation(from).to_owned());
+    let mut count = before.saturating_add(1);
+    if count > max {
+        let mut died = Vec::with_capacity(named.len());
+        for process in named {
+            if !shared.client.incarnation_alive(&process).await? {
+                died.push(process);
+            }
+        }
+        count = unnamed.saturating_add(u32::try_from(died.len()).unwrap_or(u32::MAX));
+        named = died;
+    }
+    job.recovered = Some(count);
+    job.recovered_from = Some(named);
+    Ok(count)
 }
 
 /// Why a job is put back for later without running.

@@ -164,7 +164,7 @@ pub struct RunningWorker {
 }
 
 impl RunningWorker {
-    /// The current process identity (`host:pid:nonce`).
+    /// The current process identity (`host:pid:nonce:generation`).
     pub fn identity(&self) -> String {
         self.shared.membership.current().name.clone()
     }
@@ -186,7 +186,7 @@ impl Worker {
         WorkerBuilder::default()
     }
 
-    /// The current process identity (`host:pid:nonce`).
+    /// The current process identity (`host:pid:nonce:generation`).
     pub fn identity(&self) -> String {
         self.shared.membership.current().name.clone()
     }

@@ -135,6 +135,57 @@ async fn a_worker_keeps_draining_when_redis_is_out_of_memory() {
     w.shutdown().await.unwrap();
 }
 
+/// A process that stalled past its lease and came back did not die: the jobs reaped from
+/// it are not counted toward burial, while those of a process that is gone are. (Every
+/// recovery used to count, so a healthy long job was buried after three Redis stalls.)
+#[tokio::test]
+async fn a_recovery_from_a_process_that_came_back_does_not_count_toward_burial() {
+    let redis = TestRedis::start();
+    let client = client(&redis, "stalled_not_dead").await;
+    let keys = client.keys().clone();
+    let mut conn = raw(&redis).await;
+    // Process `stalled` lost identity 0 to a stall and lives on as identity 1; process
+    // `gone` died with its identity 0.
+    let _: () = conn
+        .sadd(
+            keys.workers(),
+            &["h:1:stalled:0", "h:1:stalled:1", "h:2:gone:0"],
+        )
+        .await
+        .unwrap();
+    let _: () = redis::cmd("SET")
+        .arg(keys.lease("h:1:stalled:1"))
+        .arg("1")
+        .arg("PX")
+        .arg(600_000)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    // Each job has already been recovered three times (the default limit) from its process.
+    for (jid, process, identity) in [
+        ("from_stalled", "h:1:stalled", "h:1:stalled:0"),
+        ("from_gone", "h:2:gone", "h:2:gone:0"),
+    ] {
+        let job = format!(
+            r#"{{"jid":"{jid}","class":"Quick","args":[1],"queue":"default","recovered":3,"recovered_from":["{process}","{process}","{process}"]}}"#
+        );
+        let _: () = conn
+            .hset_multiple(
+                keys.status(jid),
+                &[("state", "running"), ("queue", "default")],
+            )
+            .await
+            .unwrap();
+        let _: () = conn.lpush(keys.processing(identity), job).await.unwrap();
+    }
+    let w = start(&client, |_| {});
+    let stalled = queue_core::JobId::parse("from_stalled").unwrap();
+    let gone = queue_core::JobId::parse("from_gone").unwrap();
+    wait_for_state(&client, &stalled, JobState::Succeeded).await;
+    wait_for_state(&client, &gone, JobState::Dead).await;
+    w.shutdown().await.unwrap();
+}
+
 /// At maxmemory a worker still learns which jobs were cancelled: it skips them and runs the
 /// rest, including one pushed by another client without a status record. (It used to run
 /// every job of the batch, cancelled ones too, when marking them running was refused.)
