@@ -22,11 +22,9 @@ if mode == '1' then
     return {-1, KEYS[3]}
   end
 end
-if not holds(KEYS[1], 'list') then
-  return {-1, KEYS[1]}
-end
-if not holds(KEYS[2], 'set') then
-  return {-1, KEYS[2]}
+local refused = refused_unless(KEYS[1], 'list') or refused_unless(KEYS[2], 'set')
+if refused then
+  return refused
 end
 if mode ~= '0' then
   redis.call('HSET', KEYS[3], unpack(ARGV, 6))

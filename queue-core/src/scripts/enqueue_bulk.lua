@@ -15,11 +15,9 @@
 -- record never claims a job that was not pushed. A status key of a client-generated id is
 -- not checked: nothing can be there before a new UUID v4 is drawn.
 
-if not holds(KEYS[1], 'list') then
-  return {-1, KEYS[1]}
-end
-if not holds(KEYS[2], 'set') then
-  return {-1, KEYS[2]}
+local refused = refused_unless(KEYS[1], 'list') or refused_unless(KEYS[2], 'set')
+if refused then
+  return refused
 end
 local track = ARGV[2] == '1'
 local checks = ARGV[5]

@@ -67,3 +67,12 @@ local function held_job(list, raw, status)
   return 'held', found, next_rev(record[2])
 end
 
+-- {-1, key} when `key` holds something other than a `want` (the reply every script gives
+-- for a destination of another type, before any write), else nil.
+local function refused_unless(key, want)
+  if not holds(key, want) then
+    return {-1, key}
+  end
+  return nil
+end
+
