@@ -187,12 +187,20 @@ pub(crate) async fn run(shared: Arc<Shared>, running: TaskTracker) {
                     }
                     Taken::LeaseLost => {
                         drop(permits);
-                        crate::heartbeat::reregister(&shared, &ident).await;
+                        crate::heartbeat::lease_lost(&shared, &ident).await;
                     }
                 }
             }
             Err(e) => {
                 drop(permits);
+                if matches!(e, queue_core::Error::WrongType { .. }) {
+                    // This identity's own processing list holds another type (planted, or a
+                    // name collision): nothing can be acked or taken under it again. Its
+                    // jobs stop, and a fresh identity (a fresh list) carries on.
+                    tracing::error!(error = %e, identity = %ident.name,
+                        "this process's processing list is unusable; taking a new identity");
+                    crate::heartbeat::reregister(&shared, &ident).await;
+                }
                 // Acks of an earlier identity too: the script's LREM finds whether its list
                 // still holds each job (not reaped yet), so sending them again is safe, and
                 // a job that succeeded is not run again.
@@ -306,7 +314,7 @@ fn report_rejected(acks: &[Ack], acked: &[bool]) {
             tracing::debug!(job_id = %a.jid, "ack sent again found the job gone: already acked or recovered");
         } else {
             tracing::warn!(job_id = %a.jid,
-                "late result rejected: the job was recovered and handed to another worker");
+                "late result rejected: the job is no longer in this process's list (recovered by another worker, or lost with Redis's data)");
         }
     }
 }

@@ -23,6 +23,11 @@ use tokio_util::sync::CancellationToken;
 use crate::membership::Identity;
 use crate::shared::Shared;
 
+/// First wait before registering again after a refusal; it doubles up to [`MAX_RETRY`].
+const MIN_RETRY: Duration = Duration::from_millis(100);
+/// Longest wait between two tries to register a fresh identity.
+const MAX_RETRY: Duration = Duration::from_secs(5);
+
 /// When the identity is fenced, for a lease of `ttl`: two thirds of it after the renewal.
 fn fence_at(ident: &Identity, ttl: Duration) -> Instant {
     Instant::from_std(ident.lease_deadline(ttl)) - ttl / 3
@@ -48,6 +53,7 @@ impl Fence {
     pub(crate) async fn run(self, stop: CancellationToken) {
         let shared = &self.shared;
         let ttl = shared.config.lease_ttl;
+        let mut retry_in = MIN_RETRY;
         loop {
             let ident = shared.membership.current();
             tokio::select! {
@@ -62,10 +68,20 @@ impl Fence {
                 tracing::warn!(identity = %ident.name, lease_ms = ttl.as_millis() as u64,
                     "lease not renewed for two thirds of its time (Redis stalled or unreachable); stopping this identity's jobs before it can expire");
                 ident.fenced.cancel();
+                retry_in = MIN_RETRY;
             }
-            tokio::select! {
+            let registered = tokio::select! {
                 _ = stop.cancelled() => break,
-                _ = crate::heartbeat::reregister(shared, &ident) => {}
+                registered = crate::heartbeat::reregister(shared, &ident) => registered,
+            };
+            if !registered {
+                // Redis answers but refuses (a full disk, a key of the wrong type): try again
+                // later, not at once, or this loop would flood Redis and the log.
+                tokio::select! {
+                    _ = stop.cancelled() => break,
+                    _ = tokio::time::sleep(retry_in) => {}
+                }
+                retry_in = (retry_in * 2).min(MAX_RETRY);
             }
         }
     }

@@ -48,29 +48,41 @@ async fn beat(shared: &Shared, ident: &Identity, mode: BeatMode) -> queue_core::
     Ok(alive)
 }
 
-/// Takes a fresh identity after `lost`'s lease expired, and registers it.
+/// The lease of `lost` is gone (a renewal found it missing): its jobs are dropped at once,
+/// since another process may take them now, and a fresh identity is registered.
+pub(crate) async fn lease_lost(shared: &Shared, lost: &Identity) -> bool {
+    lost.lost.cancel();
+    reregister(shared, lost).await
+}
+
+/// Takes a fresh identity in place of `old` (whose lease is gone or may be: `fence.rs`), and
+/// registers it; false when that failed (the caller tries again later).
 ///
-/// The new identity is registered before it is installed, so no task ever fetches into, or
-/// renews, an identity without a lease; tasks that noticed the same loss wait on the lock
-/// and then find the identity already replaced.
-pub(crate) async fn reregister(shared: &Shared, lost: &Identity) {
-    // Its jobs may be handed to another worker now: stop them here (`fence.rs`).
-    lost.fenced.cancel();
+/// `old` is fenced first: its jobs stop, and nothing more is taken under it. The new
+/// identity is registered before it is installed, so no task ever fetches into, or renews,
+/// an identity without a lease; tasks that noticed the same loss wait on the lock and then
+/// find the identity already replaced.
+pub(crate) async fn reregister(shared: &Shared, old: &Identity) -> bool {
+    old.fenced.cancel();
     let _renewing = shared.membership.renewing.lock().await;
-    if *shared.membership.current() != *lost {
-        return; // another task already replaced and registered it
+    if *shared.membership.current() != *old {
+        return true; // another task already replaced and registered it
     }
     let fresh = shared.membership.fresh();
     match retry_transient("registering", || register(shared, &fresh)).await {
         Ok(_) => {
-            tracing::warn!(old = %lost.name, new = %fresh.name,
+            tracing::warn!(old = %old.name, new = %fresh.name,
                 "lease lost or fenced (Redis restarted, stalled or unreachable); continuing under a new identity");
             shared.membership.install(fresh);
             // The exchange may be waiting with nothing to do under the fenced identity.
             shared.settled.notify_one();
+            true
         }
-        Err(e) => tracing::error!(error = %e,
-            "could not register a new identity after the lease was lost; will retry"),
+        Err(e) => {
+            tracing::error!(error = %e,
+                "could not register a new identity after the lease was lost; will retry");
+            false
+        }
     }
 }
 
@@ -102,7 +114,9 @@ impl Heartbeater {
                             // A reconnect of the shared connection loses its name; set it again.
                             let _ = shared.client.rename_connection().await;
                         }
-                        Ok(false) => reregister(shared, &ident).await,
+                        Ok(false) => {
+                            lease_lost(shared, &ident).await;
+                        }
                         Err(e) => tracing::warn!(error = %e, "heartbeat failed; will retry next beat"),
                     }
                 }

@@ -26,6 +26,9 @@ pub struct Identity {
     /// Cancelled once this process can no longer be sure that the lease is alive: the jobs
     /// held under this identity stop, and nothing more is taken under it.
     pub(crate) fenced: CancellationToken,
+    /// Cancelled once the lease is known to be gone (a renewal found it missing): the jobs
+    /// still running under this identity are dropped at once, not at the fence's deadline.
+    pub(crate) lost: CancellationToken,
 }
 
 impl PartialEq for Identity {
@@ -48,6 +51,7 @@ impl Identity {
             name,
             renewed: Mutex::new(Instant::now()),
             fenced: CancellationToken::new(),
+            lost: CancellationToken::new(),
         }
     }
 

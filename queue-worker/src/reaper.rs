@@ -117,7 +117,7 @@ async fn reap_identity(shared: &Shared, reaped: &str) -> queue_core::Result<Opti
                 Reaped::Alive => return Ok(Some(total)),
                 Reaped::LeaseLost => {
                     drop(_gate);
-                    crate::heartbeat::reregister(shared, &ident).await;
+                    crate::heartbeat::lease_lost(shared, &ident).await;
                     return Ok(None);
                 }
             }

@@ -140,6 +140,8 @@ pub(crate) async fn run(
                     cancel.cancel();
                     let hard = crate::fence::hard_stop(&ident, shared.config.lease_ttl);
                     tokio::select! {
+                        biased;
+                        _ = ident.lost.cancelled() => Outcome::HandBack,
                         finished = &mut attempt => ended(finished),
                         _ = tokio::time::sleep_until(hard) => Outcome::HandBack,
                     }

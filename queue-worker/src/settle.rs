@@ -60,7 +60,7 @@ pub(crate) async fn fail(
     )
     .await?;
     if failed == Failed::NotOwned {
-        tracing::warn!(job_id = %job.jid, "late failure rejected: the job was recovered by another worker");
+        tracing::warn!(job_id = %job.jid, "late failure rejected: the job is no longer in this process's list (recovered by another worker, or lost with Redis's data)");
     }
     Ok(failed)
 }
@@ -81,7 +81,8 @@ pub(crate) async fn bury_malformed(
     // The wrapper keeps a lossy text copy for people, while the script removes the exact
     // bytes from the processing list. It keeps the entry's own id when one can be read, so
     // that its status record can say what became of it.
-    let own = JobPayload::recover_jid(raw);
+    let own = JobPayload::recover_jid(raw)
+        .filter(|jid| (1..=MAX_JID_BYTES).contains(&jid.as_str().len()));
     let tracked = match &own {
         Some(jid) => has_live_record(shared, jid).await?,
         None => false,
@@ -90,9 +91,8 @@ pub(crate) async fn bury_malformed(
     if let Some(jid) = own {
         wrapper.jid = jid;
     }
-    tracing::error!(job_id = %wrapper.jid, reason, "malformed queue entry moved to the dead set");
     let json = wrapper.to_json()?;
-    settle_failure(
+    let buried = settle_failure(
         shared,
         ident,
         raw,
@@ -102,7 +102,11 @@ pub(crate) async fn bury_malformed(
         tracked,
         reason,
     )
-    .await
+    .await?;
+    if buried == Failed::Dead {
+        tracing::error!(job_id = %wrapper.jid, reason, "malformed queue entry moved to the dead set");
+    }
+    Ok(buried)
 }
 
 /// Whether `jid` has a status record that burying its entry must update: one that exists
@@ -150,6 +154,9 @@ async fn settle_failure(
     .await
 }
 
+/// Longest job id a worker accepts from a queue (ours are 32 hex digits, Sidekiq's 24).
+const MAX_JID_BYTES: usize = 255;
+
 /// Parses a processing-list entry, or buries it in the dead set when it is not a job.
 /// `None` when it was buried (or could not be: the audit tries again later).
 pub(crate) async fn parse_or_bury(
@@ -157,10 +164,17 @@ pub(crate) async fn parse_or_bury(
     ident: &Identity,
     raw: &[u8],
 ) -> Option<JobPayload> {
-    match JobPayload::from_json(raw) {
+    let parsed = JobPayload::from_json(raw).map_err(|e| format!("not valid job JSON: {e}"));
+    // An id names the job's status key and is shown in URLs: empty or huge is not an id.
+    let checked = parsed.and_then(|job| match job.jid.as_str().len() {
+        1..=MAX_JID_BYTES => Ok(job),
+        n => Err(format!(
+            "its job id is {n} bytes long (1 to {MAX_JID_BYTES} allowed)"
+        )),
+    });
+    match checked {
         Ok(job) => Some(job),
-        Err(e) => {
-            let reason = format!("not valid job JSON: {e}");
+        Err(reason) => {
             if let Err(e) = bury_malformed(shared, ident, raw, &reason).await {
                 tracing::error!(error = %e, "could not bury a malformed entry; the audit will retry");
             }
@@ -263,7 +277,7 @@ async fn hand_back_entry(
             tracing::info!(job_id = %job.jid, "job was cancelled before it started; dropped")
         }
         (Requeued::NotOwned, _) => {
-            tracing::warn!(job_id = %job.jid, "job was already recovered by another worker")
+            tracing::warn!(job_id = %job.jid, "job is no longer in this process's list (recovered by another worker, or lost with Redis's data)")
         }
     }
     Ok(())

@@ -271,3 +271,44 @@ async fn a_huge_retry_limit_still_retries_within_a_week() {
     assert!(wait <= 7.0 * 24.0 * 3600.0 + 1.0, "waits {wait} s");
     w.shutdown().await.unwrap();
 }
+
+/// An empty or huge job id is not an id (it names the status key and shows in URLs): the
+/// entry is buried under a fresh id and no key is made from it. (Both used to run, making
+/// the keys `jobstatus:` and a status key with a 1 MiB name.)
+#[tokio::test]
+async fn an_empty_or_huge_job_id_is_buried() {
+    let redis = TestRedis::start();
+    let client = client(&redis, "bad_jids").await;
+    let w = worker(&client);
+    let mut conn = raw(&redis).await;
+    let huge = "j".repeat(1 << 20);
+    for jid in ["", huge.as_str()] {
+        let entry = format!(r#"{{"jid":"{jid}","class":"Fine","args":[null],"queue":"default"}}"#);
+        let _: () = conn
+            .lpush(client.keys().queue("default"), entry)
+            .await
+            .unwrap();
+    }
+    later_jobs_still_run(&client).await;
+    wait_for_size(
+        &conn,
+        &client.keys().dead(),
+        2,
+        "both entries to be buried",
+        std::time::Duration::from_secs(15),
+    )
+    .await;
+    for jid in ["", huge.as_str()] {
+        let exists: bool = conn.exists(client.keys().status(jid)).await.unwrap();
+        assert!(
+            !exists,
+            "a status key was made from a bad id of {} bytes",
+            jid.len()
+        );
+    }
+    for buried in members(&mut conn, &client.keys().dead()).await {
+        assert_eq!(buried.class, MALFORMED_CLASS);
+        assert!(buried.jid.as_str().len() <= 64);
+    }
+    w.shutdown().await.unwrap();
+}

@@ -1,6 +1,8 @@
-//! Redis stalls (frozen with SIGSTOP) while a long job runs. Shorter than the fence, nothing
-//! changes; longer than the lease, the job is stopped here before anyone can hand it to
-//! another worker, so it never runs twice at the same time, and it still ends `succeeded`.
+//! Lease trouble while a long job runs. Redis stalls (frozen with SIGSTOP): shorter than the
+//! fence, nothing changes; longer than the lease, the job is stopped here before anyone can
+//! hand it to another worker, so it never runs twice at the same time, and it still ends
+//! `succeeded`. A lease that vanishes early, a registry Redis refuses to write, and a
+//! processing list of the wrong type do not stall or flood anything either.
 
 mod worker_in_process;
 
@@ -40,9 +42,19 @@ fn start(
     runs: &Runs,
     length: Duration,
 ) -> queue_worker::RunningWorker {
+    start_with(client, runs, length, fast_config())
+}
+
+/// [`start`] with `config`.
+fn start_with(
+    client: &queue_core::Client,
+    runs: &Runs,
+    length: Duration,
+    config: queue_worker::WorkerConfig,
+) -> queue_worker::RunningWorker {
     let runs = Arc::clone(runs);
     Worker::builder()
-        .config(fast_config())
+        .config(config)
         .register(move |_: Long, ctx: JobContext| {
             let runs = Arc::clone(&runs);
             async move {
@@ -141,4 +153,158 @@ async fn a_stall_shorter_than_the_fence_changes_nothing() {
         1,
         "a short stall restarted the job"
     );
+}
+
+/// A worker whose `Long` job takes `length` and ignores cancellation; `tag` names it in
+/// `holders` while it runs.
+fn start_stubborn(
+    client: &queue_core::Client,
+    runs: &Runs,
+    holders: &Arc<Mutex<Vec<&'static str>>>,
+    tag: &'static str,
+    length: Duration,
+) -> queue_worker::RunningWorker {
+    let (runs, holders) = (Arc::clone(runs), Arc::clone(holders));
+    Worker::builder()
+        .config(fast_config())
+        .register(move |_: Long, _: JobContext| {
+            let (runs, holders) = (Arc::clone(&runs), Arc::clone(&holders));
+            async move {
+                let index = {
+                    let mut r = runs.lock().unwrap();
+                    r.push((Instant::now(), None));
+                    holders.lock().unwrap().push(tag);
+                    r.len() - 1
+                };
+                let _running = Running { runs, index };
+                tokio::time::sleep(length).await;
+                Ok::<_, Failure>(())
+            }
+        })
+        .build(client.clone())
+        .unwrap()
+        .start()
+}
+
+/// A lease deleted before its time (by hand, or lost in a failover to a lagging replica):
+/// the other worker's reaper waits until the lease would have ended, and the holder drops
+/// the job as soon as a renewal finds the lease gone, so the job never runs in both at once.
+/// (The reaper used to take the job at once, while the holder ran it on until its fence.)
+#[tokio::test]
+async fn a_lease_deleted_early_never_runs_a_job_twice_at_once() {
+    let redis = TestRedis::start();
+    let client = client(&redis, "lease_deleted").await;
+    let runs: Runs = Arc::default();
+    let holders = Arc::new(Mutex::new(Vec::new()));
+    let one = start_stubborn(&client, &runs, &holders, "one", Duration::from_secs(3));
+    let two = start_stubborn(&client, &runs, &holders, "two", Duration::from_secs(3));
+    let id = client.enqueue(&Long).await.unwrap();
+    wait_until_running(&runs, 1).await;
+    let holder = if holders.lock().unwrap()[0] == "one" {
+        one.identity()
+    } else {
+        two.identity()
+    };
+    let mut conn = raw(&redis).await;
+    let _: () = redis::cmd("DEL")
+        .arg(client.keys().lease(&holder))
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    wait_for_state(&client, &id, JobState::Succeeded).await;
+    one.shutdown().await.unwrap();
+    two.shutdown().await.unwrap();
+    let runs = runs.lock().unwrap().clone();
+    for pair in runs.windows(2) {
+        let end = pair[0].1.expect("an earlier run never ended");
+        assert!(
+            pair[1].0 >= end,
+            "the job ran twice at once: a run started {:?} before the previous one ended",
+            end - pair[1].0
+        );
+    }
+}
+
+/// Redis that answers but refuses to register the process (here the `workers` registry is
+/// a string, as a full disk's MISCONF also refuses it): the fence retries with a backoff
+/// instead of calling Redis tens of thousands of times a second.
+#[tokio::test]
+async fn a_refused_registration_is_retried_with_a_backoff() {
+    let redis = TestRedis::start();
+    let client = client(&redis, "refused_registration").await;
+    let runs: Runs = Arc::default();
+    // A long job keeps the one slot busy, so no fetch renews the lease either: only the
+    // heartbeat does, and Redis refuses it.
+    let mut config = fast_config();
+    config.concurrency = 1;
+    let w = start_with(&client, &runs, Duration::from_secs(5), config);
+    client.enqueue(&Long).await.unwrap();
+    wait_until_running(&runs, 1).await;
+    let mut conn = raw(&redis).await;
+    let workers = client.keys().workers();
+    let _: () = redis::cmd("DEL")
+        .arg(&workers)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let _: () = redis::cmd("SET")
+        .arg(&workers)
+        .arg("x")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let calls = || {
+        let mut conn = conn.clone();
+        async move {
+            let info: String = redis::cmd("INFO")
+                .arg("commandstats")
+                .query_async(&mut conn)
+                .await
+                .unwrap();
+            info.lines()
+                .find_map(|l| l.strip_prefix("cmdstat_evalsha:calls="))
+                .and_then(|rest| rest.split(',').next())
+                .and_then(|n| n.parse::<u64>().ok())
+                .unwrap_or(0)
+        }
+    };
+    // Measured over two seconds: the renewals fail, the fence fires after two thirds of the
+    // 1 s lease, and registering a fresh identity is refused from then on.
+    let before = calls().await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let during = calls().await - before;
+    w.shutdown().await.unwrap();
+    assert!(
+        during < 200,
+        "{during} script calls in 2 s while registration was refused"
+    );
+}
+
+/// A processing list planted with another type: the worker takes a fresh identity (a fresh
+/// list) and goes on taking jobs. (It used to keep its lease and never fetch again.)
+#[tokio::test]
+async fn a_processing_list_of_the_wrong_type_does_not_stop_fetching() {
+    let redis = TestRedis::start();
+    let client = client(&redis, "processing_wrong_type").await;
+    let runs: Runs = Arc::default();
+    let w = start(&client, &runs, Duration::from_millis(10));
+    let first = client.enqueue(&Long).await.unwrap();
+    wait_for_state(&client, &first, JobState::Succeeded).await;
+    let mut conn = raw(&redis).await;
+    let list = client.keys().processing(&w.identity());
+    let _: () = redis::cmd("DEL")
+        .arg(&list)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let _: () = redis::cmd("HSET")
+        .arg(&list)
+        .arg("x")
+        .arg("y")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let next = client.enqueue(&Long).await.unwrap();
+    wait_for_state(&client, &next, JobState::Succeeded).await;
+    w.shutdown().await.unwrap();
 }

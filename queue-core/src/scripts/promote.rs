@@ -87,7 +87,7 @@ pub async fn promote(
                 reason,
             } => {
                 tracing::error!(set = ?from, job_id = jid.as_deref().unwrap_or(""), %reason,
-                    "malformed entry in a sorted set moved to the dead set");
+                    "malformed entry in a sorted set; burying it in the dead set");
                 let status = jid
                     .as_deref()
                     .map_or_else(|| keys.dead(), |j| keys.status(j));

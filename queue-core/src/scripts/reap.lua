@@ -7,7 +7,8 @@
 -- ARGV[3] lease ttl (ms) of the calling process
 -- Returns: {1, job, job, ...} claimed into the caller's processing list, which the caller
 -- then requeues (or buries) one by one; {0} the caller's own lease expired (nothing done);
--- {2} the process is alive (its lease exists): nothing done; {-1, key} that key (the
+-- {2} the process is alive (its lease exists, or its record says the lease would still
+-- last): nothing done; {-1, key} that key (the
 -- caller's processing list) holds another type: nothing done.
 -- At-least-once: claimed jobs sit in a live process's processing list, so a crash of the
 -- reaper itself is recovered by the next reaper; nothing is ever only in memory.
@@ -24,6 +25,18 @@ if mine ~= 'list' and mine ~= 'none' then
 end
 if kind(KEYS[5]) == 'string' then
   return {2}
+end
+-- A lease that vanished before its time (deleted, or lost in a failover) is not yet a dead
+-- process: it may still run its jobs until it notices, at its next beat. Its record says
+-- until when the lease would have lasted (heartbeat.lua, Redis's clock).
+if kind(KEYS[7]) == 'hash' then
+  local until_ms = tonumber(redis.call('HGET', KEYS[7], 'leased_until') or '')
+  if until_ms then
+    local t = redis.call('TIME')
+    if tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) < until_ms then
+      return {2}
+    end
+  end
 end
 local theirs = kind(KEYS[6]) == 'list'
 -- PEXPIRE renews the caller's lease; as the first write, one Redis allows at maxmemory, it
