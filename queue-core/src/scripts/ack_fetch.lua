@@ -74,7 +74,9 @@ for i = 1, acks do
           redis.call('HDEL', status, 'error')
         end
         redis.call('EXPIRE', status, ARGV[5])
-        announce(ARGV[7], status, rev, watched)
+        if watched then
+          announce(ARGV[7], status, rev, watched)
+        end
       end
     end
   else

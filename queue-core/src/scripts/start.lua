@@ -25,7 +25,9 @@ for i = 1, #KEYS do
     redis.call('HDEL', key, 'message')
     redis.call('HSET', key, 'state', 'running', 'started_at', ARGV[1],
       'attempt', ARGV[base + 1], 'progress', '0', 'rev', string.format('%d', rev))
-    announce(ARGV[3], key, rev, record[3])
+    if record[3] then
+      announce(ARGV[3], key, rev, record[3])
+    end
     out[i] = 1
   elseif ARGV[base + 4] == '1' then
     redis.call('HDEL', key, 'message')
