@@ -100,6 +100,24 @@ impl Keys {
         format!("{}wake", self.prefix)
     }
 
+    /// Pub/sub channel on which the scripts announce a change of a status record that a
+    /// long poll watches (message = `<rev> <status key>`).
+    pub fn status_channel(&self) -> String {
+        format!("{}jobstatus", self.prefix)
+    }
+
+    /// The job id of status record `key` (built by [`Keys::status`]), if it is one.
+    ///
+    /// ```
+    /// use queue_core::keys::Keys;
+    /// let keys = Keys::new("{app}:");
+    /// assert_eq!(keys.job_of_status(&keys.status("j1")), Some("j1"));
+    /// assert_eq!(keys.job_of_status("{app}:queue:j1"), None);
+    /// ```
+    pub fn job_of_status<'k>(&self, key: &'k str) -> Option<&'k str> {
+        key.strip_prefix(self.status_prefix().as_str())
+    }
+
     /// Set of the identities of our worker processes (for the reaper).
     pub fn workers(&self) -> String {
         format!("{}workers", self.prefix)
@@ -184,6 +202,7 @@ mod tests {
         assert_eq!(k.status_prefix(), "{app}:jobstatus:");
         assert_eq!(k.queue_prefix(), "{app}:queue:");
         assert_eq!(k.wake_channel(), "{app}:wake");
+        assert_eq!(k.status_channel(), "{app}:jobstatus");
         assert_eq!(k.workers(), "{app}:workers");
         assert_eq!(k.lease("w:1:x"), "{app}:worker:lease:w:1:x");
         assert_eq!(k.processing("w:1:x"), "{app}:processing:w:1:x");

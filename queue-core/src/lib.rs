@@ -57,6 +57,7 @@ pub mod queue_name;
 pub mod redact;
 pub mod scripts;
 pub mod status;
+pub mod status_changes;
 #[cfg(feature = "test-support")]
 pub mod testing;
 pub mod timestamp;

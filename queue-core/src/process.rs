@@ -88,16 +88,22 @@ impl Client {
     /// A new pub/sub connection subscribed to the wake channel: yields each queue name our
     /// enqueue scripts announce. The stream ends when the connection drops.
     pub async fn wake_ups(&self) -> Result<impl Stream<Item = String> + Send + use<>> {
+        let pubsub = self.subscription(self.keys().wake_channel()).await?;
+        Ok(pubsub
+            .into_on_message()
+            .map(|msg| msg.get_payload::<String>().unwrap_or_default()))
+    }
+
+    /// A new pub/sub connection, subscribed to `channel` once this returns (both steps bounded
+    /// by the client timeout).
+    pub(crate) async fn subscription(&self, channel: String) -> Result<redis::aio::PubSub> {
         let config = self.config();
         let client = redis_client(config)?;
         let mut pubsub = tokio::time::timeout(config.timeout, client.get_async_pubsub())
             .await
             .map_err(|_| Error::Timeout(config.timeout))??;
-        self.bounded(pubsub.subscribe(self.keys().wake_channel()))
-            .await?;
-        Ok(pubsub
-            .into_on_message()
-            .map(|msg| msg.get_payload::<String>().unwrap_or_default()))
+        self.bounded(pubsub.subscribe(channel)).await?;
+        Ok(pubsub)
     }
 
     /// Counts one completed execution of job `jid` in the diagnostics ledger (the

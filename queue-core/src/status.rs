@@ -198,6 +198,10 @@ pub mod field {
     pub const FINISHED_AT: &str = "finished_at";
     /// `rev`
     pub const REV: &str = "rev";
+    /// Until when (epoch ms, Redis's clock) a long poll watches the record: while it has not
+    /// passed, every script that changes the record announces the change on
+    /// [`Keys::status_channel`](crate::keys::Keys::status_channel). Not a change itself.
+    pub const WATCHED_UNTIL: &str = "watched_until";
 }
 
 fn num<T: FromStr>(h: &HashMap<String, String>, k: &str) -> Option<T> {

@@ -34,6 +34,10 @@ pub enum WebError {
     /// Redis is down, slow (past the client's bound) or refusing writes for lack of memory.
     #[error("redis unavailable: {0}")]
     RedisUnavailable(#[source] queue_core::Error),
+    /// This process already holds as many long polls as it may
+    /// ([`StatusState::max_waiters`](crate::StatusState::max_waiters)).
+    #[error("too many waiting requests")]
+    TooManyWaiters,
     /// Any other failure of the queue (a Redis error reply, a rejected queue name, …).
     #[error("queue error: {0}")]
     Queue(#[source] queue_core::Error),
@@ -69,7 +73,9 @@ impl WebError {
             WebError::Unauthorized => StatusCode::UNAUTHORIZED,
             WebError::BadRequest(_) => StatusCode::BAD_REQUEST,
             WebError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
-            WebError::RedisUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            WebError::RedisUnavailable(_) | WebError::TooManyWaiters => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             WebError::Queue(_) | WebError::InvalidResponse(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -90,7 +96,10 @@ impl IntoResponse for WebError {
         let status = self.status_code();
         if status.is_server_error() {
             // The client sees only the public message; the detail is for the operator.
-            if matches!(self, WebError::RedisUnavailable(_)) {
+            if matches!(
+                self,
+                WebError::RedisUnavailable(_) | WebError::TooManyWaiters
+            ) {
                 tracing::warn!(error = %self, status = status.as_u16(), "request failed");
             } else {
                 tracing::error!(error = %self, status = status.as_u16(), "request failed");
@@ -100,7 +109,7 @@ impl IntoResponse for WebError {
             (status, Json(json!({ "error": self.public_message() }))).into_response();
         let headers = response.headers_mut();
         match self {
-            WebError::RedisUnavailable(_) => {
+            WebError::RedisUnavailable(_) | WebError::TooManyWaiters => {
                 headers.insert(
                     header::RETRY_AFTER,
                     HeaderValue::from(UNAVAILABLE_RETRY_AFTER_SECS),

@@ -8,8 +8,9 @@
 //! - [`Accepted`]: the `202` a handler returns after enqueueing: `Location` = the status
 //!   URL, `Retry-After`, and `{"id", "status_url"}`.
 //! - [`status_router`]: `GET {base}/{id}` answers the job's state, progress, result or error,
-//!   attempt and timestamps, never its arguments; `?wait=N` long-polls through one shared
-//!   poller per process ([`long_poll`]).
+//!   attempt and timestamps, never its arguments; `?wait=N` long-polls: changes are pushed
+//!   over one subscription per process, waiting costs Redis nothing, and a per-process cap
+//!   ([`StatusState::max_waiters`]) answers `503` beyond it ([`long_poll`]).
 //! - [`access`]: status URLs are capability URLs (job ids carry 122 random bits); an
 //!   [`Access`] hook can also require that the caller owns the job. Unknown, malformed and
 //!   refused ids all answer the same `404`.

@@ -22,9 +22,11 @@
 //!
 //! # Long polling
 //! `?wait=N` (seconds, fractions allowed, capped at [`MAX_WAIT`]) holds the request until the
-//! record's state or progress changes, then answers with the new record within
-//! [`POLL_INTERVAL`](crate::long_poll::POLL_INTERVAL) (plus a round trip) of the change, or
-//! answers the unchanged record after `N` seconds. A terminal state answers at once.
+//! record's state or progress changes, then answers with the new record a round trip or two
+//! after the change (it is pushed, see [`long_poll`](crate::long_poll)), or answers the
+//! unchanged record after `N` seconds. A terminal state answers at once. Each process holds
+//! at most [`StatusState::max_waiters`] waiting requests; one more answers `503` with
+//! `Retry-After: 1`.
 //!
 //! Every answer carries `rev`, the record's change counter. A client that passes it back
 //! (`?wait=20&rev=7`) gets an answer at once if anything changed since it last looked, so
@@ -51,7 +53,7 @@ use tower_http::set_header::SetResponseHeaderLayer;
 use crate::accepted::retry_after_secs;
 use crate::access::Access;
 use crate::error::WebError;
-use crate::long_poll::Poller;
+use crate::long_poll::{DEFAULT_MAX_WAITERS, Poller};
 use crate::timeout::{REQUEST_TIMEOUT, request_timeout_layer};
 
 /// Longest `?wait=` honoured, in seconds' worth.
@@ -99,10 +101,24 @@ impl StatusState {
     /// Use [`CapabilityUrl`](crate::CapabilityUrl) to let anyone holding a status URL read it.
     pub fn new(client: Client, access: impl Access) -> Self {
         Self {
-            poller: Poller::new(client.clone()),
+            poller: Poller::new(client.clone(), DEFAULT_MAX_WAITERS),
             client,
             access: Arc::new(access),
         }
+    }
+
+    /// How many long polls of this process are waiting for a change right now.
+    pub fn long_poll_waiters(&self) -> usize {
+        self.poller.waiting()
+    }
+
+    /// Caps this process's concurrent long polls at `max` (default
+    /// [`DEFAULT_MAX_WAITERS`]); beyond it a `?wait=` request answers `503` with
+    /// `Retry-After: 1`. Each waiter holds a connection, so keep `max` under the process's
+    /// open-file limit. Set it before cloning the state: clones share one poller.
+    pub fn max_waiters(mut self, max: usize) -> Self {
+        self.poller = Poller::new(self.client.clone(), max);
+        self
     }
 
     /// Reads the record of `id` if it exists and the request may see it.
@@ -177,14 +193,32 @@ async fn get_status(
         return Err(WebError::NotFound);
     };
     let id = JobId::parse(&raw).map_err(|_| WebError::NotFound)?;
-    let mut job = state.read(&id, &parts).await?;
+    if wait.is_zero() {
+        return Ok(render(&id, &state.read(&id, &parts).await?));
+    }
+    let _place = state.poller.place().ok_or(WebError::TooManyWaiters)?;
+    // Registered before the read, so that no change after the read is missed.
+    let interest = state.poller.register(&id);
+    // The mark lands before the access check: a refused caller only makes the record's
+    // changes announced for a while, and learns nothing (the same 404 as an unknown id).
+    let watched = match state.poller.read_and_watch(&id, wait).await? {
+        Some(w) if state.access.allows(&parts, &w.status) => w,
+        _ => return Err(WebError::NotFound),
+    };
+    let mut job = watched.status;
     let moved_since_seen = seen_rev.is_some_and(|seen| seen != job.rev);
-    if !wait.is_zero() && !job.state.is_terminal() && !moved_since_seen {
+    // Unannounced (Redis refused the mark at maxmemory): answer now, and the client polls
+    // again after `Retry-After`, rather than wait for an announcement that will not come.
+    if watched.announced && !job.state.is_terminal() && !moved_since_seen {
         let deadline = Instant::now() + wait;
-        if state.poller.wait_for_change(&id, job.rev, deadline).await {
+        if state
+            .poller
+            .wait_for_change(interest, job.rev, deadline)
+            .await
+        {
             job = state.read(&id, &parts).await?;
         }
-        // At the deadline the record is unchanged as of the last tick: answer it as read.
+        // At the deadline no change was announced: answer the record as read.
     }
     Ok(render(&id, &job))
 }

@@ -7,7 +7,7 @@
 -- KEYS[5 .. 4+A] status hash of acked job i    KEYS[5+A ..] queue lists, in the order to try
 -- ARGV[1] A = number of acks    ARGV[2] most jobs to take    ARGV[3] lease ttl (ms)
 -- ARGV[4] now (epoch seconds)   ARGV[5] status ttl (s) after a terminal state
--- ARGV[6] ttl (s) of the daily counter
+-- ARGV[6] ttl (s) of the daily counter    ARGV[7] status channel
 -- then per acked job, three entries: raw job as fetched; '0' untracked / '1' tracked, first
 --   attempt / '2' tracked, a retry (clears the last error); result JSON ('' for none; '-'
 --   when the job was cancelled and did not run)
@@ -41,7 +41,7 @@ end
 
 local acked = 0
 for i = 1, acks do
-  local base = 6 + (i - 1) * 3
+  local base = 7 + (i - 1) * 3
   local raw, tracked, result = ARGV[base + 1], ARGV[base + 2], ARGV[base + 3]
   local status = KEYS[4 + i]
   if redis.call('LREM', KEYS[2], -1, raw) == 1 then
@@ -54,11 +54,12 @@ for i = 1, acks do
       acked = acked + 1
       -- A key of another type where the record belongs (a name collision, or planted) is
       -- left alone: the job is done either way, and an error here would stall every ack.
-      local rev = nil
+      local rev, watched = nil, nil
       if tracked ~= '0' then
-        local read = redis.pcall('HGET', status, 'rev')
-        if type(read) ~= 'table' then
-          rev = string.format('%d', next_rev(read or nil))
+        local read = redis.pcall('HMGET', status, 'rev', 'watched_until')
+        if not read['err'] then
+          rev = string.format('%d', next_rev(read[1] or nil))
+          watched = read[2]
         end
       end
       if rev then
@@ -73,6 +74,9 @@ for i = 1, acks do
           redis.call('HDEL', status, 'error')
         end
         redis.call('EXPIRE', status, ARGV[5])
+        if watched then
+          announce(ARGV[7], status, rev, watched)
+        end
       end
     end
   else

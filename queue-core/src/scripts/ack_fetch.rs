@@ -99,7 +99,8 @@ pub async fn ack_fetch(client: &Client, call: &AckFetch<'_>) -> Result<AckFetche
         .arg(call.lease_ttl.as_millis() as u64)
         .arg(format!("{now:.6}"))
         .arg(client.config().status_retention.finished.as_secs())
-        .arg(DAILY_STAT_TTL_SECS);
+        .arg(DAILY_STAT_TTL_SECS)
+        .arg(client.keys().status_channel());
     for a in call.acks {
         inv.arg(a.raw)
             .arg(match a.tracking {

@@ -1,6 +1,7 @@
 -- cancel.lua: mark a job that has not started yet as cancelled; the worker skips it.
 -- KEYS[1] status hash of the job
 -- ARGV[1] now (epoch seconds)    ARGV[2] status ttl (s) after a terminal state
+-- ARGV[3] status channel
 -- Returns: 1 cancelled; 0 no record (or a key of another type), or the job is running or
 -- already finished.
 -- The record must outlive the job's wait, however long: a vanished record would let the
@@ -11,7 +12,7 @@
 if redis.call('TYPE', KEYS[1])['ok'] ~= 'hash' then
   return 0
 end
-local record = redis.call('HMGET', KEYS[1], 'state', 'rev')
+local record = redis.call('HMGET', KEYS[1], 'state', 'rev', 'watched_until')
 local state = record[1]
 if state == 'queued' or state == 'scheduled' or state == 'retrying' then
   -- A queued record is written without `rev`, which means 1, as does an unreadable one
@@ -20,6 +21,7 @@ if state == 'queued' or state == 'scheduled' or state == 'retrying' then
   redis.call('HSET', KEYS[1], 'state', 'cancelled', 'finished_at', ARGV[1],
     'rev', string.format('%d', rev), 'retention', ARGV[2])
   redis.call('PERSIST', KEYS[1])
+  announce(ARGV[3], KEYS[1], rev, record[3])
   return 1
 end
 return 0

@@ -21,7 +21,8 @@ pub async fn cancel(client: &Client, jid: &str) -> Result<Cancelled> {
     let mut inv = CANCEL.invocation();
     inv.key(client.keys().status(jid))
         .arg(secs_str(Timestamp::now()))
-        .arg(client.config().status_retention.finished.as_secs());
+        .arg(client.config().status_retention.finished.as_secs())
+        .arg(client.keys().status_channel());
     match CANCEL.call::<i64>(client, inv).await? {
         1 => Ok(Cancelled::Cancelled),
         0 => Ok(Cancelled::TooLate),

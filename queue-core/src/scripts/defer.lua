@@ -5,6 +5,7 @@
 -- ARGV[1] raw job as fetched    ARGV[2] job to store (without enqueued_at)    ARGV[3] delay (ms)
 -- ARGV[4] status state to show ('scheduled' or 'retrying')    ARGV[5] error ('' for none)
 -- ARGV[6] status ttl (s) while alive: a job deferred again and again keeps its record
+-- ARGV[7] status channel
 -- Returns: 1 deferred; 0 the job was no longer in the processing list (nothing written);
 -- 2 its status record says cancelled: the job is dropped instead; {-1, key} that key (the
 -- set) holds another type: nothing is written.
@@ -12,7 +13,7 @@
 -- and the removal from the processing list last. A status record of another type is left
 -- as it is: the job still moves.
 
-local held, status, rev = held_job(KEYS[1], ARGV[1], KEYS[3])
+local held, status, rev, watched = held_job(KEYS[1], ARGV[1], KEYS[3])
 if held == 'gone' then
   return 0
 elseif held == 'cancelled' then
@@ -40,6 +41,7 @@ if status == 'hash' then
   if left >= 0 and left < tonumber(ARGV[6]) then
     redis.call('EXPIRE', KEYS[3], ARGV[6])
   end
+  announce(ARGV[7], KEYS[3], rev, watched)
 end
 redis.call('LREM', KEYS[1], -1, ARGV[1])
 return 1

@@ -57,7 +57,8 @@ pub async fn defer(
         .arg(delay.as_millis() as u64)
         .arg(state)
         .arg(error)
-        .arg(client.config().status_retention.active.as_secs());
+        .arg(client.config().status_retention.active.as_secs())
+        .arg(client.keys().status_channel());
     match DEFER.int(DEFER.call(client, inv).await?)? {
         1 => Ok(Deferred::Later),
         0 => Ok(Deferred::NotOwned),

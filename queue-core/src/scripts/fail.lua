@@ -6,7 +6,7 @@
 -- ARGV[3] 'retry' or 'dead'      ARGV[4] retry delay (s)     ARGV[5] clock offset (ms, tests)
 -- ARGV[6] '1' tracked / '0'      ARGV[7] error message       ARGV[8] status ttl alive (s)
 -- ARGV[9] status ttl finished (s)    ARGV[10] dead set max size    ARGV[11] dead set max age (s)
--- ARGV[12] ttl (s) of the daily counters
+-- ARGV[12] ttl (s) of the daily counters    ARGV[13] status channel
 -- Returns: the score (epoch s) of the retry or death as a string; 0 when the job is no
 -- longer in the processing list (another worker owns it now): nothing is written;
 -- 2 its status record says cancelled: the job is dropped and the record stays cancelled;
@@ -16,7 +16,7 @@
 -- destination, the record and counters, and the removal from the processing list last. A
 -- status record or counter that is not ours to update is left as it is: the job still moves.
 
-local held, status, rev = held_job(KEYS[1], ARGV[1], KEYS[4])
+local held, status, rev, watched = held_job(KEYS[1], ARGV[1], KEYS[4])
 if held == 'gone' then
   return 0
 elseif held == 'cancelled' then
@@ -61,6 +61,7 @@ if ARGV[6] == '1' and (status == 'hash' or status == 'none') then
     redis.call('HSET', KEYS[4], 'state', 'dead', 'error', ARGV[7], 'finished_at', score, 'rev', r)
     redis.call('EXPIRE', KEYS[4], ARGV[9])
   end
+  announce(ARGV[13], KEYS[4], r, watched)
 end
 for _, i in ipairs(counters) do
   redis.call('INCR', KEYS[i])

@@ -91,7 +91,8 @@ pub async fn fail(client: &Client, attempt: &FailedAttempt<'_>) -> Result<Failed
         .arg(retention.finished.as_secs())
         .arg(attempt.dead_max_jobs)
         .arg(attempt.dead_max_age.as_secs())
-        .arg(DAILY_STAT_TTL_SECS);
+        .arg(DAILY_STAT_TTL_SECS)
+        .arg(client.keys().status_channel());
     // The score of the retry or death (a string) when moved, 0 when not owned, 2 cancelled.
     let reply = FAIL.call::<redis::Value>(client, inv).await?;
     if let Some(e) = FAIL.wrong_type(&reply) {

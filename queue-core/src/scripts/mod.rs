@@ -50,6 +50,7 @@ mod requeue;
 mod schedule;
 mod start;
 mod unregister;
+mod watch;
 
 pub use ack_fetch::{Ack, AckFetch, AckFetched, AckTracking, Taken, ack_fetch};
 pub use cancel::{Cancelled, cancel};
@@ -67,6 +68,7 @@ pub use requeue::{Requeue, Requeued, requeue};
 pub(crate) use schedule::{Schedule, schedule};
 pub use start::{StartJob, Started, start};
 pub use unregister::unregister;
+pub use watch::{Watched, watch};
 
 /// Lifetime of Sidekiq's daily counters (`stat:processed:<day>`): Sidekiq keeps five years.
 pub(crate) const DAILY_STAT_TTL_SECS: u64 = 5 * 365 * 24 * 3600;

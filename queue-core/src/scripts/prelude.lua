@@ -48,23 +48,23 @@ end
 -- processing list `list` no longer holds `raw` (another worker owns it now); 'cancelled'
 -- when its record `status` says so (the job is then dropped from the list, and the record
 -- may expire); else 'held'. Also returns the type of `status` and, for a hash, the `rev`
--- after the change.
+-- after the change and its `watched_until` (for announce).
 local function held_job(list, raw, status)
   if kind(list) ~= 'list' or not redis.call('LPOS', list, raw, 'RANK', -1) then
-    return 'gone', nil, nil
+    return 'gone', nil, nil, nil
   end
   local found = kind(status)
   if found ~= 'hash' then
-    return 'held', found, nil
+    return 'held', found, nil, nil
   end
-  local record = redis.call('HMGET', status, 'state', 'rev')
+  local record = redis.call('HMGET', status, 'state', 'rev', 'watched_until')
   if record[1] == 'cancelled' then
     redis.call('LREM', list, -1, raw)
     expire_cancelled(status)
-    return 'cancelled', found, nil
+    return 'cancelled', found, nil, nil
   end
   -- A missing or unreadable rev reads as 1 (status::read_rev).
-  return 'held', found, next_rev(record[2])
+  return 'held', found, next_rev(record[2]), record[3]
 end
 
 -- {-1, key} when `key` holds something other than a `want` (the reply every script gives
@@ -76,3 +76,24 @@ local function refused_unless(key, want)
   return nil
 end
 
+-- Redis's clock in ms, read at most once per script and only when a record is watched, so
+-- the scripts of unwatched jobs (the hot path) never call TIME for it.
+local clock_ms = nil
+
+-- After a change of status record `key` to `rev`: when a long poll watches it (`watched`, the
+-- record's watched_until as read with the fields the script reads anyway, has not passed),
+-- PUBLISH '<rev> <key>' on `channel`, the one channel every web process subscribes to.
+-- Unwatched records cost nothing more than the extra field of their HMGET.
+local function announce(channel, key, rev, watched)
+  local until_ms = tonumber(watched or '')
+  if not until_ms then
+    return
+  end
+  if not clock_ms then
+    local t = redis.call('TIME')
+    clock_ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  end
+  if until_ms >= clock_ms then
+    redis.call('PUBLISH', channel, string.format('%d', rev) .. ' ' .. key)
+  end
+end

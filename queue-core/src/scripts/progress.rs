@@ -25,7 +25,8 @@ pub async fn progress(
     let mut inv = PROGRESS.invocation();
     inv.key(client.keys().status(jid))
         .arg(percent.min(100))
-        .arg(message);
+        .arg(message)
+        .arg(client.keys().status_channel());
     match PROGRESS.call::<i64>(client, inv).await? {
         1 => Ok(ProgressRecorded::Recorded),
         0 => Ok(ProgressRecorded::NotRunning),

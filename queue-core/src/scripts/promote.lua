@@ -6,7 +6,7 @@
 -- then per member i: KEYS[1+2i] where it goes: its queue list, or the dead set;
 --   KEYS[2+2i] its status hash (the dead set again when it has none)
 -- ARGV[1] now (epoch seconds, from due.lua)    ARGV[2] clock offset (ms, tests)
--- ARGV[3] wake channel    ARGV[4] status ttl (s) after a terminal state
+-- ARGV[3] wake channel    ARGV[4] status ttl (s) after a terminal state    ARGV[5] status channel
 -- then per member i, five entries: the member; what to write (the job with `enqueued_at`,
 --   or the dead set's wrapper); its queue name, or '' to bury it; '1' when it has a status
 --   hash, or '0'; the error its record shows when it is buried ('' otherwise)
@@ -20,8 +20,8 @@ local queues_ok = holds(KEYS[2], 'set')
 local moved = 0
 local stuck = 0
 local woken = {}
-for i = 1, (#ARGV - 4) / 5 do
-  local base = 4 + (i - 1) * 5
+for i = 1, (#ARGV - 5) / 5 do
+  local base = 5 + (i - 1) * 5
   local member, payload, queue, has_status, shown =
     ARGV[base + 1], ARGV[base + 2], ARGV[base + 3], ARGV[base + 4], ARGV[base + 5]
   local dest, status = KEYS[1 + 2 * i], KEYS[2 + 2 * i]
@@ -31,11 +31,13 @@ for i = 1, (#ARGV - 4) / 5 do
         redis.call('ZADD', dest, ARGV[1], payload)
         -- Its record, unless cancelled (or of another type), says what became of it.
         if has_status == '1' then
-          local read = redis.pcall('HMGET', status, 'state', 'rev')
+          local read = redis.pcall('HMGET', status, 'state', 'rev', 'watched_until')
           if not read['err'] and read[1] and read[1] ~= 'cancelled' then
+            local rev = next_rev(read[2])
             redis.call('HSET', status, 'state', 'dead', 'error', shown, 'finished_at', ARGV[1],
-              'rev', string.format('%d', next_rev(read[2])))
+              'rev', string.format('%d', rev))
             redis.call('EXPIRE', status, ARGV[4])
+            announce(ARGV[5], status, rev, read[3])
           end
         end
         redis.call('ZREM', KEYS[1], member)
@@ -45,9 +47,9 @@ for i = 1, (#ARGV - 4) / 5 do
       end
     else
       -- A record of another type is left alone: the job still moves.
-      local record = {false, false}
+      local record = {false, false, false}
       if has_status == '1' then
-        local read = redis.pcall('HMGET', status, 'state', 'rev')
+        local read = redis.pcall('HMGET', status, 'state', 'rev', 'watched_until')
         if not read['err'] then
           record = read
         end
@@ -65,6 +67,7 @@ for i = 1, (#ARGV - 4) / 5 do
           local rev = next_rev(record[2])
           redis.call('HSET', status, 'state', 'queued', 'enqueued_at', ARGV[1],
             'rev', string.format('%d', rev))
+          announce(ARGV[5], status, rev, record[3])
         end
         redis.call('ZREM', KEYS[1], member)
         moved = moved + 1

@@ -66,7 +66,8 @@ pub async fn promote(
     inv.arg(&due.now)
         .arg(clock_offset_ms)
         .arg(keys.wake_channel())
-        .arg(client.config().status_retention.finished.as_secs());
+        .arg(client.config().status_retention.finished.as_secs())
+        .arg(keys.status_channel());
     for member in &due.members {
         match destination(member, &due.now)? {
             Destination::Queue {

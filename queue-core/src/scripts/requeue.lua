@@ -2,6 +2,7 @@
 -- KEYS[1] processing list    KEYS[2] queue list    KEYS[3] queues set    KEYS[4] status hash
 -- ARGV[1] raw job as held    ARGV[2] job to push (may be rewritten)    ARGV[3] queue name
 -- ARGV[4] '1' tracked / '0'  ARGV[5] status ttl alive (s)    ARGV[6] wake channel
+-- ARGV[7] status channel
 -- Returns: 1 handed back; 0 the job was no longer in the processing list; 2 its status
 -- record says cancelled (it never started): the job is dropped instead; {-1, key} that key
 -- (the queue list) holds another type: nothing is written.
@@ -10,7 +11,7 @@
 -- and the removal from the processing list last. A `queues` set or status record of another
 -- type is left as it is: the job still goes back.
 
-local held, status, rev = held_job(KEYS[1], ARGV[1], KEYS[4])
+local held, status, rev, watched = held_job(KEYS[1], ARGV[1], KEYS[4])
 if held == 'gone' then
   return 0
 elseif held == 'cancelled' then
@@ -32,6 +33,7 @@ end
 if ARGV[4] == '1' and status == 'hash' then
   redis.call('HSET', KEYS[4], 'state', 'queued', 'rev', string.format('%d', rev))
   redis.call('EXPIRE', KEYS[4], ARGV[5])
+  announce(ARGV[7], KEYS[4], rev, watched)
 end
 redis.call('PUBLISH', ARGV[6], ARGV[3])
 redis.call('LREM', KEYS[1], -1, ARGV[1])

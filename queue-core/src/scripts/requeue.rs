@@ -48,7 +48,8 @@ pub async fn requeue(client: &Client, job: &Requeue<'_>) -> Result<Requeued> {
         .arg(job.queue)
         .arg(flag(job.tracked))
         .arg(client.config().status_retention.active.as_secs())
-        .arg(keys.wake_channel());
+        .arg(keys.wake_channel())
+        .arg(keys.status_channel());
     match REQUEUE.int(REQUEUE.call(client, inv).await?)? {
         1 => Ok(Requeued::Queued),
         0 => Ok(Requeued::NotOwned),

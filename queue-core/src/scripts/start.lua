@@ -2,7 +2,7 @@
 -- taken without a record (pushed by another client, such as Sidekiq's Ruby client) get one.
 -- Reports the jobs cancelled while they were queued.
 -- KEYS[i] status hash of job i
--- ARGV[1] now (epoch seconds)    ARGV[2] status ttl (s) while alive
+-- ARGV[1] now (epoch seconds)    ARGV[2] status ttl (s) while alive    ARGV[3] status channel
 -- then per job i, four entries: attempt number, queue, class, '1' when its type keeps a
 --   status record (one is created if missing) or '0'
 -- Returns: one entry per job: 1 marked running, 0 cancelled (skip it and ack it), 2 no record
@@ -11,9 +11,9 @@
 -- go on writing, so a full Redis still lets workers start, and so drain, their jobs.
 local out = {}
 for i = 1, #KEYS do
-  local base = 2 + (i - 1) * 4
+  local base = 3 + (i - 1) * 4
   local key = KEYS[i]
-  local record = redis.pcall('HMGET', key, 'state', 'rev')
+  local record = redis.pcall('HMGET', key, 'state', 'rev', 'watched_until')
   if record['err'] then
     out[i] = 2
   elseif record[1] == 'cancelled' then
@@ -25,6 +25,9 @@ for i = 1, #KEYS do
     redis.call('HDEL', key, 'message')
     redis.call('HSET', key, 'state', 'running', 'started_at', ARGV[1],
       'attempt', ARGV[base + 1], 'progress', '0', 'rev', string.format('%d', rev))
+    if record[3] then
+      announce(ARGV[3], key, rev, record[3])
+    end
     out[i] = 1
   elseif ARGV[base + 4] == '1' then
     redis.call('HDEL', key, 'message')

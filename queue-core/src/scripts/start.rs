@@ -46,7 +46,8 @@ pub async fn start(client: &Client, jobs: &[StartJob<'_>], now: Timestamp) -> Re
         inv.key(keys.status(job.jid));
     }
     inv.arg(secs_str(now))
-        .arg(client.config().status_retention.active.as_secs());
+        .arg(client.config().status_retention.active.as_secs())
+        .arg(keys.status_channel());
     for job in jobs {
         inv.arg(job.attempt)
             .arg(job.queue)

@@ -23,18 +23,26 @@ pub(crate) struct App {
     pub(crate) base: String,
     pub(crate) client: Client,
     pub(crate) http: reqwest::Client,
+    /// The status router's state (its long-poll gauge tells when a request waits).
+    pub(crate) status: StatusState,
 }
 
 impl App {
     /// Starts the sample app against `redis`, with key prefix `{test_name}:`.
     pub(crate) async fn start(redis: &TestRedis, test_name: &str) -> App {
         let client = Client::connect(redis.config(test_name)).await.unwrap();
-        let base = serve(sample_router(client.clone())).await;
+        let status = StatusState::new(client.clone(), owner_or_capability);
+        let base = serve(sample_router(client.clone(), status.clone())).await;
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(40))
             .build()
             .unwrap();
-        App { base, client, http }
+        App {
+            base,
+            client,
+            http,
+            status,
+        }
     }
 
     /// GET `path` (relative to the app).
@@ -95,6 +103,8 @@ impl App {
 
 /// Writes status fields of job `id` and increments `rev` in one MULTI, as the worker's
 /// scripts do: a record without `rev` (as enqueued) is at 1, so the first change makes it 2.
+/// It announces nothing: a long poll already waiting does not see it (change the record
+/// through the scripts for that, see `tests/long_poll.rs`).
 pub(crate) async fn write_status(client: &Client, id: &JobId, fields: &[(&str, &str)]) {
     let key = client.keys().status(id.as_str());
     let mut pipe = redis::pipe();
@@ -124,23 +134,24 @@ pub(crate) async fn serve(router: Router) -> String {
     format!("http://{addr}")
 }
 
-/// The sample app: a handler that enqueues and answers 202, the status router with an owner
-/// check, health and metrics.
-pub(crate) fn sample_router(client: Client) -> Router {
-    // Jobs enqueued with an owner are visible to that user only; others by capability URL.
-    let access = |parts: &Parts, job: &JobStatus| match &job.owner {
+/// The sample app's access rule: jobs enqueued with an owner are visible to that user only,
+/// others by capability URL.
+pub(crate) fn owner_or_capability(parts: &Parts, job: &JobStatus) -> bool {
+    match &job.owner {
         None => true,
         Some(owner) => parts
             .headers
             .get(USER_HEADER)
             .is_some_and(|u| u.as_bytes() == owner.as_bytes()),
-    };
+    }
+}
+
+/// The sample app: a handler that enqueues and answers 202, the status router (`status`, with
+/// an owner check), health and metrics.
+pub(crate) fn sample_router(client: Client, status: StatusState) -> Router {
     Router::new()
         .route("/reports", post(create_report))
-        .nest(
-            "/jobs",
-            queue_web::status_router(StatusState::new(client.clone(), access)),
-        )
+        .nest("/jobs", queue_web::status_router(status))
         .merge(queue_web::health_router(client.clone()))
         .merge(queue_web::metrics_router(
             client.clone(),
