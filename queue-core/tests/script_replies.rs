@@ -571,8 +571,23 @@ async fn reap_claims_only_from_an_expired_process_for_a_live_caller() {
     assert_eq!(lrange(&mut conn, &theirs).await.len(), 3);
     assert!(!exists(&mut conn, &ours).await);
 
-    // Claimed, part of the list: oldest first; the process is still known.
+    // Alive: its lease key vanished early, but its record says the lease would still last
+    // (it may still run its jobs until its next beat tells it otherwise).
     let _: i64 = cmd(&mut conn, &["DEL", &keys.lease(REAPED)]).await;
+    let now_ms = (redis_time(&mut conn).await * 1000.0) as i64;
+    let soon = (now_ms + 10_000).to_string();
+    hset(&mut conn, &keys.process(REAPED), &["leased_until", &soon]).await;
+    assert_eq!(reap(10).await.unwrap(), Reaped::Alive);
+    // A value more than an hour ahead is no lease anyone took: it does not hold recovery up.
+    let planted = (now_ms + 2 * 3_600_000).to_string();
+    hset(
+        &mut conn,
+        &keys.process(REAPED),
+        &["leased_until", &planted],
+    )
+    .await;
+
+    // Claimed, part of the list: oldest first; the process is still known.
     let claimed = reap(2).await.unwrap();
     assert_eq!(
         claimed,
