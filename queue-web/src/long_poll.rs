@@ -266,15 +266,16 @@ async fn subscriber(poller: Weak<Inner>) {
                 continue;
             }
         };
-        if failures > 0 {
-            tracing::info!("long-poll subscription recovered");
-            failures = 0;
-        }
         // Changes made while no subscription existed were announced to nobody: read them. If
-        // that read fails, subscribe again and read again rather than miss them.
+        // that read fails, subscribe again and read again rather than miss them, dropping
+        // the jobs nobody waits for any more (this path never reaches the housekeeping
+        // below) and backing off further each time.
         if !catch_up(&inner).await {
             drop(changes);
             failures = failures.saturating_add(1);
+            if inner.stop_if_idle() {
+                return;
+            }
             drop(inner);
             tokio::time::sleep(
                 Duration::from_millis(100)
@@ -283,6 +284,10 @@ async fn subscriber(poller: Weak<Inner>) {
             )
             .await;
             continue;
+        }
+        if failures > 0 {
+            tracing::info!("long-poll subscription recovered");
+            failures = 0;
         }
         let mut housekeeping = tokio::time::interval(HOUSEKEEPING);
         housekeeping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);

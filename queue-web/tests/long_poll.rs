@@ -285,3 +285,67 @@ async fn a_change_between_two_polls_is_not_skipped_when_the_client_passes_rev() 
     assert_eq!(unchanged["rev"].as_u64().unwrap(), current);
     assert!(start.elapsed() >= Duration::from_secs(1));
 }
+
+/// A key of another type where a watched record belongs (planted, or another app's key
+/// under the empty prefix) reads as no record: the other waiters of the process still wake
+/// on their changes. (It used to fail every catch-up read, so the subscriber never reached
+/// its deliveries and every waiter answered at its deadline.)
+#[tokio::test]
+async fn a_planted_status_key_does_not_stop_the_other_waiters() {
+    let redis = TestRedis::start();
+    let app = App::start(&redis, "planted_status_key").await;
+    let planted = JobId::new();
+    let mut conn = redis::Client::open(redis.url())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let _: () = redis::cmd("SET")
+        .arg(app.client.keys().status(planted.as_str()))
+        .arg("x")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    // Its long poll answers at once (there is no record), and leaves it watched a while.
+    let response = app.get(&format!("/jobs/{planted}?wait=5")).await;
+    assert_eq!(response.status(), 404);
+
+    let id = id_from_location(&app.create_report(None, "x").await);
+    let change = changer(
+        &app,
+        |client: Client, id: JobId| async move {
+            scripts::progress(&client, id.as_str(), 10, "going")
+                .await
+                .unwrap();
+        },
+        &id,
+    );
+    // The job must be running for progress to count: start it first.
+    let job = StartJob {
+        jid: id.as_str(),
+        attempt: 1,
+        queue: "default",
+        class: "BuildReport",
+        tracked: true,
+    };
+    scripts::start(&app.client, &[job], Timestamp::now())
+        .await
+        .unwrap();
+    let rev = app
+        .get(&format!("/jobs/{id}"))
+        .await
+        .json::<Value>()
+        .await
+        .unwrap()["rev"]
+        .as_u64()
+        .unwrap();
+    let body: Value = app
+        .get(&format!("/jobs/{id}?wait=10&rev={rev}"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let after_change = Instant::now().saturating_duration_since(change.await.unwrap());
+    assert_eq!(body["progress"]["percent"], 10);
+    assert!(after_change < ANSWER_WITHIN, "{after_change:?}");
+}

@@ -70,7 +70,15 @@ pub(crate) async fn reregister(shared: &Shared, old: &Identity) -> bool {
     }
     let fresh = shared.membership.fresh();
     match retry_transient("registering", || register(shared, &fresh)).await {
-        Ok(_) => {
+        // Already registered: an earlier try that timed out here ran in Redis later. When
+        // its lease began is unknown, so the fence could not guard it: leave it to expire,
+        // and take another identity next time.
+        Ok(false) => {
+            tracing::warn!(identity = %fresh.name,
+                "a new identity was registered by a try that timed out; taking another");
+            false
+        }
+        Ok(true) => {
             tracing::warn!(old = %old.name, new = %fresh.name,
                 "lease lost or fenced (Redis restarted, stalled or unreachable); continuing under a new identity");
             shared.membership.install(fresh);

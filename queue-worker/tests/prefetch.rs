@@ -169,6 +169,9 @@ async fn jobs_prefetched_but_not_started_go_back_at_once_at_shutdown() {
     let a = worker(&client, 1, &runs, &release, |c| {
         c.prefetch = Some(20);
         c.prefetch_max_wait = Duration::from_secs(60);
+        // Room for a loaded machine (another test of this file drains 30,000 jobs at once)
+        // between "at once" and the end of the shutdown timeout.
+        c.shutdown_timeout = Duration::from_secs(6);
     });
     let (block, late, held) = hold_behind_slow_job(&client, &redis, &a, &release).await;
     let conn = raw(&redis).await;
@@ -180,14 +183,14 @@ async fn jobs_prefetched_but_not_started_go_back_at_once_at_shutdown() {
         .unwrap();
 
     // Quiet: the jobs that never started go back to the front of the queue right away,
-    // while the slow job keeps its slot until the shutdown timeout (2 s).
+    // while the slow job keeps its slot until the shutdown timeout (6 s here).
     let shutdown = tokio::spawn(a.shutdown());
     wait_for_size(
         &conn,
         &queue,
         (queued_before + held) as i64,
         "the prefetched jobs to be back in the queue",
-        Duration::from_secs(1),
+        Duration::from_secs(3),
     )
     .await;
     assert_eq!(
@@ -201,7 +204,7 @@ async fn jobs_prefetched_but_not_started_go_back_at_once_at_shutdown() {
         &queue,
         (queued_before + held + 1) as i64,
         "the slow job to be handed back too",
-        Duration::from_secs(1),
+        Duration::from_secs(3),
     )
     .await;
     assert!(runs.lock().unwrap().len() as u64 >= LEAD);

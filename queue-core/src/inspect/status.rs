@@ -43,24 +43,30 @@ impl Inspector<'_> {
     /// The [`StatusRev`] of each job of `ids`, in the same order: one pipeline of
     /// `HMGET jobstatus:ID state rev` per [`MAX_STATUS_PER_ROUND_TRIP`] ids, O(ids).
     ///
-    /// A damaged record does not fail the others: its `rev` reads as [`read_rev`] reads it.
+    /// A damaged record does not fail the others: its `rev` reads as [`read_rev`] reads it,
+    /// and a key of another type where a record belongs reads as [`StatusRev::Gone`] (there
+    /// is no record), so one planted key cannot stop every other job's read.
     pub async fn status_revs(&self, ids: &[JobId]) -> Result<Vec<StatusRev>> {
         let keys = self.client.keys();
         let mut revs = Vec::with_capacity(ids.len());
         for chunk in ids.chunks(MAX_STATUS_PER_ROUND_TRIP) {
             let mut pipe = redis::pipe();
+            pipe.ignore_errors();
             for id in chunk {
                 pipe.cmd("HMGET")
                     .arg(keys.status(id.as_str()))
                     .arg(field::STATE)
                     .arg(field::REV);
             }
-            let replies: Vec<StateAndRev> = self.query(&pipe).await?;
-            revs.extend(replies.iter().map(|(state, rev)| {
-                let state = state.as_ref().map(|_| "");
-                // Not UTF-8 is not a number either: read as 1, like any other bad `rev`.
-                let rev = rev.as_deref().and_then(|r| std::str::from_utf8(r).ok());
-                StatusRev::from_fields(state, rev)
+            let replies: Vec<redis::RedisResult<StateAndRev>> = self.query(&pipe).await?;
+            revs.extend(replies.iter().map(|reply| match reply {
+                Ok((state, rev)) => {
+                    let state = state.as_ref().map(|_| "");
+                    // Not UTF-8 is not a number either: read as 1, like any other bad `rev`.
+                    let rev = rev.as_deref().and_then(|r| std::str::from_utf8(r).ok());
+                    StatusRev::from_fields(state, rev)
+                }
+                Err(_) => StatusRev::Gone,
             }));
         }
         Ok(revs)
