@@ -174,22 +174,20 @@ async fn jobs_prefetched_but_not_started_go_back_at_once_at_shutdown() {
         c.shutdown_timeout = Duration::from_secs(6);
     });
     let (block, late, held) = hold_behind_slow_job(&client, &redis, &a, &release).await;
+    assert!(held > 0);
     let conn = raw(&redis).await;
-    let queue = client.keys().queue("default");
-    let queued_before: usize = redis::cmd("LLEN")
-        .arg(&queue)
-        .query_async(&mut conn.clone())
-        .await
-        .unwrap();
+    let processing = client.keys().processing(&a.identity());
 
-    // Quiet: the jobs that never started go back to the front of the queue right away,
-    // while the slow job keeps its slot until the shutdown timeout (6 s here).
+    // Quiet: the jobs that never started go back to the front of the queue right away
+    // (the processing list keeps only the slow job), while the slow job keeps its slot
+    // until the shutdown timeout (6 s here). Counting the list, not the queue: jobs that
+    // finished just before may still be in the list until their acks land.
     let shutdown = tokio::spawn(a.shutdown());
     wait_for_size(
         &conn,
-        &queue,
-        (queued_before + held) as i64,
-        "the prefetched jobs to be back in the queue",
+        &processing,
+        1,
+        "the prefetched jobs to leave the processing list",
         Duration::from_secs(3),
     )
     .await;
@@ -198,15 +196,26 @@ async fn jobs_prefetched_but_not_started_go_back_at_once_at_shutdown() {
         JobState::Running,
         "the prefetched jobs went back before the shutdown timeout ended"
     );
+    for id in &late {
+        let state = client.status(id).await.unwrap().unwrap().state;
+        assert!(
+            matches!(state, JobState::Queued | JobState::Succeeded),
+            "a late job is {state} after the quiet"
+        );
+    }
     shutdown.await.unwrap().unwrap();
     wait_for_size(
         &conn,
-        &queue,
-        (queued_before + held + 1) as i64,
+        &processing,
+        0,
         "the slow job to be handed back too",
         Duration::from_secs(3),
     )
     .await;
+    assert_eq!(
+        client.status(&block).await.unwrap().unwrap().state,
+        JobState::Queued
+    );
     assert!(runs.lock().unwrap().len() as u64 >= LEAD);
     assert_eq!(
         client.status(&late[0]).await.unwrap().unwrap().state,
