@@ -14,13 +14,9 @@
 -- can stop the script after a write: a record never claims a job that was not pushed.
 
 local mode = ARGV[3]
-if mode == '1' then
-  local k = redis.call('TYPE', KEYS[3])['ok']
-  if k == 'hash' then
-    return 0
-  elseif k ~= 'none' then
-    return {-1, KEYS[3]}
-  end
+local known = mode == '1' and known_id(KEYS[3])
+if known then
+  return known
 end
 local refused = refused_unless(KEYS[1], 'list') or refused_unless(KEYS[2], 'set')
 if refused then

@@ -97,3 +97,15 @@ local function announce(channel, key, rev, watched)
     redis.call('PUBLISH', channel, string.format('%d', rev) .. ' ' .. key)
   end
 end
+-- For a job whose id may be known already: 0 when a record exists at `key` (write
+-- nothing, the id is taken), {-1, key} when a key of another type does, else nil.
+local function known_id(key)
+  local found = kind(key)
+  if found == 'hash' then
+    return 0
+  elseif found ~= 'none' then
+    return {-1, key}
+  end
+  return nil
+end
+

@@ -8,17 +8,9 @@
 -- {-1, key} that key holds another type: nothing written.
 -- Reads and type checks come first, so that neither an OOM refusal nor a key of another type
 -- can stop the script after a write: a record never claims a job that was not scheduled.
-local set = redis.call('TYPE', KEYS[1])['ok']
-if set ~= 'zset' and set ~= 'none' then
-  return {-1, KEYS[1]}
-end
-if ARGV[2] == '1' then
-  local k = redis.call('TYPE', KEYS[2])['ok']
-  if k == 'hash' then
-    return 0
-  elseif k ~= 'none' then
-    return {-1, KEYS[2]}
-  end
+local refused = refused_unless(KEYS[1], 'zset') or (ARGV[2] == '1' and known_id(KEYS[2]))
+if refused then
+  return refused
 end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1e6
