@@ -53,7 +53,7 @@ pub(crate) async fn dispatch(
             None => {
                 // During a deploy old and new code run side by side: a type this process does
                 // not know is retried later: not dropped, not counted, and no retry used up.
-                tracing::warn!(job_id = %job.jid, class = %job.class, "unknown job type; deferring it to the retry set");
+                tracing::warn!(job_id = %job.jid, class = crate::retry::for_log(&job.class), "unknown job type; deferring it to the retry set");
                 if let Err(e) =
                     settle::defer(shared, ident, &raw, &job, Deferral::UnknownClass).await
                 {

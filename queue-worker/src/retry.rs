@@ -41,6 +41,21 @@ pub fn backoff_with_jitter(retry_count: u32) -> Duration {
         .min(MAX_RETRY_DELAY)
 }
 
+/// Longest class name a log line quotes: a crafted entry may carry a megabyte.
+const MAX_LOGGED_NAME_BYTES: usize = 200;
+
+/// `name` (a class read from a queue entry) cut for a log line, on a character boundary.
+pub(crate) fn for_log(name: &str) -> &str {
+    if name.len() <= MAX_LOGGED_NAME_BYTES {
+        return name;
+    }
+    let mut end = MAX_LOGGED_NAME_BYTES;
+    while !name.is_char_boundary(end) {
+        end -= 1;
+    }
+    &name[..end]
+}
+
 /// Cuts `text` to at most [`MAX_ERROR_BYTES`] bytes on a character boundary.
 ///
 /// ```
@@ -73,6 +88,14 @@ mod tests {
     }
 
     /// Counts read from a crafted payload: the delay saturates rather than panic.
+    #[test]
+    fn logged_names_are_cut_on_a_character_boundary() {
+        assert_eq!(for_log("Short"), "Short");
+        let long = "é".repeat(1 << 19);
+        let cut = for_log(&long);
+        assert!(cut.len() <= MAX_LOGGED_NAME_BYTES && cut.chars().all(|c| c == 'é'));
+    }
+
     #[test]
     fn huge_counts_saturate_at_the_longest_delay() {
         for count in [70_000, u32::MAX] {

@@ -244,11 +244,11 @@ async fn hand_back_entry(
                     "recovered {} times: its worker process died each time it ran this job (killed, out of memory, or crashed)",
                     recovered - 1
                 ));
-                tracing::error!(job_id = %job.jid, class = %job.class, "job keeps killing its worker; moved to the dead set");
+                tracing::error!(job_id = %job.jid, class = crate::retry::for_log(&job.class), "job keeps killing its worker; moved to the dead set");
                 fail(shared, ident, raw, job, &failure).await?;
                 return Ok(());
             }
-            tracing::warn!(job_id = %job.jid, class = %job.class, recovered, "recovered job of a dead worker process");
+            tracing::warn!(job_id = %job.jid, class = crate::retry::for_log(&job.class), recovered, "recovered job of a dead worker process");
             rewritten = job.to_json()?;
             rewritten.as_bytes()
         }
@@ -374,7 +374,7 @@ async fn defer_entry(
                 "no handler registered for job class {:?} after {MAX_UNKNOWN_DEFERRALS} deferrals (about a day)",
                 job.class
             ));
-            tracing::error!(job_id = %job.jid, class = %job.class, "unknown job type never came; moved to the dead set");
+            tracing::error!(job_id = %job.jid, class = crate::retry::for_log(&job.class), "unknown job type never came; moved to the dead set");
             return match fail(shared, ident, raw, job.clone(), &failure).await? {
                 Failed::NotOwned => Ok(scripts::Deferred::NotOwned),
                 Failed::Cancelled => Ok(scripts::Deferred::Cancelled),
