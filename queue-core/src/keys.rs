@@ -65,6 +65,11 @@ impl Keys {
         format!("{}dead", self.prefix)
     }
 
+    /// Set of paused queue names: no worker takes jobs from these queues until resumed.
+    pub fn paused(&self) -> String {
+        format!("{}paused", self.prefix)
+    }
+
     /// Lifetime counter of processed jobs (successes and failures, as Sidekiq counts).
     pub fn stat_processed(&self) -> String {
         format!("{}stat:processed", self.prefix)
@@ -183,6 +188,7 @@ mod tests {
         assert_eq!(k.schedule(), "schedule");
         assert_eq!(k.retry(), "retry");
         assert_eq!(k.dead(), "dead");
+        assert_eq!(k.paused(), "paused");
         assert_eq!(k.stat_processed(), "stat:processed");
         assert_eq!(k.stat_failed(), "stat:failed");
         assert_eq!(

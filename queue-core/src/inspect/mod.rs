@@ -18,8 +18,12 @@
 //! # Ok(()) }
 //! ```
 //!
-//! Nothing here writes to Redis. Every key comes from [`Keys`](crate::Keys), so a prefixed
-//! client inspects its own prefix, and the empty prefix reads what Sidekiq's Ruby API reads.
+//! The readers write nothing. The operators' verbs ([`Inspector::retry_now`],
+//! [`Inspector::kill`], [`Inspector::delete`], [`Inspector::retry_all`],
+//! [`Inspector::clear`], [`Inspector::pause`], [`Inspector::resume`]) write only through the
+//! scripts of [`crate::scripts`], which keep each job's status record true in the same step.
+//! Every key comes from [`Keys`](crate::Keys), so a prefixed client inspects its own prefix,
+//! and the empty prefix reads what Sidekiq's Ruby API reads.
 //!
 //! # Order
 //! Listings follow Sidekiq's `each`: a queue ([`Inspector::queue_page`], like
@@ -45,6 +49,10 @@
 //! | [`Inspector::history`] | 1 | O(days) (two `MGET`s) |
 //! | [`Inspector::status_revs`] | 1 per [`MAX_STATUS_PER_ROUND_TRIP`] ids | O(ids) |
 //! | [`Inspector::find_job`] | many | O(every job): see its docs |
+//! | [`Inspector::set_entry`] | 1 | O(log n + entries at that score) |
+//! | [`Inspector::retry_now`], [`Inspector::kill`] | 2 (`TIME`, the script) | O(log n) |
+//! | [`Inspector::delete`], [`Inspector::pause`], [`Inspector::resume`], [`Inspector::paused`] | 1 | O(log n) |
+//! | [`Inspector::retry_all`], [`Inspector::clear`] | 2–3 per [`MANAGE_BATCH`] entries | O(n log n) in all, each call O([`MANAGE_BATCH`] log n) |
 //!
 //! Times (latency) are measured against Redis's clock (`TIME`, read in the same round
 //! trip), the one clock every dyno shares.
@@ -52,6 +60,7 @@
 mod entry;
 mod find;
 mod history;
+mod manage;
 mod page;
 mod processes;
 mod queues;
@@ -59,9 +68,11 @@ mod sets;
 mod stats;
 mod status;
 
+pub use crate::scripts::Acted;
 pub use entry::{Entry, Malformed, ScoredEntry};
 pub use find::{Found, Location};
 pub use history::{DayStats, MAX_HISTORY_DAYS};
+pub use manage::{BatchReport, MANAGE_BATCH};
 pub use page::{DEFAULT_PAGE_SIZE, Listing, MAX_PAGE_SIZE, Page};
 pub use processes::{Info, ProcessInfo};
 pub use queues::QueueInfo;

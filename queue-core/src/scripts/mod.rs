@@ -37,16 +37,20 @@ use crate::error::{Error, Result};
 mod ack_fetch;
 mod cancel;
 mod defer;
+mod delete;
 mod due;
 mod enqueue;
 mod enqueue_bulk;
 mod fail;
 mod heartbeat;
+mod kill;
 mod limit_acquire;
+mod pause;
 mod progress;
 mod promote;
 mod reap;
 mod requeue;
+mod retry_now;
 mod schedule;
 mod start;
 mod unregister;
@@ -55,16 +59,20 @@ mod watch;
 pub use ack_fetch::{Ack, AckFetch, AckFetched, AckTracking, Taken, ack_fetch};
 pub use cancel::{Cancelled, cancel};
 pub use defer::{Deferral, Deferred, defer};
+pub use delete::delete;
 pub use due::PromoteFrom;
 pub(crate) use enqueue::{Enqueue, enqueue};
 pub(crate) use enqueue_bulk::{BulkChunk, send as send_bulk_chunk};
 pub use fail::{FailTo, Failed, FailedAttempt, fail};
 pub use heartbeat::{Beat, BeatMode, Heartbeat, heartbeat};
+pub use kill::{DEAD_MAX_AGE, DEAD_MAX_JOBS, kill};
 pub use limit_acquire::{Slot, limit_acquire, limit_release};
+pub use pause::{PAUSED_CHANGED, pause};
 pub use progress::{ProgressRecorded, progress};
 pub use promote::{Promoted, promote};
 pub use reap::{Reaped, reap};
 pub use requeue::{Requeue, Requeued, requeue};
+pub use retry_now::retry_now;
 pub(crate) use schedule::{Schedule, schedule};
 pub use start::{StartJob, Started, start};
 pub use unregister::unregister;
@@ -72,6 +80,22 @@ pub use watch::{Watched, watch};
 
 /// Lifetime of Sidekiq's daily counters (`stat:processed:<day>`): Sidekiq keeps five years.
 pub(crate) const DAILY_STAT_TTL_SECS: u64 = 5 * 365 * 24 * 3600;
+
+/// What an operator's verb (`retry_now`, `kill`, `delete`) did to one entry of a set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Acted {
+    /// Done: queued, dead or deleted, with its status record saying so (or gone, for delete).
+    Done,
+    /// Not in the set any more (promoted, retried or removed meanwhile): nothing changed.
+    Gone,
+    /// Its status record says cancelled: the entry was dropped, as the scripts that meet a
+    /// cancelled job do, instead of being queued or buried (the record keeps `cancelled`).
+    Cancelled,
+    /// Left in the set: where it would go holds a key of another type.
+    Blocked,
+    /// Left in the set: it is not job JSON, so it has no queue or id to act on.
+    NotAJob,
+}
 
 /// A script, loaded once per process, with the file name its errors report.
 pub(crate) struct Lua {
@@ -176,6 +200,27 @@ impl Lua {
         }
     }
 
+    /// The integer codes of a per-member reply, exactly `n` of them; [`Error::WrongType`] for
+    /// `{-1, key}`.
+    pub(crate) fn codes(&self, reply: redis::Value, n: usize) -> Result<Vec<i64>> {
+        if let Some(e) = self.wrong_type(&reply) {
+            return Err(e);
+        }
+        let redis::Value::Array(items) = reply else {
+            return Err(self.unexpected(reply));
+        };
+        if items.len() != n {
+            return Err(self.unexpected(items));
+        }
+        items
+            .into_iter()
+            .map(|item| match item {
+                redis::Value::Int(code) => Ok(code),
+                other => Err(self.unexpected(other)),
+            })
+            .collect()
+    }
+
     fn script(&self) -> &Script {
         &self.script
     }
@@ -188,6 +233,17 @@ pub(crate) fn client_scripts() -> [&'static Lua; 4] {
         &enqueue_bulk::ENQUEUE_BULK,
         &schedule::SCHEDULE,
         &cancel::CANCEL,
+    ]
+}
+
+/// The operators' scripts (`inspect`'s verbs): loaded on first use, listed for
+/// [`script_hashes`].
+fn operator_scripts() -> [&'static Lua; 4] {
+    [
+        &retry_now::RETRY_NOW,
+        &kill::KILL,
+        &delete::DELETE,
+        &pause::PAUSE,
     ]
 }
 
@@ -215,6 +271,7 @@ pub fn script_hashes() -> Vec<(&'static str, String)> {
     client_scripts()
         .into_iter()
         .chain(worker_scripts())
+        .chain(operator_scripts())
         .map(|lua| (lua.name, lua.script().get_hash().to_owned()))
         .collect()
 }

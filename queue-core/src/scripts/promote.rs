@@ -142,7 +142,7 @@ fn destination(member: &[u8], now: &str) -> Result<Destination> {
 
 /// The job as its queue gets it: with `enqueued_at`, added as text before the closing brace
 /// when missing, so the rest of the JSON stays byte for byte what its writer wrote.
-fn with_enqueued_at(member: &[u8], has_it: bool, now: &str) -> Vec<u8> {
+pub(crate) fn with_enqueued_at(member: &[u8], has_it: bool, now: &str) -> Vec<u8> {
     let close = member.iter().rposition(|&b| b == b'}');
     match close {
         Some(close) if !has_it => {
