@@ -333,7 +333,8 @@ async fn call(
 ) -> queue_core::Result<Cycle> {
     let script_acks: Vec<_> = acks.iter().map(Ack::as_script_ack).collect();
     let queues = if want > 0 {
-        shared.config.queues.order()
+        // Paused queues are left out here, in Rust: ack_fetch.lua takes its queue keys in KEYS.
+        shared.paused.skip(shared.config.queues.order())
     } else {
         Vec::new()
     };

@@ -68,6 +68,7 @@ mod heartbeat;
 mod in_flight;
 mod limit;
 mod membership;
+mod paused;
 mod queues;
 mod reaper;
 mod registry;

@@ -12,6 +12,7 @@ use tokio_util::sync::CancellationToken;
 use crate::config::WorkerConfig;
 use crate::in_flight::InFlight;
 use crate::membership::Membership;
+use crate::paused::Paused;
 use crate::registry::Registry;
 
 /// Everything the exchange, runners and loops share.
@@ -29,6 +30,8 @@ pub(crate) struct Shared {
     pub(crate) hand_back: CancellationToken,
     /// Signalled when an enqueue announced work on one of our queues.
     pub(crate) wake: Arc<Notify>,
+    /// This process's copy of the paused queues: the fetch skips them.
+    pub(crate) paused: Arc<Paused>,
     /// Signalled when a job left its place without an ack (failed, handed back, deferred),
     /// so that an exchange waiting for room looks again.
     pub(crate) settled: Notify,

@@ -139,6 +139,7 @@ impl WorkerBuilder {
             quiet: CancellationToken::new(),
             hand_back: CancellationToken::new(),
             wake: Arc::new(Notify::new()),
+            paused: Arc::default(),
             settled: Notify::new(),
             finished: AtomicUsize::new(0),
             in_flight: crate::in_flight::InFlight::default(),
@@ -213,6 +214,10 @@ impl Worker {
             queue_core::scripts::load_worker_scripts(client)
         })
         .await?;
+        // Before the first fetch, so a queue paused before this process started stays paused.
+        let inspect = queue_core::Inspector::new(client);
+        let paused = retry_transient("reading paused queues", || inspect.paused()).await?;
+        shared.paused.set(paused);
         let ident = shared.membership.current();
         retry_transient("registering", || {
             crate::heartbeat::register(&shared, &ident)
@@ -228,6 +233,7 @@ impl Worker {
                     shared.client.clone(),
                     &shared.config.queues.names(),
                     Arc::clone(&shared.wake),
+                    Arc::clone(&shared.paused),
                 )
                 .run(loops.clone()),
             ),
