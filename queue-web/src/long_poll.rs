@@ -236,6 +236,14 @@ impl Drop for Counted<'_> {
     }
 }
 
+/// The wait before the next subscription after `failures` failures in a row: 200 ms, doubling
+/// up to [`MAX_RECONNECT_DELAY`].
+fn reconnect_delay(failures: u32) -> Duration {
+    Duration::from_millis(100)
+        .saturating_mul(1 << failures.min(6))
+        .min(MAX_RECONNECT_DELAY)
+}
+
 /// The subscriber task: (re)subscribes, catches up, and delivers announcements until nobody
 /// has waited for [`IDLE_LINGER`] or the poller is gone. Holds only a weak reference, so that
 /// dropping every status router stops it.
@@ -255,9 +263,7 @@ async fn subscriber(poller: Weak<Inner>) {
                         "long-poll subscription failed; waiters answer at their deadline unless it recovers");
                 }
                 failures = failures.saturating_add(1);
-                let delay = Duration::from_millis(100)
-                    .saturating_mul(1 << failures.min(6))
-                    .min(MAX_RECONNECT_DELAY);
+                let delay = reconnect_delay(failures);
                 if inner.stop_if_idle() {
                     return;
                 }
@@ -277,12 +283,7 @@ async fn subscriber(poller: Weak<Inner>) {
                 return;
             }
             drop(inner);
-            tokio::time::sleep(
-                Duration::from_millis(100)
-                    .saturating_mul(1 << failures.min(6))
-                    .min(MAX_RECONNECT_DELAY),
-            )
-            .await;
+            tokio::time::sleep(reconnect_delay(failures)).await;
             continue;
         }
         if failures > 0 {

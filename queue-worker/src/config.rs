@@ -81,8 +81,8 @@ impl Default for WorkerConfig {
             reaper_interval: Duration::from_secs(5),
             scheduler_interval: Duration::from_millis(500),
             max_recoveries: 3,
-            dead_max_jobs: 10_000,
-            dead_max_age: Duration::from_secs(180 * 24 * 3600),
+            dead_max_jobs: queue_core::scripts::DEAD_MAX_JOBS,
+            dead_max_age: queue_core::scripts::DEAD_MAX_AGE,
             tag: None,
             clock_offset_ms: 0,
         }

@@ -27,8 +27,7 @@ end
 -- LTRIM 0 -1 changes nothing, but as the first write it is one Redis allows at maxmemory,
 -- after which it runs the rest: a full Redis must still let jobs be deferred.
 redis.call('LTRIM', KEYS[1], 0, -1)
-local t = redis.call('TIME')
-local at = tonumber(t[1]) + tonumber(t[2]) / 1e6 + tonumber(ARGV[3]) / 1000
+local at = now_secs() + tonumber(ARGV[3]) / 1000
 local score = string.format('%.6f', at)
 redis.call('ZADD', KEYS[2], score, ARGV[2])
 if status == 'hash' then

@@ -9,8 +9,7 @@ local found = redis.call('TYPE', KEYS[1])['ok']
 if found ~= 'zset' and found ~= 'none' then
   return {-1, KEYS[1]}
 end
-local t = redis.call('TIME')
-local now = tonumber(t[1]) + tonumber(t[2]) / 1e6 + tonumber(ARGV[1]) / 1000
+local now = now_secs() + tonumber(ARGV[1]) / 1000
 local nows = string.format('%.6f', now)
 local due = redis.call('ZRANGE', KEYS[1], '-inf', nows, 'BYSCORE', 'LIMIT', 0, tonumber(ARGV[2]))
 local wait = 0

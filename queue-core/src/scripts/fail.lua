@@ -40,17 +40,14 @@ end
 -- LTRIM 0 -1 changes nothing, but as the first write it is one Redis allows at maxmemory,
 -- after which it runs the rest: a full Redis must still let failed jobs settle.
 redis.call('LTRIM', KEYS[1], 0, -1)
-local t = redis.call('TIME')
-local now = tonumber(t[1]) + tonumber(t[2]) / 1e6 + tonumber(ARGV[5]) / 1000
+local now = now_secs() + tonumber(ARGV[5]) / 1000
 local score
 if dest == 2 then
   score = string.format('%.6f', now + tonumber(ARGV[4]))
   redis.call('ZADD', KEYS[2], score, ARGV[2])
 else
   score = string.format('%.6f', now)
-  redis.call('ZADD', KEYS[3], score, ARGV[2])
-  redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', string.format('%.6f', now - tonumber(ARGV[11])))
-  redis.call('ZREMRANGEBYRANK', KEYS[3], 0, -(tonumber(ARGV[10]) + 1))
+  bury(KEYS[3], ARGV[2], now, ARGV[10], ARGV[11])
 end
 if ARGV[6] == '1' and (status == 'hash' or status == 'none') then
   local r = string.format('%d', rev or 2)

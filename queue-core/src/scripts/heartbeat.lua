@@ -49,9 +49,7 @@ if record == 'hash' or record == 'none' then
   -- `leased_until` (ms, Redis's clock): reapers leave this process alone until then even
   -- if its lease key vanishes early (deleted, or a failover to a replica that lags), so
   -- that the process notices the loss and stops its jobs first.
-  local t = redis.call('TIME')
-  local leased_until = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-    + tonumber(ARGV[1])
+  local leased_until = now_ms() + tonumber(ARGV[1])
   redis.call('HSET', KEYS[4], 'info', ARGV[4], 'busy', ARGV[5], 'beat', ARGV[6],
     'quiet', ARGV[7], 'rss', ARGV[8], 'leased_until', string.format('%d', leased_until))
   redis.call('EXPIRE', KEYS[4], ARGV[9])

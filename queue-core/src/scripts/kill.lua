@@ -24,10 +24,7 @@ if record[1] == 'cancelled' then
   redis.call('ZREM', KEYS[1], member)
   return 2
 end
-local now = tonumber(ARGV[2])
-redis.call('ZADD', KEYS[2], ARGV[2], member)
-redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', string.format('%.6f', now - tonumber(ARGV[4])))
-redis.call('ZREMRANGEBYRANK', KEYS[2], 0, -(tonumber(ARGV[3]) + 1))
+bury(KEYS[2], member, tonumber(ARGV[2]), ARGV[3], ARGV[4])
 if record[1] then
   local rev = next_rev(record[2])
   redis.call('HDEL', KEYS[3], 'run_at')

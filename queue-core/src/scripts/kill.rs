@@ -11,10 +11,11 @@ use crate::timestamp::Timestamp;
 
 lua!(KILL, "kill.lua");
 
-/// Most jobs [`kill`] keeps in the dead set (Sidekiq's `dead_max_jobs` default, and the
-/// worker's).
+/// Most jobs kept in the dead set: Sidekiq's `dead_max_jobs` default, [`kill`]'s cap, and
+/// the worker's default.
 pub const DEAD_MAX_JOBS: u64 = 10_000;
-/// Oldest death [`kill`] keeps in the dead set (Sidekiq's `dead_timeout_in_seconds`).
+/// Oldest death kept in the dead set: Sidekiq's `dead_timeout_in_seconds`, [`kill`]'s cap,
+/// and the worker's default.
 pub const DEAD_MAX_AGE: Duration = Duration::from_secs(180 * 24 * 3600);
 
 /// Moves `member` (an exact member of `set`) to the dead set, scored `now` (Redis's clock),

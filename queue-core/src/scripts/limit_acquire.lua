@@ -8,8 +8,7 @@ local k = redis.call('TYPE', KEYS[1])['ok']
 if k ~= 'zset' and k ~= 'none' then
   return {-1, KEYS[1]}
 end
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local now = now_ms()
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
 if redis.call('ZSCORE', KEYS[1], ARGV[1]) then
   return 1

@@ -46,6 +46,7 @@ mod heartbeat;
 mod kill;
 mod limit_acquire;
 mod pause;
+mod prelude;
 mod progress;
 mod promote;
 mod reap;
@@ -103,12 +104,12 @@ pub(crate) struct Lua {
     script: LazyLock<Script, fn() -> Script>,
 }
 
-/// Declares a `Lua` static for the `.lua` file beside the wrapper, with `prelude.lua` (the
-/// checks every script shares) in front of it.
+/// Declares a `Lua` static for the `.lua` file beside the wrapper, with the helpers of
+/// `prelude.lua` it calls in front of it.
 macro_rules! lua {
     ($static:ident, $file:literal) => {
         pub(crate) static $static: $crate::scripts::Lua = $crate::scripts::Lua::new($file, || {
-            redis::Script::new(concat!(include_str!("prelude.lua"), include_str!($file)))
+            redis::Script::new(&$crate::scripts::prelude::with_prelude(include_str!($file)))
         });
     };
 }

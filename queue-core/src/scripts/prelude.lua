@@ -1,17 +1,45 @@
--- prelude.lua: the checks every script shares, written once. The `lua!` macro puts this file
--- before each script, so these are locals of every script.
+-- prelude.lua: the helpers scripts share, written once. Each starts at a `-- @helper NAME
+-- [needs NAME ...]` line; the `lua!` macro puts in front of a script only the helpers it
+-- calls, with what they need (prelude.rs), since defining a local function costs every call
+-- of the script.
 
+-- @helper kind
 -- The type of `key` ('none' when it is absent).
 local function kind(key)
   return redis.call('TYPE', key)['ok']
 end
 
+-- @helper holds needs kind
 -- Whether `key` holds a `want` (a Redis type name), or nothing yet.
 local function holds(key, want)
   local found = kind(key)
   return found == want or found == 'none'
 end
 
+-- @helper now_secs
+-- Redis's clock, the one every dyno shares: epoch seconds (with microseconds).
+local function now_secs()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) + tonumber(t[2]) / 1e6
+end
+
+-- @helper now_ms
+-- Redis's clock in whole milliseconds.
+local function now_ms()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+
+-- @helper bury
+-- Adds `member` to dead set `dead` at `score` (epoch seconds, a number) and trims the set as
+-- Sidekiq does: deaths older than `max_age` seconds, then all but the newest `max_jobs`.
+local function bury(dead, member, score, max_jobs, max_age)
+  redis.call('ZADD', dead, string.format('%.6f', score), member)
+  redis.call('ZREMRANGEBYSCORE', dead, '-inf', string.format('%.6f', score - tonumber(max_age)))
+  redis.call('ZREMRANGEBYRANK', dead, 0, -(tonumber(max_jobs) + 1))
+end
+
+-- @helper counter_ok needs kind
 -- Whether INCR can add to counter `key`: absent, or an integer INCR reads (no sign but '-',
 -- no leading zero) far enough from the 64-bit limit.
 local function counter_ok(key)
@@ -26,6 +54,7 @@ local function counter_ok(key)
   return #v <= 18 and (v == '0' or string.match(v, '^%-?[1-9]%d*$') ~= nil)
 end
 
+-- @helper next_rev
 -- A record's `rev` after one more change, from the `rev` it holds: a missing or unreadable
 -- one reads as 1 (status::read_rev), so the change makes it 2.
 local function next_rev(old)
@@ -35,6 +64,7 @@ local function next_rev(old)
   return 2
 end
 
+-- @helper expire_cancelled
 -- Once a cancelled job is dropped, its record (kept for as long as the job waited, see
 -- cancel.lua) gets the retention cancel.lua noted in it. `key` holds a hash.
 local function expire_cancelled(key)
@@ -44,6 +74,7 @@ local function expire_cancelled(key)
   end
 end
 
+-- @helper held_job needs kind next_rev expire_cancelled
 -- Where a script that settles a held job starts (fail, requeue, defer): 'gone' when
 -- processing list `list` no longer holds `raw` (another worker owns it now); 'cancelled'
 -- when its record `status` says so (the job is then dropped from the list, and the record
@@ -67,6 +98,7 @@ local function held_job(list, raw, status)
   return 'held', found, next_rev(record[2]), record[3]
 end
 
+-- @helper refused_unless needs holds
 -- {-1, key} when `key` holds something other than a `want` (the reply every script gives
 -- for a destination of another type, before any write), else nil.
 local function refused_unless(key, want)
@@ -76,6 +108,7 @@ local function refused_unless(key, want)
   return nil
 end
 
+-- @helper announce needs now_ms
 -- Redis's clock in ms, read at most once per script and only when a record is watched, so
 -- the scripts of unwatched jobs (the hot path) never call TIME for it.
 local clock_ms = nil
@@ -90,13 +123,14 @@ local function announce(channel, key, rev, watched)
     return
   end
   if not clock_ms then
-    local t = redis.call('TIME')
-    clock_ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+    clock_ms = now_ms()
   end
   if until_ms >= clock_ms then
     redis.call('PUBLISH', channel, string.format('%d', rev) .. ' ' .. key)
   end
 end
+
+-- @helper known_id needs kind
 -- For a job whose id may be known already: 0 when a record exists at `key` (write
 -- nothing, the id is taken), {-1, key} when a key of another type does, else nil.
 local function known_id(key)

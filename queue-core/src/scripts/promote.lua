@@ -81,8 +81,7 @@ end
 for queue, _ in pairs(woken) do
   redis.call('PUBLISH', ARGV[3], queue)
 end
-local t = redis.call('TIME')
-local now = tonumber(t[1]) + tonumber(t[2]) / 1e6 + tonumber(ARGV[2]) / 1000
+local now = now_secs() + tonumber(ARGV[2]) / 1000
 local nxt = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
 local wait = -1
 if nxt[2] then

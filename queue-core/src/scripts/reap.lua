@@ -32,11 +32,10 @@ end
 if kind(KEYS[7]) == 'hash' then
   local until_ms = tonumber(redis.call('HGET', KEYS[7], 'leased_until') or '')
   if until_ms then
-    local t = redis.call('TIME')
-    local now_ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+    local now = now_ms()
     -- More than an hour ahead is no lease anyone took (leases last seconds): a planted or
     -- damaged value must not keep the jobs from recovery.
-    if now_ms < until_ms and until_ms - now_ms <= 3600000 then
+    if now < until_ms and until_ms - now <= 3600000 then
       return {2}
     end
   end

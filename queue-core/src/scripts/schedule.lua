@@ -12,8 +12,7 @@ local refused = refused_unless(KEYS[1], 'zset') or (ARGV[2] == '1' and known_id(
 if refused then
   return refused
 end
-local t = redis.call('TIME')
-local now = tonumber(t[1]) + tonumber(t[2]) / 1e6
+local now = now_secs()
 local at = ARGV[4]
 if at == '' then
   at = string.format('%.6f', now + tonumber(ARGV[5]) / 1000)

@@ -24,8 +24,7 @@ if not state then
 end
 local marked = 0
 if state ~= 'succeeded' and state ~= 'dead' and state ~= 'cancelled' then
-  local t = redis.call('TIME')
-  local until_ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) + tonumber(ARGV[1])
+  local until_ms = now_ms() + tonumber(ARGV[1])
   if watched and watched >= until_ms then
     marked = 1
   else
