@@ -94,6 +94,7 @@
 
 pub mod accepted;
 pub mod access;
+pub mod dashboard;
 pub mod error;
 pub mod health;
 pub mod long_poll;
@@ -103,6 +104,7 @@ pub mod timeout;
 
 pub use accepted::Accepted;
 pub use access::{Access, CapabilityUrl, OwnerIs};
+pub use dashboard::{DashboardAccess, DashboardAuth, dashboard_router};
 pub use error::WebError;
 pub use health::health_router;
 pub use metrics::{MetricsAccess, MetricsConfig, metrics_router, to_prometheus};
