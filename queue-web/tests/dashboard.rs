@@ -216,7 +216,7 @@ async fn every_response_carries_the_security_headers() {
         assert!(!csp.contains("unsafe-inline"), "{label}");
         assert!(csp.contains("frame-ancestors 'none'"), "{label}");
         assert_eq!(h["x-frame-options"], "DENY", "{label}");
-        assert_eq!(h["referrer-policy"], "no-referrer", "{label}");
+        assert_eq!(h["referrer-policy"], "same-origin", "{label}");
         assert_eq!(h["x-content-type-options"], "nosniff", "{label}");
     }
 }

@@ -38,7 +38,7 @@
 //! - Every action is a POST with a CSRF token and a same-origin `Origin` header (`csrf.rs`);
 //!   GETs change nothing.
 //! - Every response carries [`CONTENT_SECURITY_POLICY`] (no script at all, styles only from
-//!   the router's own file), `X-Frame-Options: DENY`, `Referrer-Policy: no-referrer`,
+//!   the router's own file), `X-Frame-Options: DENY`, `Referrer-Policy: same-origin`,
 //!   `X-Content-Type-Options: nosniff` and `Cache-Control: no-store`.
 //! - Every value from a job is escaped by the templates and cut to a bounded length.
 //! - Every query and path parameter is parsed into a typed value first; anything else is
