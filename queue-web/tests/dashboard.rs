@@ -177,6 +177,8 @@ async fn action_paths_refuse_get() {
         "/queues/default/pause",
         "/queues/default/resume",
         "/jobs/abc/cancel",
+        "/busy/quiet",
+        "/busy/stop",
         "/logout",
     ] {
         assert_eq!(dash.get(path).await.status(), 405, "{path}");
@@ -528,4 +530,58 @@ async fn search_is_bounded_and_continues() {
         .unwrap();
     assert!(second.contains("1 match"), "{second}");
     assert!(second.contains("/jobs/j0"));
+}
+
+#[tokio::test]
+async fn quiet_and_stop_signal_a_worker_process() {
+    let redis = TestRedis::start();
+    let dash = Dash::start(&redis, "dash_signals").await;
+    let keys = dash.client.keys().clone();
+    let identity = "web.1:42:abc";
+    dash.redis(&["SADD", &keys.processes(), identity]).await;
+    let info = json!({"hostname": "web.1", "pid": 42, "concurrency": 5, "queues": ["default"]});
+    dash.redis(&[
+        "HSET",
+        &keys.process(identity),
+        "info",
+        &info.to_string(),
+        "busy",
+        "1",
+        "beat",
+        "1",
+    ])
+    .await;
+    // A job it holds, shown with a cancel button.
+    let job = json!({"jid": "held1", "class": "HeldJob", "args": [], "queue": "default"});
+    dash.redis(&["LPUSH", &keys.processing(identity), &job.to_string()])
+        .await;
+    let page = dash.get("/busy").await.text().await.unwrap();
+    assert!(page.contains("HeldJob") && page.contains("/jobs/held1/cancel"));
+    assert!(page.contains(r#"name="identity" value="web.1:42:abc""#));
+
+    let r = dash.post("/busy/quiet", &[("identity", identity)]).await;
+    assert_eq!(r.status(), 303);
+    let r = dash.post("/busy/stop", &[("identity", identity)]).await;
+    assert_eq!(r.status(), 303);
+    let signals: Vec<String> = redis::from_redis_value(
+        dash.redis(&["LRANGE", &keys.signals(identity), "0", "-1"])
+            .await,
+    )
+    .unwrap();
+    assert_eq!(signals, ["TERM", "TSTP"]);
+    let bad = dash.post("/busy/quiet", &[("identity", "")]).await;
+    assert_eq!(bad.status(), 400);
+}
+
+#[tokio::test]
+async fn the_overview_draws_the_last_hour() {
+    let redis = TestRedis::start();
+    let dash = Dash::start(&redis, "dash_hour").await;
+    let body = dash.get("").await.text().await.unwrap();
+    assert!(body.contains("Last hour"));
+    assert_eq!(
+        body.matches("<svg").count(),
+        2,
+        "the hour and the days charts"
+    );
 }

@@ -20,6 +20,11 @@ pub(crate) fn utc(secs: f64) -> String {
     )
 }
 
+/// `HH:MM` (UTC) of an epoch second, for chart labels.
+pub(crate) fn hour_minute(secs: f64) -> String {
+    utc(secs).get(11..16).unwrap_or("-").to_owned()
+}
+
 /// Howard Hinnant's days-to-civil: the proleptic Gregorian date of a day since 1970-01-01.
 fn civil_from_days(z: i64) -> (i64, u32, u32) {
     let z = z + 719_468;
@@ -66,6 +71,7 @@ mod tests {
         assert_eq!(utc(0.0), "1970-01-01 00:00:00 UTC");
         assert_eq!(utc(1_709_208_000.5), "2024-02-29 12:00:00 UTC");
         assert_eq!(utc(f64::NAN), "-");
+        assert_eq!(hour_minute(1_709_208_060.0), "12:01");
         assert_eq!(short(Duration::from_secs(3725)), "1h 2m");
         assert_eq!(relative(100.0, 160.0), "1m 0s ago");
         assert_eq!(relative(160.0, 100.0), "in 1m 0s");

@@ -20,7 +20,7 @@
 //! # Routes (below the mount point)
 //! | route | what |
 //! |---|---|
-//! | `GET /` | overview: processed/failed totals, the last 30 days, queue latency |
+//! | `GET /` | overview: processed/failed totals, the last hour and the last 30 days, queue latency |
 //! | `GET /queues`, `GET /queues/{name}?page=&size=` | queues; one queue's jobs, newest first |
 //! | `GET /busy?page=` | processes, the jobs each holds and for how long |
 //! | `GET /sets/{scheduled,retries,dead}?page=&size=` | a sorted set, latest first, with errors |
@@ -29,7 +29,8 @@
 //! | `POST /sets/{set}/{retry,delete,kill}` | one entry (form: `score` + `jid`, or `raw` hex) |
 //! | `POST /sets/{set}/{retry-all,clear}` | the whole set, in batches |
 //! | `POST /queues/{name}/{pause,resume}` | pause or resume a queue |
-//! | `POST /jobs/{id}/cancel` | cancel a job |
+//! | `POST /jobs/{id}/cancel` | cancel a job (queued, scheduled, or running) |
+//! | `POST /busy/{quiet,stop}` | quiet or stop a worker process (form: `identity`) |
 //! | `POST /login`, `POST /logout` | password mode's session |
 //! | `GET /assets/dashboard.css` | the stylesheet (public, no data) |
 //!
@@ -63,7 +64,7 @@ pub use auth::{DashboardAccess, DashboardAuth, SESSION_LIFETIME};
 pub use csrf::MAX_FORM_BYTES;
 pub use headers::CONTENT_SECURITY_POLICY;
 pub use pages::busy::{JOBS_PER_PROCESS, PROCESSES_PER_PAGE};
-pub use pages::overview::HISTORY_DAYS;
+pub use pages::overview::{HISTORY_DAYS, HOUR_MINUTES};
 pub use pages::search::MAX_QUERY_BYTES;
 pub use pages::search::{MAX_MATCHES, SCAN_BUDGET};
 pub use params::{DEFAULT_PAGE_SIZE, MAX_PAGE, MAX_PAGE_SIZE};
@@ -109,6 +110,8 @@ pub fn dashboard_router(client: Client, auth: DashboardAuth) -> Router {
         .route("/queues/{name}/pause", post(actions::pause))
         .route("/queues/{name}/resume", post(actions::resume))
         .route("/busy", get(busy::busy))
+        .route("/busy/quiet", post(actions::quiet))
+        .route("/busy/stop", post(actions::stop))
         .route("/sets/{set}", get(sets::set))
         .route("/sets/{set}/retry", post(actions::retry))
         .route("/sets/{set}/delete", post(actions::delete))

@@ -190,3 +190,41 @@ pub(crate) async fn cancel(
         &base.url(&format!("/jobs/{}?done={done}", id.as_str())),
     ))
 }
+
+/// Longest process identity accepted (`hostname:pid:nonce`).
+const MAX_IDENTITY_BYTES: usize = 512;
+
+/// The form naming a worker process.
+#[derive(Debug, Deserialize)]
+pub(crate) struct ProcessForm {
+    identity: String,
+}
+
+fn identity(form: &ProcessForm) -> Result<&str, WebError> {
+    let id = form.identity.as_str();
+    let valid =
+        !id.is_empty() && id.len() <= MAX_IDENTITY_BYTES && !id.chars().any(char::is_control);
+    valid
+        .then_some(id)
+        .ok_or(WebError::BadRequest("not a process identity"))
+}
+
+/// `POST /busy/quiet`: the process stops taking jobs (Sidekiq's "Quiet").
+pub(crate) async fn quiet(
+    State(d): State<Arc<Dashboard>>,
+    base: Base,
+    Form(form): Form<ProcessForm>,
+) -> Result<Redirect, WebError> {
+    Inspector::new(&d.client).quiet(identity(&form)?).await?;
+    Ok(Redirect::to(&base.url("/busy?done=quieted")))
+}
+
+/// `POST /busy/stop`: the process shuts down as on SIGTERM (Sidekiq's "Stop").
+pub(crate) async fn stop(
+    State(d): State<Arc<Dashboard>>,
+    base: Base,
+    Form(form): Form<ProcessForm>,
+) -> Result<Redirect, WebError> {
+    Inspector::new(&d.client).stop(identity(&form)?).await?;
+    Ok(Redirect::to(&base.url("/busy?done=stopped")))
+}

@@ -119,7 +119,8 @@ pub(crate) async fn busy(
             rss_mib: p.rss_kib / 1024,
             jobs,
             in_flight: listing.total,
-            identity: cut(&p.identity, 200),
+            // Uncut: the quiet and stop forms name the process by it.
+            identity: p.identity,
         });
     }
     let link = |n: usize| format!("{}?page={n}", layout.base.url("/busy"));
@@ -132,6 +133,6 @@ pub(crate) async fn busy(
         number: number + 1,
         prev,
         next,
-        signals: false,
+        signals: true,
     })
 }

@@ -15,6 +15,8 @@ use crate::dashboard::state::Dashboard;
 
 /// Days in the history chart.
 pub const HISTORY_DAYS: u32 = 30;
+/// Minutes in the last-hour chart.
+pub const HOUR_MINUTES: u32 = 60;
 /// Most queues the overview lists (the queues page lists them all).
 const MAX_QUEUES_SHOWN: usize = 20;
 
@@ -44,6 +46,18 @@ pub(crate) async fn overview(
         .into_iter()
         .map(|day| (day.day, day.processed, day.failed))
         .collect();
+    let minutes: Vec<(String, u64, u64)> = inspect
+        .recent_throughput(HOUR_MINUTES)
+        .await?
+        .into_iter()
+        .map(|m| {
+            (
+                clock::hour_minute(m.minute.as_secs_f64()),
+                m.processed,
+                m.failed,
+            )
+        })
+        .collect();
     let mut queues: Vec<_> = stats
         .queues
         .iter()
@@ -58,7 +72,7 @@ pub(crate) async fn overview(
         max_latency: clock::short(stats.max_latency()),
         stats,
         days: Chart::new(&days),
-        hour: None,
+        hour: Some(Chart::new(&minutes)),
         queues: queues
             .into_iter()
             .map(|(n, s, l)| (n, s, clock::short(l)))
