@@ -22,16 +22,18 @@ use tokio::time::Instant;
 /// How long any one wait in this test may take.
 const DEADLINE: Duration = Duration::from_secs(20);
 
-/// Every page a browser opens.
-const PAGES: [&str; 8] = [
-    "",
-    "/queues",
-    "/queues/default",
-    "/busy",
-    "/sets/scheduled",
-    "/sets/retries",
-    "/sets/dead",
-    "/search?q=Job&in=dead",
+/// Every page a browser opens, with the name of its screenshot.
+const PAGES: [(&str, &str); 10] = [
+    ("", "dashboard.png"),
+    ("/queues", "dashboard-queues.png"),
+    ("/queues/default", "dashboard-queue.png"),
+    ("/busy", "dashboard-busy.png"),
+    ("/sets/scheduled", "dashboard-scheduled.png"),
+    ("/sets/retries", "dashboard-retries.png"),
+    ("/sets/dead", "dashboard-dead.png"),
+    ("/jobs/dead0", "dashboard-job.png"),
+    ("/jobs/xss1", "dashboard-job-xss.png"),
+    ("/search?q=Job&in=dead", "dashboard-search.png"),
 ];
 
 /// chromedriver on a free port; killed on drop.
@@ -145,6 +147,10 @@ where
     }
 }
 
+fn now_secs() -> f64 {
+    queue_core::Timestamp::now().as_secs_f64()
+}
+
 async fn seed(dash: &Dash) {
     let keys = dash.client.keys();
     let set_pwned = "<script>window.pwned=1</script>";
@@ -185,6 +191,98 @@ async fn seed(dash: &Dash) {
         .await;
     dash.redis(&["SET", &keys.stat_processed(), "18234"]).await;
     dash.redis(&["SET", &keys.stat_failed(), "97"]).await;
+    // The payloads in every text field of a status record too.
+    dash.redis(&[
+        "HSET",
+        &keys.status("xss1"),
+        "state",
+        "dead",
+        "class",
+        set_pwned,
+        "queue",
+        img,
+        "error",
+        img,
+        "result",
+        &json!(set_pwned).to_string(),
+        "message",
+        img,
+        "owner",
+        set_pwned,
+    ])
+    .await;
+    // A status record with progress, for the job page.
+    dash.redis(&[
+        "HSET",
+        &keys.status("dead0"),
+        "state",
+        "dead",
+        "class",
+        "ReportJob",
+        "queue",
+        "default",
+        "attempt",
+        "5",
+        "progress",
+        "40",
+        "message",
+        "page 12 of 30",
+        "error",
+        "connection refused (os error 111)",
+        "created_at",
+        &(now_secs() - 900.0).to_string(),
+        "started_at",
+        &(now_secs() - 600.0).to_string(),
+        "finished_at",
+        &(now_secs() - 60.0).to_string(),
+    ])
+    .await;
+    // A worker process holding two jobs, for the busy page.
+    let identity = "web.2:4242:9f1c";
+    let info = json!({"hostname": "web.2", "pid": 4242, "concurrency": 10, "queues": ["default", "mailers"]});
+    dash.redis(&["SADD", &keys.processes(), identity]).await;
+    dash.redis(&[
+        "HSET",
+        &keys.process(identity),
+        "info",
+        &info.to_string(),
+        "busy",
+        "2",
+        "beat",
+        &now_secs().to_string(),
+        "rss",
+        "184320",
+    ])
+    .await;
+    for (jid, class) in [("run1", "ImportJob"), ("run2", "ReportJob")] {
+        let job = json!({"jid": jid, "class": class, "args": [7], "queue": "default"});
+        dash.redis(&["LPUSH", &keys.processing(identity), &job.to_string()])
+            .await;
+        dash.redis(&[
+            "HSET",
+            &keys.status(jid),
+            "state",
+            "running",
+            "started_at",
+            &(now_secs() - 42.0).to_string(),
+        ])
+        .await;
+    }
+    // The last hour's per-minute counters, for the hour chart.
+    let minute = now_secs() as u64 / 60;
+    for back in 0..60u64 {
+        let processed = 20 + (back * 37) % 45;
+        let failed = (back * 3) % 5;
+        dash.redis(&[
+            "HSET",
+            &keys.stat_minute(minute - back),
+            "processed",
+            &processed.to_string(),
+            "failed",
+            &failed.to_string(),
+        ])
+        .await;
+    }
     // Three weeks of daily counters, for the history chart.
     let now = queue_core::Timestamp::now().as_secs_f64();
     for back in 0..21u32 {
@@ -236,8 +334,10 @@ async fn scenarios(dash: &Dash, browser: &Browser) {
     assert_eq!(browser.current_url().await.unwrap().path(), MOUNT);
     let _ = console_problems(browser).await;
 
-    // Every page: no CSP violation, no console error, no payload ran.
-    for page in PAGES {
+    // Every page: no CSP violation, no console error, no payload ran. With
+    // DASHBOARD_SCREENSHOT_DIR set, each page is saved there as PNG (docs/ holds them).
+    let shots = std::env::var("DASHBOARD_SCREENSHOT_DIR").ok();
+    for (page, file) in PAGES {
         browser.goto(&dash.url(page)).await.unwrap();
         browser
             .wait()
@@ -248,10 +348,7 @@ async fn scenarios(dash: &Dash, browser: &Browser) {
         let problems = console_problems(browser).await;
         assert!(problems.is_empty(), "{page}: {problems:?}");
         assert_no_payload_ran(browser, page).await;
-    }
-    if let Ok(dir) = std::env::var("DASHBOARD_SCREENSHOT_DIR") {
-        for (page, file) in [("", "dashboard.png"), ("/sets/dead", "dashboard-dead.png")] {
-            browser.goto(&dash.url(page)).await.unwrap();
+        if let Some(dir) = &shots {
             let png = browser.screenshot().await.unwrap();
             std::fs::write(format!("{dir}/{file}"), png).unwrap();
         }
@@ -300,7 +397,7 @@ async fn scenarios(dash: &Dash, browser: &Browser) {
 
     // A phone-sized window: nothing is wider than the viewport.
     browser.set_window_size(375, 812).await.unwrap();
-    for page in PAGES {
+    for (page, file) in PAGES {
         browser.goto(&dash.url(page)).await.unwrap();
         browser
             .wait()
@@ -316,5 +413,9 @@ async fn scenarios(dash: &Dash, browser: &Browser) {
             .await
             .unwrap();
         assert_eq!(fits, Value::Bool(true), "{page} overflows at 375 px");
+        if let Some(dir) = shots.as_ref().filter(|_| page == "/sets/dead") {
+            let png = browser.screenshot().await.unwrap();
+            std::fs::write(format!("{dir}/{}", file.replace(".png", "-phone.png")), png).unwrap();
+        }
     }
 }
