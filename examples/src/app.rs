@@ -8,6 +8,7 @@
 //! | `GET /jobs/<id>[?wait=20]` | the job's state, progress and result (long poll with `wait`) |
 //! | `GET /health` | `200` while Redis answers |
 //! | `GET /metrics`, `GET /autoscale` | queue metrics, `Authorization: Bearer $METRICS_TOKEN` (401 without a token configured) |
+//! | `GET /dashboard` | the operators' dashboard, only when `DASHBOARD_PASSWORD` is set ([`with_dashboard`]) |
 
 use axum::body::Bytes;
 use axum::extract::rejection::JsonRejection;
@@ -15,7 +16,9 @@ use axum::extract::{DefaultBodyLimit, State};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use queue_core::Client;
-use queue_web::{Accepted, CapabilityUrl, MetricsConfig, StatusState, WebError};
+use queue_web::{
+    Accepted, CapabilityUrl, DashboardAuth, MetricsConfig, StatusState, WebError, dashboard_router,
+};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -58,6 +61,35 @@ pub fn router(client: Client, metrics: MetricsConfig, post_limit: Option<PostRat
         .merge(queue_web::metrics_router(client.clone(), metrics))
         .layer(queue_web::request_timeout_layer())
         .with_state(client)
+}
+
+/// Where [`with_dashboard`] mounts the dashboard.
+pub const DASHBOARD_BASE: &str = "/dashboard";
+/// The environment variable holding the dashboard password.
+pub const DASHBOARD_PASSWORD_VAR: &str = "DASHBOARD_PASSWORD";
+
+/// The dashboard's authentication from `DASHBOARD_PASSWORD`; `None` (and a log line) when it
+/// is unset or empty, so the app then serves no dashboard at all.
+pub fn dashboard_auth_from_env() -> Option<DashboardAuth> {
+    match DashboardAuth::password_from_env(DASHBOARD_PASSWORD_VAR) {
+        Ok(auth) => Some(auth),
+        Err(_) => {
+            tracing::info!("{DASHBOARD_PASSWORD_VAR} is not set: the dashboard is not served");
+            None
+        }
+    }
+}
+
+/// `app` with the dashboard nested at [`DASHBOARD_BASE`] when `auth` is given; `app`
+/// unchanged (so `/dashboard` is a 404) when it is `None`.
+pub fn with_dashboard(app: Router, client: Client, auth: Option<DashboardAuth>) -> Router {
+    match auth {
+        Some(auth) => app.nest(
+            DASHBOARD_BASE,
+            dashboard_router(client, auth).layer(queue_web::request_timeout_layer()),
+        ),
+        None => app,
+    }
 }
 
 async fn index() -> Json<Value> {

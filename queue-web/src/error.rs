@@ -44,6 +44,13 @@ pub enum WebError {
     /// A response could not be built (for example a status URL that is not a valid header).
     #[error("invalid response: {0}")]
     InvalidResponse(&'static str),
+    /// The request was refused: a dashboard action without a valid CSRF token or from
+    /// another origin, or a dashboard access hook that said no.
+    #[error("forbidden: {0}")]
+    Forbidden(&'static str),
+    /// A credential the app requires is not configured (for example the dashboard password).
+    #[error("missing credential: {0}")]
+    MissingCredential(String),
 }
 
 impl From<queue_core::Error> for WebError {
@@ -71,12 +78,15 @@ impl WebError {
         match self {
             WebError::NotFound => StatusCode::NOT_FOUND,
             WebError::Unauthorized => StatusCode::UNAUTHORIZED,
+            WebError::Forbidden(_) => StatusCode::FORBIDDEN,
             WebError::BadRequest(_) => StatusCode::BAD_REQUEST,
             WebError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             WebError::RedisUnavailable(_) | WebError::TooManyWaiters => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
-            WebError::Queue(_) | WebError::InvalidResponse(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            WebError::Queue(_) | WebError::InvalidResponse(_) | WebError::MissingCredential(_) => {
+                StatusCode::INTERNAL_SERVER_ERROR
+            }
         }
     }
 
@@ -84,7 +94,9 @@ impl WebError {
     fn public_message(&self) -> String {
         match self {
             WebError::RedisUnavailable(_) => "redis unavailable".to_owned(),
-            WebError::Queue(_) | WebError::InvalidResponse(_) => "internal error".to_owned(),
+            WebError::Queue(_) | WebError::InvalidResponse(_) | WebError::MissingCredential(_) => {
+                "internal error".to_owned()
+            }
             WebError::PayloadTooLarge(_) => "job too large".to_owned(),
             other => other.to_string(),
         }

@@ -18,6 +18,9 @@
 //! - [`metrics_router`]: `GET /metrics` (Prometheus) and `GET /autoscale` (the JSON worker
 //!   autoscalers read), behind a bearer token unless opened explicitly ([`MetricsAccess`]),
 //!   O(1) in the number of queued jobs ([`metrics`]).
+//! - [`dashboard_router`]: the operators' dashboard (queues, busy, scheduled/retries/dead,
+//!   jobs, and every verb of `queue_core::inspect`), server-rendered with no script, behind
+//!   a required [`DashboardAuth`], CSRF-checked, under a strict CSP ([`dashboard`]).
 //! - [`WebError`]: the one error type; Redis down is `503 {"error":"redis unavailable"}`.
 //! - Every router answers within [`REQUEST_TIMEOUT`] (25 s), under the platform router's 30 s.
 //!
@@ -46,7 +49,15 @@
 //!     .merge(queue_web::health_router(client.clone()))
 //!     .merge(queue_web::metrics_router(client.clone(), MetricsConfig::from_env()))
 //!     .layer(queue_web::request_timeout_layer())
-//!     .with_state(client);
+//!     .with_state(client.clone())
+//!     // The dashboard has its own state: nest it into the finished router.
+//!     .nest(
+//!         "/dashboard",
+//!         queue_web::dashboard_router(
+//!             client,
+//!             queue_web::DashboardAuth::password_from_env("DASHBOARD_PASSWORD")?,
+//!         ),
+//!     );
 //! let port = std::env::var("PORT").unwrap_or_else(|_| "8080".into());
 //! let listener = tokio::net::TcpListener::bind(format!("0.0.0.0:{port}")).await?;
 //! axum::serve(listener, app).await?;
@@ -94,6 +105,7 @@
 
 pub mod accepted;
 pub mod access;
+pub mod dashboard;
 pub mod error;
 pub mod health;
 pub mod long_poll;
@@ -103,6 +115,7 @@ pub mod timeout;
 
 pub use accepted::Accepted;
 pub use access::{Access, CapabilityUrl, OwnerIs};
+pub use dashboard::{DashboardAccess, DashboardAuth, dashboard_router};
 pub use error::WebError;
 pub use health::health_router;
 pub use metrics::{MetricsAccess, MetricsConfig, metrics_router, to_prometheus};

@@ -37,7 +37,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let shutdown = platform::shutdown_signal()?;
     let client = Client::from_env().await?;
     let post_limit = PostRateLimit::from_env()?;
-    let app = examples::app::router(client, MetricsConfig::from_env(), post_limit);
+    let app = examples::app::router(client.clone(), MetricsConfig::from_env(), post_limit);
+    let app = examples::app::with_dashboard(app, client, examples::app::dashboard_auth_from_env());
     let listener =
         tokio::net::TcpListener::bind(SocketAddr::from((Ipv4Addr::UNSPECIFIED, port))).await?;
     tracing::info!(addr = %listener.local_addr()?, "web listening");
