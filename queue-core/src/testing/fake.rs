@@ -2,7 +2,6 @@
 
 use futures_util::future::BoxFuture;
 use std::collections::VecDeque;
-use std::future::Future;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use crate::client::{NewJob, encode_job};
@@ -203,14 +202,12 @@ impl FakeClient {
 }
 
 impl Enqueue for FakeClient {
-    fn push(&self, job: NewJob) -> impl Future<Output = Result<JobId>> + Send {
-        async move {
-            match self.middleware.get() {
-                None => self.push_direct(job).await,
-                Some(chain) => {
-                    let push = |job| Box::pin(self.push_direct(job)) as _;
-                    ClientChain::run(chain, job, &push).await
-                }
+    async fn push(&self, job: NewJob) -> Result<JobId> {
+        match self.middleware.get() {
+            None => self.push_direct(job).await,
+            Some(chain) => {
+                let push = |job| Box::pin(self.push_direct(job)) as _;
+                ClientChain::run(chain, job, &push).await
             }
         }
     }
