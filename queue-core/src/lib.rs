@@ -53,6 +53,8 @@ pub mod keys;
 mod logfmt;
 pub mod malformed;
 pub mod options;
+#[cfg(feature = "otel")]
+pub mod otel;
 pub mod payload;
 #[cfg(feature = "platform")]
 pub mod platform;
