@@ -7,6 +7,13 @@
 //! The spans must be exported through `tracing-opentelemetry`'s layer for there to be a
 //! trace to continue; without it the middleware writes nothing.
 //!
+//! ```no_run
+//! # async fn demo() -> queue_core::Result<()> {
+//! # use queue_core::Client;
+//! let client = Client::from_env().await?.with_middleware(queue_core::otel::PropagateTrace);
+//! # Ok(()) }
+//! ```
+//!
 //! The header is formatted and parsed here (version `00` only) rather than through an SDK
 //! propagator, so that neither crate needs `opentelemetry_sdk`.
 

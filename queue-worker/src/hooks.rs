@@ -14,6 +14,20 @@
 //! [`HOOK_TIMEOUT`]; one that panics or runs over is logged and the next one runs. A death
 //! hook runs in the job's task after its failure is recorded, so the job is in the dead set
 //! whatever the hook does.
+//!
+//! ```
+//! use queue_worker::{DeadJob, Worker};
+//! use std::sync::Arc;
+//!
+//! # let _ =
+//! Worker::builder()
+//!     .on_start(|| async { tracing::info!("warming caches") })
+//!     .on_death(|dead: Arc<DeadJob>| async move {
+//!         tracing::error!(job_id = %dead.job.jid, class = %dead.job.class,
+//!             error = %dead.error_message, "job died; paging someone");
+//!     })
+//! # ;
+//! ```
 
 use futures_util::FutureExt;
 use futures_util::future::BoxFuture;

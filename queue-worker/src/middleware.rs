@@ -13,23 +13,72 @@
 //! metrics and the death hooks.
 //!
 //! ```
-//! use queue_worker::middleware::{Middleware, Next, AttemptFuture};
-//! use queue_core::JobPayload;
-//! use std::time::Instant;
+//! use queue_core::client_middleware::{ClientMiddleware, Next as PushNext, PushFuture};
+//! use queue_core::testing::FakeClient;
+//! use queue_core::{Enqueue, Job, JobPayload, NewJob};
+//! use queue_worker::middleware::{AttemptFuture, Middleware, Next};
+//! use queue_worker::testing::TestWorker;
+//! use queue_worker::{Failure, JobContext, Worker};
+//! use serde::{Deserialize, Serialize};
 //!
-//! /// Logs how long each attempt took.
+//! tokio::task_local! {
+//!     /// The tenant of the request, or of the job, being handled.
+//!     static TENANT: String;
+//! }
+//!
+//! /// Client side: every job carries the tenant of the code that enqueued it.
+//! struct StampTenant;
+//! impl ClientMiddleware for StampTenant {
+//!     fn push<'a>(&'a self, mut job: NewJob, next: PushNext<'a>) -> PushFuture<'a> {
+//!         if let Ok(tenant) = TENANT.try_with(Clone::clone) {
+//!             job.options.extra.insert("tenant".into(), tenant.into());
+//!         }
+//!         next.run(job)
+//!     }
+//! }
+//!
+//! /// Server side: the attempt runs with that tenant set; a job without one is refused.
+//! struct WithTenant;
+//! impl Middleware for WithTenant {
+//!     fn perform<'a>(&'a self, job: &'a JobPayload, next: Next<'a>) -> AttemptFuture<'a> {
+//!         match job.extra.get("tenant").and_then(|t| t.as_str()) {
+//!             Some(tenant) => Box::pin(TENANT.scope(tenant.to_owned(), next.run())),
+//!             None => Box::pin(async { Err(Failure::dead("job has no tenant")) }),
+//!         }
+//!     }
+//! }
+//!
+//! /// Times every attempt (added first: the outermost, so it times the tenant step too).
 //! struct Timing;
-//!
 //! impl Middleware for Timing {
 //!     fn perform<'a>(&'a self, job: &'a JobPayload, next: Next<'a>) -> AttemptFuture<'a> {
 //!         Box::pin(async move {
-//!             let start = Instant::now();
+//!             let start = std::time::Instant::now();
 //!             let outcome = next.run().await;
-//!             tracing::info!(class = %job.class, ms = start.elapsed().as_millis() as u64, ok = outcome.is_ok(), "timed");
+//!             tracing::info!(class = %job.class, ms = start.elapsed().as_millis() as u64, "timed");
 //!             outcome
 //!         })
 //!     }
 //! }
+//!
+//! #[derive(Serialize, Deserialize)]
+//! struct Invoice { number: u64 }
+//! impl Job for Invoice { const NAME: &'static str = "Invoice"; }
+//!
+//! # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+//! // In production: `Client::from_env().await?.with_middleware(StampTenant)` and the same builder.
+//! let queue = FakeClient::new().with_middleware(StampTenant);
+//! let builder = Worker::builder()
+//!     .middleware(Timing)
+//!     .middleware(WithTenant)
+//!     .register(|invoice: Invoice, _ctx: JobContext| async move {
+//!         Ok::<_, Failure>(format!("invoice {} of {}", invoice.number, TENANT.with(Clone::clone)))
+//!     });
+//!
+//! TENANT.scope("acme".into(), queue.enqueue(&Invoice { number: 7 })).await.unwrap();
+//! let drained = TestWorker::new(builder, &queue).drain().await;
+//! assert_eq!(drained.performed[0].outcome.as_ref().unwrap(), "invoice 7 of acme");
+//! # });
 //! ```
 
 use futures_util::future::BoxFuture;
