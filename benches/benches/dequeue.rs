@@ -139,8 +139,13 @@ async fn grant_lease(client: &Client) {
             busy: 0,
             quiet: false,
             rss_kib: 0,
+            processed: 0,
+            failed: 0,
         };
-        if heartbeat(client, &beat).await.expect("heartbeat.lua") == Beat::Alive {
+        if matches!(
+            heartbeat(client, &beat).await.expect("heartbeat.lua"),
+            Beat::Alive(_)
+        ) {
             return;
         }
     }

@@ -436,9 +436,12 @@ impl Client {
         Ok(JobStatus::from_hash(hash))
     }
 
-    /// Cancels job `id` if it has not started: the worker will skip it. Returns whether it did.
+    /// Cancels job `id` unless it has finished. A job that has not started is skipped by the
+    /// worker; a running one has its `ctx.cancelled()` fire on whichever process holds it,
+    /// and is not run again. Either way its record says `cancelled` at once. Returns whether
+    /// it did (false: no record, or the job had finished).
     pub async fn cancel(&self, id: &JobId) -> Result<bool> {
-        Ok(scripts::cancel(self, id.as_str()).await? == scripts::Cancelled::Cancelled)
+        Ok(scripts::cancel(self, id.as_str()).await? != scripts::Cancelled::TooLate)
     }
 }
 

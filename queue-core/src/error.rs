@@ -23,6 +23,9 @@ pub enum Error {
     /// A job id that is empty, too long or has characters outside `[A-Za-z0-9_-]`.
     #[error("invalid job id")]
     InvalidJobId,
+    /// A worker process identity that is empty or too long to be one.
+    #[error("invalid process identity")]
+    InvalidIdentity,
     /// A stored job that is not valid Sidekiq job JSON.
     #[error("malformed job payload: {0}")]
     MalformedPayload(#[source] serde_json::Error),

@@ -158,6 +158,19 @@ impl Keys {
         format!("{}{identity}", self.prefix)
     }
 
+    /// Hash of the jobs processed and failed (`processed`, `failed`) in one minute, numbered
+    /// from the epoch (unix seconds / 60), for the dashboard's last-hour chart. Written by
+    /// workers' heartbeats; expires after two hours.
+    pub fn stat_minute(&self, minute: u64) -> String {
+        format!("{}stat:minute:{minute}", self.prefix)
+    }
+
+    /// Sidekiq's list of signals for process `identity` (`TSTP` quiet, `TERM` stop), pushed by
+    /// an operator and popped by the process's heartbeat.
+    pub fn signals(&self, identity: &str) -> String {
+        format!("{}{identity}-signals", self.prefix)
+    }
+
     /// Sidekiq's per-process hash of running jobs.
     pub fn process_work(&self, identity: &str) -> String {
         format!("{}{identity}:work", self.prefix)
@@ -198,6 +211,8 @@ mod tests {
         assert_eq!(k.stat_failed_on("2026-01-02"), "stat:failed:2026-01-02");
         assert_eq!(k.processes(), "processes");
         assert_eq!(k.process("web.1:12:ab"), "web.1:12:ab");
+        assert_eq!(k.signals("web.1:12:ab"), "web.1:12:ab-signals");
+        assert_eq!(k.stat_minute(29_333_333), "stat:minute:29333333");
         assert_eq!(k.process_work("web.1:12:ab"), "web.1:12:ab:work");
     }
 

@@ -70,7 +70,8 @@ pub enum JobState {
     Succeeded,
     /// It failed for good and sits in the dead set (terminal).
     Dead,
-    /// It was cancelled before it ran (terminal).
+    /// It was cancelled (terminal): before it ran, or while running (its worker was told
+    /// to stop it; a job that still succeeds ends `Succeeded`).
     Cancelled,
 }
 

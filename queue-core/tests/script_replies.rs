@@ -8,7 +8,8 @@ mod common;
 use common::{cmd, exists, hgetall, lpush, lrange, raw, redis_time};
 use queue_core::scripts::{
     self, Beat, BeatMode, Cancelled, Deferral, Deferred, FailTo, Failed, FailedAttempt, Heartbeat,
-    ProgressRecorded, PromoteFrom, Promoted, Reaped, Requeue, Requeued, Slot, StartJob, Started,
+    ProgressRecorded, PromoteFrom, Promoted, Reaped, Requeue, Requeued, Signal, Slot, StartJob,
+    Started,
 };
 use queue_core::testing::TestRedis;
 use queue_core::{Client, Keys, StatusRetention, Timestamp};
@@ -634,6 +635,8 @@ fn beat(identity: &str, mode: BeatMode, ttl: Duration) -> Heartbeat<'_> {
         busy: 2,
         quiet: false,
         rss_kib: 1_024,
+        processed: 0,
+        failed: 0,
     }
 }
 
@@ -648,7 +651,7 @@ async fn heartbeat_registers_renews_and_reports_a_lost_lease() {
     let reply = scripts::heartbeat(&client, &beat(IDENTITY, BeatMode::Register, lease_ttl))
         .await
         .unwrap();
-    assert_eq!(reply, Beat::Alive);
+    assert_eq!(reply, Beat::Alive(Vec::new()));
     let pttl: i64 = cmd(&mut conn, &["PTTL", &lease]).await;
     assert!((1..=60_000).contains(&pttl), "{pttl}");
     assert_eq!(smembers(&mut conn, &keys.workers()).await, [IDENTITY]);
@@ -670,7 +673,7 @@ async fn heartbeat_registers_renews_and_reports_a_lost_lease() {
     let reply = scripts::heartbeat(&client, &beat(IDENTITY, BeatMode::Renew, lease_ttl))
         .await
         .unwrap();
-    assert_eq!(reply, Beat::Alive);
+    assert_eq!(reply, Beat::Alive(Vec::new()));
 
     // Renew after the lease expired (deleted here): lost, and not revived.
     let _: i64 = cmd(&mut conn, &["DEL", &lease]).await;
@@ -679,6 +682,84 @@ async fn heartbeat_registers_renews_and_reports_a_lost_lease() {
         .unwrap();
     assert_eq!(reply, Beat::LeaseLost);
     assert!(!exists(&mut conn, &lease).await);
+}
+
+#[tokio::test]
+async fn signals_reach_the_process_on_its_next_beat() {
+    let redis = TestRedis::start();
+    let (client, keys, mut conn) = setup(&redis, "signal_replies").await;
+    let lease_ttl = Duration::from_secs(60);
+    // No such process: nothing is written.
+    assert!(
+        !scripts::signal(&client, IDENTITY, &Signal::Quiet)
+            .await
+            .unwrap()
+    );
+    assert!(!exists(&mut conn, &keys.signals(IDENTITY)).await);
+    assert!(matches!(
+        scripts::signal(&client, "", &Signal::Quiet).await,
+        Err(queue_core::Error::InvalidIdentity)
+    ));
+
+    scripts::heartbeat(&client, &beat(IDENTITY, BeatMode::Register, lease_ttl))
+        .await
+        .unwrap();
+    let mut wake = redis::Client::open(redis.url())
+        .unwrap()
+        .get_async_pubsub()
+        .await
+        .unwrap();
+    wake.subscribe(keys.wake_channel()).await.unwrap();
+    assert!(
+        scripts::signal(&client, IDENTITY, &Signal::Quiet)
+            .await
+            .unwrap()
+    );
+    assert!(
+        scripts::signal(&client, IDENTITY, &Signal::Stop)
+            .await
+            .unwrap()
+    );
+    // Sidekiq's wire format: the list `<identity>-signals`, newest first, expiring.
+    assert_eq!(
+        lrange(&mut conn, &keys.signals(IDENTITY)).await,
+        ["TERM", "TSTP"]
+    );
+    assert!((1..=60).contains(&ttl(&mut conn, &keys.signals(IDENTITY)).await));
+    let notice: String = tokio::time::timeout(Duration::from_secs(5), async {
+        use futures_util::StreamExt;
+        wake.on_message()
+            .next()
+            .await
+            .unwrap()
+            .get_payload()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert_eq!(notice, format!("{}{IDENTITY}", scripts::SIGNAL_NOTICE));
+
+    // The next beat takes them, oldest first, and leaves none behind.
+    let reply = scripts::heartbeat(&client, &beat(IDENTITY, BeatMode::Renew, lease_ttl))
+        .await
+        .unwrap();
+    assert_eq!(reply, Beat::Alive(vec![Signal::Quiet, Signal::Stop]));
+    assert!(!exists(&mut conn, &keys.signals(IDENTITY)).await);
+    let reply = scripts::heartbeat(&client, &beat(IDENTITY, BeatMode::Renew, lease_ttl))
+        .await
+        .unwrap();
+    assert_eq!(reply, Beat::Alive(Vec::new()));
+
+    // A signals key of another type: refused by signal.lua, ignored by the beat.
+    let _: () = cmd(&mut conn, &["SET", &keys.signals(IDENTITY), "x"]).await;
+    assert!(matches!(
+        scripts::signal(&client, IDENTITY, &Signal::Quiet).await,
+        Err(queue_core::Error::WrongType { .. })
+    ));
+    let reply = scripts::heartbeat(&client, &beat(IDENTITY, BeatMode::Renew, lease_ttl))
+        .await
+        .unwrap();
+    assert_eq!(reply, Beat::Alive(Vec::new()));
 }
 
 // heartbeat.lua used to run PEXPIRE before `SET NX`, so a Register
@@ -710,8 +791,8 @@ async fn unregister_forgets_the_process_and_counts_what_it_left() {
     };
     // One process leaves two jobs behind; another leaves none.
     const CLEAN: &str = "host:3:nonce";
-    assert_eq!(register(IDENTITY).await, Beat::Alive);
-    assert_eq!(register(CLEAN).await, Beat::Alive);
+    assert_eq!(register(IDENTITY).await, Beat::Alive(Vec::new()));
+    assert_eq!(register(CLEAN).await, Beat::Alive(Vec::new()));
     lpush(
         &mut conn,
         &keys.processing(IDENTITY),
@@ -916,7 +997,7 @@ async fn limit_slots_fill_up_and_free_on_release() {
 }
 
 #[tokio::test]
-async fn cancel_stops_a_waiting_job_but_not_a_running_one() {
+async fn cancel_skips_a_waiting_job_and_tells_the_holder_of_a_running_one() {
     let redis = TestRedis::start();
     let (client, keys, mut conn) = setup(&redis, "cancel_replies").await;
     hset(&mut conn, &keys.status("queued"), &["state", "queued"]).await;
@@ -926,6 +1007,12 @@ async fn cancel_stops_a_waiting_job_but_not_a_running_one() {
         &["state", "running", "rev", "3"],
     )
     .await;
+    let mut wake = redis::Client::open(redis.url())
+        .unwrap()
+        .get_async_pubsub()
+        .await
+        .unwrap();
+    wake.subscribe(keys.wake_channel()).await.unwrap();
 
     assert_eq!(
         scripts::cancel(&client, "queued").await.unwrap(),
@@ -941,21 +1028,41 @@ async fn cancel_stops_a_waiting_job_but_not_a_running_one() {
     assert_eq!(ttl(&mut conn, &keys.status("queued")).await, -1);
     assert_eq!(record["retention"], FINISHED_TTL.to_string());
 
-    // Running, already cancelled, or no record: too late, nothing changed or created.
-    let running_before = hgetall(&mut conn, &keys.status("running")).await;
+    // Running: the record says cancelled at once (so the job never runs again, whichever way
+    // it leaves its worker), and every worker hears which job to stop.
     assert_eq!(
         scripts::cancel(&client, "running").await.unwrap(),
-        Cancelled::TooLate
+        Cancelled::Stopping
     );
+    let running = hgetall(&mut conn, &keys.status("running")).await;
     assert_eq!(
-        hgetall(&mut conn, &keys.status("running")).await,
-        running_before
+        (running["state"].as_str(), running["rev"].as_str()),
+        ("cancelled", "4")
     );
+    assert_eq!(ttl(&mut conn, &keys.status("running")).await, -1);
+    let notice: String = tokio::time::timeout(std::time::Duration::from_secs(5), async {
+        use futures_util::StreamExt;
+        wake.on_message()
+            .next()
+            .await
+            .unwrap()
+            .get_payload()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert_eq!(notice, format!("{}running", scripts::CANCEL_NOTICE));
+
+    // Already cancelled, or no record: too late, nothing changed or created.
     assert_eq!(
         scripts::cancel(&client, "queued").await.unwrap(),
         Cancelled::TooLate
     );
     assert_eq!(hgetall(&mut conn, &keys.status("queued")).await, record);
+    assert_eq!(
+        scripts::cancel(&client, "running").await.unwrap(),
+        Cancelled::TooLate
+    );
     assert_eq!(
         scripts::cancel(&client, "none").await.unwrap(),
         Cancelled::TooLate

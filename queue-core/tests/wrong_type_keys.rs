@@ -589,6 +589,8 @@ async fn heartbeat_never_leaves_a_live_process_unreapable() {
                         busy: 1,
                         quiet: false,
                         rss_kib: 1,
+                        processed: 0,
+                        failed: 0,
                     },
                 )
                 .await;
@@ -596,7 +598,7 @@ async fn heartbeat_never_leaves_a_live_process_unreapable() {
                     .await;
                 // A process that holds a lease must be in `workers`, where reapers look.
                 let listed = h.is_member(&k.workers(), IDENTITY).await;
-                h.expect(!matches!(reply, Ok(Beat::Alive)) || listed, || {
+                h.expect(!matches!(reply, Ok(Beat::Alive(_))) || listed, || {
                     format!("{case}: alive but not in workers")
                 });
                 if *key == k.lease(IDENTITY) {

@@ -30,6 +30,9 @@ pub struct WorkerConfig {
     pub shutdown_timeout: Duration,
     /// Longest attempt of a job type that sets no timeout of its own.
     pub default_job_timeout: Duration,
+    /// How long a job an operator cancelled while it ran may take to stop after its
+    /// `ctx.cancelled()` fires; then it is dropped at its next await (like a timeout).
+    pub cancel_grace: Duration,
     /// Most jobs taken by one fetch.
     pub fetch_batch: usize,
     /// Most jobs taken ahead of a free slot (`None`: `fetch_batch` or `concurrency`, whichever
@@ -74,6 +77,7 @@ impl Default for WorkerConfig {
             concurrency: 10,
             shutdown_timeout: DEFAULT_SHUTDOWN_TIMEOUT,
             default_job_timeout: Duration::from_secs(30 * 60),
+            cancel_grace: Duration::from_secs(10),
             fetch_batch: 100,
             prefetch: None,
             prefetch_max_wait: Duration::from_secs(1),

@@ -9,6 +9,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio_util::task::TaskTracker;
 
 use crate::ack::Ack;
+use crate::cancels::CancelHandle;
 use crate::membership::Identity;
 use crate::registry::Registration;
 use crate::runner::{self, Started};
@@ -20,6 +21,9 @@ struct Runnable {
     raw: Vec<u8>,
     job: JobPayload,
     reg: Registration,
+    /// Registered before `start.lua` runs, so that a cancel arriving once the record says
+    /// running reaches this job (`cancels.rs`).
+    cancel: CancelHandle,
 }
 
 /// Starts a runner per runnable job, each holding one of `permits` (one per entry taken),
@@ -46,6 +50,7 @@ pub(crate) async fn dispatch(
         };
         match shared.registry.get(&job.class) {
             Some(reg) => runnable.push(Runnable {
+                cancel: shared.cancels.register(job.jid.as_str()),
                 raw,
                 job,
                 reg: reg.clone(),
@@ -77,7 +82,12 @@ pub(crate) async fn dispatch(
         }
     };
     for (r, mark) in runnable.into_iter().zip(marks) {
-        let Runnable { raw, job, reg } = r;
+        let Runnable {
+            raw,
+            job,
+            reg,
+            cancel,
+        } = r;
         if mark == Mark::Cancelled {
             tracing::info!(job_id = %job.jid, "job was cancelled before it started; skipping");
             match &acks {
@@ -113,6 +123,7 @@ pub(crate) async fn dispatch(
             raw,
             job,
             reg,
+            cancel,
         };
         running.spawn(runner::run(
             Arc::clone(shared),

@@ -2,7 +2,7 @@
 
 use queue_core::scripts::{Beat, BeatMode, Heartbeat, heartbeat};
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use tokio_util::sync::CancellationToken;
 
 use crate::membership::Identity;
@@ -39,13 +39,31 @@ async fn beat(shared: &Shared, ident: &Identity, mode: BeatMode) -> queue_core::
         busy: shared.busy.load(Ordering::Relaxed),
         quiet: shared.quiet.is_cancelled(),
         rss_kib: rss_kib(),
+        processed: shared.finished_since_beat.swap(0, Ordering::Relaxed),
+        failed: shared.failed_since_beat.swap(0, Ordering::Relaxed),
     };
     let sent = std::time::Instant::now();
-    let alive = heartbeat(&shared.client, &beat).await? == Beat::Alive;
-    if alive {
-        ident.renewed_at(sent);
+    let reply = heartbeat(&shared.client, &beat).await;
+    // Counts the beat did not deliver wait for the next one. (A reply lost after Redis ran
+    // the script counts them twice: they only feed a chart.)
+    if !matches!(reply, Ok(Beat::Alive(_))) {
+        give_back(&shared.finished_since_beat, beat.processed);
+        give_back(&shared.failed_since_beat, beat.failed);
     }
-    Ok(alive)
+    match reply? {
+        Beat::Alive(signals) => {
+            ident.renewed_at(sent);
+            crate::signals::obey(shared, signals);
+            Ok(true)
+        }
+        Beat::LeaseLost => Ok(false),
+    }
+}
+
+fn give_back(counter: &AtomicU64, n: u64) {
+    if n > 0 {
+        counter.fetch_add(n, Ordering::Relaxed);
+    }
 }
 
 /// The lease of `lost` is gone (a renewal found it missing): its jobs are dropped at once,
@@ -115,6 +133,13 @@ impl Heartbeater {
         loop {
             tokio::select! {
                 _ = stop.cancelled() => break,
+                // An operator's signal waits (`signals.rs`): beat now rather than at the tick.
+                _ = shared.beat_now.notified() => {
+                    let ident = shared.membership.current();
+                    if let Ok(false) = renew(shared, &ident).await {
+                        lease_lost(shared, &ident).await;
+                    }
+                }
                 _ = tick.tick() => {
                     let ident = shared.membership.current();
                     match renew(shared, &ident).await {

@@ -29,6 +29,7 @@
 //! - `settle.rs`: retry, dead, burial of bad input, deferral, and the one hand-back.
 //! - `scheduler.rs`: promotion of due scheduled and retry jobs by Redis's clock.
 //! - `heartbeat.rs`, `membership.rs`: the lease and the Sidekiq process record.
+//! - `signals.rs`: quiet and stop sent by operators; `cancels.rs`: cancelling a running job.
 //! - `reaper.rs`: the reaper and the audit.
 //! - `limit.rs`: global concurrency limits per job class (`Job::CONCURRENCY_LIMIT`).
 //! - [`middleware`]: code around every attempt; [`hooks`]: code at start, quiet, shutdown
@@ -63,6 +64,7 @@
 #![cfg_attr(not(test), warn(clippy::unwrap_used))]
 
 mod ack;
+mod cancels;
 pub mod config;
 mod context;
 mod dispatch;
@@ -91,6 +93,7 @@ mod runner;
 mod scheduler;
 mod settle;
 mod shared;
+mod signals;
 pub mod testing;
 mod wake;
 mod worker;

@@ -10,6 +10,7 @@ use std::time::Instant;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 
 use crate::ack::Ack;
+use crate::cancels::CancelHandle;
 use crate::context::{JobContext, Reports};
 use crate::failure::{Failure, Shown};
 use crate::finished_log::Ended;
@@ -26,6 +27,8 @@ pub(crate) struct Started {
     pub(crate) raw: Vec<u8>,
     pub(crate) job: JobPayload,
     pub(crate) reg: Registration,
+    /// Fired by an operator's cancel (`cancels.rs`); dropped when the job ends.
+    pub(crate) cancel: CancelHandle,
 }
 
 /// How an attempt ended.
@@ -49,6 +52,7 @@ pub(crate) async fn run(
         raw,
         job,
         reg,
+        cancel: requested,
     } = started;
     let Some(slot) = wait_for_slot(&shared, &ident, &slots).await else {
         let why = if shared.quiet.is_cancelled() {
@@ -139,6 +143,26 @@ pub(crate) async fn run(
                     cancel.cancel();
                     Outcome::HandBack
                 }
+                _ = requested.requested.cancelled() => {
+                    // An operator cancelled it: its record says so already, so however it
+                    // ends (but a success, whose work is done) it is dropped, not retried
+                    // (fail.lua). A job that ignores the cancel is dropped after the grace.
+                    cancel.cancel();
+                    tracing::info!(job_id = %job.jid, "job cancelled by an operator; asking it to stop");
+                    tokio::select! {
+                        biased;
+                        finished = &mut attempt => ended(finished),
+                        _ = tokio::time::sleep(shared.config.cancel_grace) => {
+                            Outcome::Failed(Failure::with_class(
+                                "Cancelled",
+                                "cancelled, and still running when the grace ran out",
+                            ))
+                        }
+                        // Handed back, it is dropped on the way: its record says cancelled.
+                        _ = shared.hand_back.cancelled() => Outcome::HandBack,
+                        _ = ident.fenced.cancelled() => Outcome::HandBack,
+                    }
+                }
                 _ = ident.fenced.cancelled() => {
                     // Cooperatively first; dropped before the lease can have expired, so
                     // that it never runs here and elsewhere at once (`fence.rs`).
@@ -157,6 +181,20 @@ pub(crate) async fn run(
     shared.busy.fetch_sub(1, Ordering::Relaxed);
     shared.extensions.metrics.stopped();
     let took = began.elapsed();
+    let cancelled_by_operator = requested.requested.is_cancelled();
+    drop(requested);
+    match &outcome {
+        Outcome::Succeeded(_) => {
+            shared.finished_since_beat.fetch_add(1, Ordering::Relaxed);
+        }
+        Outcome::Failed(_) => {
+            shared.finished_since_beat.fetch_add(1, Ordering::Relaxed);
+            if !cancelled_by_operator {
+                shared.failed_since_beat.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        Outcome::HandBack => {}
+    }
     if reg.concurrency_limit.is_some() {
         crate::limit::release(&shared, &ident, &job).await;
     }
@@ -195,8 +233,10 @@ pub(crate) async fn run(
         Outcome::Failed(failure) => {
             // What is stored is what anyone holding the status URL reads: see `failure.rs`.
             let failure = failure.redacted();
-            tracing::warn!(job_id = %jid, class = %job.class, attempt = job.attempt(),
-                error = %Shown(&failure), "job failed");
+            if !cancelled_by_operator {
+                tracing::warn!(job_id = %jid, class = %job.class, attempt = job.attempt(),
+                    error = %Shown(&failure), "job failed");
+            }
             let class = job.class.clone();
             let as_ran = shared.extensions.hooks.wants_deaths().then(|| job.clone());
             match settle::fail(&shared, &ident, &raw, job, &failure).await {
@@ -212,6 +252,9 @@ pub(crate) async fn run(
                     shared
                         .extensions
                         .ended(jid.as_str(), &class, Ended::Failed, took);
+                }
+                Ok(Failed::Cancelled) => {
+                    tracing::info!(job_id = %jid, "job was cancelled; dropped, not retried")
                 }
                 Ok(_) => {}
                 Err(e) => tracing::error!(job_id = %jid, error = %e,

@@ -4,11 +4,12 @@ use backon::{ExponentialBuilder, Retryable};
 use queue_core::Client;
 use std::future::Future;
 use std::sync::Arc;
-use std::sync::atomic::AtomicUsize;
+use std::sync::atomic::{AtomicU64, AtomicUsize};
 use std::time::Duration;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
+use crate::cancels::Cancels;
 use crate::config::WorkerConfig;
 use crate::extensions::Extensions;
 use crate::in_flight::InFlight;
@@ -25,8 +26,18 @@ pub(crate) struct Shared {
     pub(crate) membership: Membership,
     /// Jobs running now (Sidekiq's `busy`).
     pub(crate) busy: AtomicUsize,
-    /// Cancelled on the first SIGTERM: stop fetching.
+    /// Cancelled on SIGTERM, or by an operator's quiet signal: stop fetching.
     pub(crate) quiet: CancellationToken,
+    /// Cancelled by an operator's stop signal (`signals.rs`): shut down as on SIGTERM.
+    pub(crate) stop_requested: CancellationToken,
+    /// Signalled when a signal for this process waits: the heartbeat reads it at once.
+    pub(crate) beat_now: Notify,
+    /// The running jobs an operator's cancel can reach (`cancels.rs`).
+    pub(crate) cancels: Arc<Cancels>,
+    /// Jobs finished, and of those failed, since the last heartbeat counted them into the
+    /// minute counters the dashboard charts.
+    pub(crate) finished_since_beat: AtomicU64,
+    pub(crate) failed_since_beat: AtomicU64,
     /// Cancelled when the shutdown timeout ends: running jobs stop and are handed back.
     pub(crate) hand_back: CancellationToken,
     /// Signalled when an enqueue announced work on one of our queues.

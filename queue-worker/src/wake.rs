@@ -1,61 +1,95 @@
-//! Wake-ups: one pub/sub connection hears our enqueues announce work.
+//! Wake-ups: one pub/sub connection hears our enqueues announce work, and operators'
+//! notices.
 //!
 //! The enqueue scripts publish the queue name on the wake channel. An idle exchange waits on
 //! a shared `Notify` (, which keeps one pending wake-up, so none is lost between a
-//! fetch that found nothing and the wait that follows it).
+//! fetch that found nothing and the wait that follows it). Notices start with `:`, which no
+//! queue name has: the paused set changed (`paused.rs`), a running job was cancelled
+//! (`cancels.rs`), a process has a signal waiting (`signals.rs`).
 
 use futures_util::StreamExt;
-use queue_core::Client;
-use queue_core::scripts::PAUSED_CHANGED;
+use queue_core::scripts::{CANCEL_NOTICE, PAUSED_CHANGED, SIGNAL_NOTICE};
+use queue_core::{JobId, JobState};
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-use crate::paused::{PAUSED_REFRESH, Paused};
+use crate::paused::PAUSED_REFRESH;
+use crate::shared::Shared;
 
 /// Longest pause before reconnecting a lost pub/sub connection.
 const MAX_RECONNECT_DELAY: Duration = Duration::from_secs(5);
 
-/// The wake listener and what it needs: a client, the queue names of this worker, the
-/// `Notify` the exchange waits on, and the copy of the paused set it keeps fresh.
+/// The wake listener: it wakes the exchange for this worker's queues, keeps the copy of
+/// the paused set fresh, and passes on cancels and signals.
 #[derive(Debug)]
 pub(crate) struct WakeListener {
-    client: Client,
+    shared: Arc<Shared>,
     ours: HashSet<String>,
-    wake: Arc<Notify>,
-    paused: Arc<Paused>,
 }
 
 impl WakeListener {
-    pub(crate) fn new(
-        client: Client,
-        queues: &[&str],
-        wake: Arc<Notify>,
-        paused: Arc<Paused>,
-    ) -> Self {
-        Self {
-            client,
-            ours: queues.iter().map(|q| (*q).to_owned()).collect(),
-            wake,
-            paused,
-        }
+    pub(crate) fn new(shared: Arc<Shared>) -> Self {
+        let ours = shared
+            .config
+            .queues
+            .names()
+            .iter()
+            .map(|q| (*q).to_owned())
+            .collect();
+        Self { shared, ours }
     }
 
     /// Reads the paused set into this process's copy; a failure keeps the old copy (the next
     /// notice or refresh reads again). A change wakes the exchange: a resumed queue may hold
     /// jobs that no enqueue will announce.
     async fn refresh_paused(&self) {
-        match queue_core::Inspector::new(&self.client).paused().await {
+        let paused = &self.shared.paused;
+        match queue_core::Inspector::new(&self.shared.client)
+            .paused()
+            .await
+        {
             Ok(names) => {
-                if self.paused.set(names) {
-                    tracing::info!(paused = ?self.paused.names(), "paused queues changed");
-                    self.wake.notify_one();
+                if paused.set(names) {
+                    tracing::info!(paused = ?paused.names(), "paused queues changed");
+                    self.shared.wake.notify_one();
                 }
             }
             Err(e) => {
                 tracing::warn!(error = %e, "reading paused queues failed; keeping the last copy")
+            }
+        }
+    }
+
+    /// Fires the cancel of every job running here whose record says cancelled: a notice sent
+    /// while the subscription was down is lost, the record is not. A failed read is logged;
+    /// the next resubscription reads again.
+    async fn catch_up_cancels(&self) {
+        let ids: Vec<JobId> = self
+            .shared
+            .cancels
+            .ids()
+            .into_iter()
+            .filter_map(|id| JobId::parse(&id).ok())
+            .collect();
+        if ids.is_empty() {
+            return;
+        }
+        match queue_core::Inspector::new(&self.shared.client)
+            .states(&ids)
+            .await
+        {
+            Ok(states) => {
+                for (id, state) in ids.iter().zip(states) {
+                    if state == Some(JobState::Cancelled) && self.shared.cancels.cancel(id.as_str())
+                    {
+                        tracing::info!(job_id = %id, "running job found cancelled after resubscribing");
+                    }
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "could not read whether running jobs were cancelled")
             }
         }
     }
@@ -71,7 +105,7 @@ impl WakeListener {
                 }
             }
             // Whatever was announced while disconnected is caught by this wake-up or by polling.
-            self.wake.notify_one();
+            self.shared.wake.notify_one();
             tokio::select! {
                 _ = stop.cancelled() => return,
                 _ = tokio::time::sleep(delay) => {}
@@ -82,20 +116,40 @@ impl WakeListener {
 
     /// Returns Ok when stopped, Err when the connection failed or dropped.
     async fn listen(&self, stop: &CancellationToken) -> queue_core::Result<()> {
-        let messages = self.client.wake_ups().await?;
+        let messages = self.shared.client.wake_ups().await?;
         tokio::pin!(messages);
-        // Subscribed first, read next: a pause between the two is in the read or announced.
-        // The interval's first tick is at once, which is that read.
+        // Subscribed first, read next: a pause, cancel or signal sent between the two is in
+        // the read or announced. The interval's first tick is at once, which is that read.
         let mut refresh = tokio::time::interval(PAUSED_REFRESH);
+        let mut caught_up = false;
         loop {
             tokio::select! {
                 _ = stop.cancelled() => return Ok(()),
-                _ = refresh.tick() => self.refresh_paused().await,
+                _ = refresh.tick() => {
+                    self.refresh_paused().await;
+                    if !caught_up {
+                        caught_up = true;
+                        self.catch_up_cancels().await;
+                        self.shared.beat_now.notify_one();
+                    }
+                }
                 msg = messages.next() => match msg {
                     Some(notice) if notice == PAUSED_CHANGED => self.refresh_paused().await,
+                    Some(notice) if notice.starts_with(CANCEL_NOTICE) => {
+                        let jid = &notice[CANCEL_NOTICE.len()..];
+                        if self.shared.cancels.cancel(jid) {
+                            tracing::info!(job_id = %jid, "cancel request for a running job received");
+                        }
+                    }
+                    Some(notice) if notice.starts_with(SIGNAL_NOTICE) => {
+                        let identity = &notice[SIGNAL_NOTICE.len()..];
+                        if identity == self.shared.membership.current().name {
+                            self.shared.beat_now.notify_one();
+                        }
+                    }
                     Some(queue) => {
                         if self.ours.contains(&queue) {
-                            self.wake.notify_one();
+                            self.shared.wake.notify_one();
                         }
                     }
                     None => {

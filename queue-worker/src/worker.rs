@@ -200,6 +200,11 @@ impl WorkerBuilder {
             registry: self.registry,
             busy: AtomicUsize::new(0),
             quiet: CancellationToken::new(),
+            stop_requested: CancellationToken::new(),
+            beat_now: Notify::new(),
+            cancels: Arc::default(),
+            finished_since_beat: Default::default(),
+            failed_since_beat: Default::default(),
             hand_back: CancellationToken::new(),
             wake: Arc::new(Notify::new()),
             paused: Arc::default(),
@@ -238,6 +243,11 @@ impl RunningWorker {
     /// in [`WorkerConfig::from_env`] to serve them).
     pub fn metrics_text(&self) -> String {
         self.shared.extensions.metrics.text()
+    }
+
+    /// Whether the worker has stopped by itself (an operator's stop signal) or failed.
+    pub fn is_stopped(&self) -> bool {
+        self.task.is_finished()
     }
 
     /// Shuts down in the documented order and waits for it.
@@ -303,15 +313,7 @@ impl Worker {
 
         let loops = CancellationToken::new();
         let mut background = vec![
-            tokio::spawn(
-                WakeListener::new(
-                    shared.client.clone(),
-                    &shared.config.queues.names(),
-                    Arc::clone(&shared.wake),
-                    Arc::clone(&shared.paused),
-                )
-                .run(loops.clone()),
-            ),
+            tokio::spawn(WakeListener::new(Arc::clone(&shared)).run(loops.clone())),
             tokio::spawn(
                 Heartbeater::new(Arc::clone(&shared), shared.config.heartbeat_interval)
                     .run(loops.clone()),
@@ -343,7 +345,11 @@ impl Worker {
         let running = TaskTracker::new();
         let exchange = tokio::spawn(crate::exchange::run(Arc::clone(&shared), running.clone()));
 
-        shutdown.await;
+        // SIGTERM (or whatever the caller waits for), or an operator's stop signal.
+        tokio::select! {
+            _ = shutdown => {}
+            _ = shared.stop_requested.cancelled() => {}
+        }
         let signalled = Instant::now();
         let jobs_deadline = signalled + shared.config.shutdown_timeout;
         let hard_deadline = jobs_deadline + SHUTDOWN_SLACK;

@@ -139,6 +139,20 @@ impl Inspector<'_> {
         scripts::pause(self.client, queue, false).await
     }
 
+    /// Asks worker process `identity` to quiet: it stops fetching, and its running jobs
+    /// finish. Sidekiq's "Quiet" button, so Sidekiq processes obey it too. `Ok(false)` when
+    /// there is no such process.
+    pub async fn quiet(&self, identity: &str) -> Result<bool> {
+        scripts::signal(self.client, identity, &scripts::Signal::Quiet).await
+    }
+
+    /// Asks worker process `identity` to shut down as on SIGTERM: it stops fetching, waits
+    /// for its running jobs up to its shutdown timeout, hands back the rest and exits.
+    /// Sidekiq's "Stop" button. `Ok(false)` when there is no such process.
+    pub async fn stop(&self, identity: &str) -> Result<bool> {
+        scripts::signal(self.client, identity, &scripts::Signal::Stop).await
+    }
+
     /// The paused queues (`SMEMBERS paused`), in no particular order.
     pub async fn paused(&self) -> Result<Vec<String>> {
         let mut pipe = redis::pipe();

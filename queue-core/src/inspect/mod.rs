@@ -67,6 +67,7 @@ mod queues;
 mod sets;
 mod stats;
 mod status;
+mod throughput;
 
 pub use crate::scripts::Acted;
 pub use entry::{Entry, Malformed, ScoredEntry};
@@ -79,6 +80,7 @@ pub use queues::QueueInfo;
 pub use sets::JobSet;
 pub use stats::{Stats, Totals};
 pub use status::{MAX_STATUS_PER_ROUND_TRIP, StatusRev};
+pub use throughput::{MAX_THROUGHPUT_MINUTES, MinuteStats};
 
 use crate::client::Client;
 use crate::error::{Error, Result};

@@ -3,7 +3,7 @@
 use super::Inspector;
 use crate::error::Result;
 use crate::job_id::JobId;
-use crate::status::{field, read_rev};
+use crate::status::{JobState, field, read_rev};
 
 /// Most status records read in one pipeline; more ids take more (still batched) round trips.
 pub const MAX_STATUS_PER_ROUND_TRIP: usize = 1000;
@@ -70,5 +70,28 @@ impl Inspector<'_> {
             }));
         }
         Ok(revs)
+    }
+
+    /// The state of each job of `ids`, in the same order (`None`: no record, a key of another
+    /// type, or a state this version does not know): pipelines of `HGET jobstatus:ID state`,
+    /// [`MAX_STATUS_PER_ROUND_TRIP`] ids per round trip.
+    pub async fn states(&self, ids: &[JobId]) -> Result<Vec<Option<JobState>>> {
+        let keys = self.client.keys();
+        let mut states = Vec::with_capacity(ids.len());
+        for chunk in ids.chunks(MAX_STATUS_PER_ROUND_TRIP) {
+            let mut pipe = redis::pipe();
+            pipe.ignore_errors();
+            for id in chunk {
+                pipe.cmd("HGET")
+                    .arg(keys.status(id.as_str()))
+                    .arg(field::STATE);
+            }
+            let replies: Vec<redis::RedisResult<Option<Vec<u8>>>> = self.query(&pipe).await?;
+            states.extend(replies.into_iter().map(|reply| {
+                let state = reply.ok()??;
+                std::str::from_utf8(&state).ok()?.parse().ok()
+            }));
+        }
+        Ok(states)
     }
 }

@@ -1,10 +1,14 @@
 -- heartbeat.lua: register or renew this worker process (its lease and Sidekiq's process record).
 -- KEYS[1] lease    KEYS[2] our workers set    KEYS[3] Sidekiq processes set
--- KEYS[4] Sidekiq process hash
+-- KEYS[4] Sidekiq process hash    KEYS[5] Sidekiq signals list of the process
+-- KEYS[6] this minute's counters (stat:minute:<n>)
 -- ARGV[1] lease ttl (ms)    ARGV[2] 'register' or 'renew'    ARGV[3] identity
 -- ARGV[4] info JSON    ARGV[5] busy count    ARGV[6] beat (epoch s)    ARGV[7] quiet 'true'/'false'
 -- ARGV[8] rss (KiB)    ARGV[9] Sidekiq process record ttl (s)
--- Returns: 1 alive; 0 the lease had expired (the process must take a new identity, since
+-- ARGV[10] jobs processed since the last beat    ARGV[11] of which failed
+-- ARGV[12] ttl (s) of the minute counters
+-- Returns: 1 alive; {1, signal, ...} alive, with the signals an operator sent (oldest first,
+-- at most ten per beat; they leave the list); 0 the lease had expired (the process must take a new identity, since
 -- the reaper may already have handed its jobs to others); {-1, key} that key (the workers
 -- set) holds another type: nothing is written.
 -- Type checks come first. A process missing from `workers` could never be reaped, so with a
@@ -53,5 +57,23 @@ if record == 'hash' or record == 'none' then
   redis.call('HSET', KEYS[4], 'info', ARGV[4], 'busy', ARGV[5], 'beat', ARGV[6],
     'quiet', ARGV[7], 'rss', ARGV[8], 'leased_until', string.format('%d', leased_until))
   redis.call('EXPIRE', KEYS[4], ARGV[9])
+end
+-- The minute counters ride on the beat, so the hot path pays nothing for the dashboard's
+-- chart; a hash of another type is left alone (the counts are lost, the beat is not).
+if ARGV[10] ~= '0' and holds(KEYS[6], 'hash') then
+  redis.call('HINCRBY', KEYS[6], 'processed', ARGV[10])
+  if ARGV[11] ~= '0' then
+    redis.call('HINCRBY', KEYS[6], 'failed', ARGV[11])
+  end
+  redis.call('EXPIRE', KEYS[6], ARGV[12])
+end
+-- Signals (signal.lua) are read here, as Sidekiq's heartbeat reads them, so a quiet or stop
+-- costs no command of its own; a list of another type is no signal.
+if kind(KEYS[5]) == 'list' then
+  local signals = redis.call('RPOP', KEYS[5], 10)
+  if signals then
+    table.insert(signals, 1, 1)
+    return signals
+  end
 end
 return 1
