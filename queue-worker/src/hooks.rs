@@ -3,7 +3,8 @@
 //!
 //! # When each runs
 //! - **start**: after the process registered, before the first fetch.
-//! - **quiet**: as soon as the shutdown begins and fetching stops (running jobs go on).
+//! - **quiet**: once, as soon as fetching stops, by an operator's quiet signal or at the
+//!   start of a shutdown (running jobs go on).
 //! - **shutdown**: after running jobs finished or were handed back, before the process
 //!   record is removed.
 //! - **death**: after a job's failure moved it to the dead set (out of retries, or a
@@ -182,6 +183,19 @@ impl Hooks {
         for hook in &self.death {
             bounded(hook(Arc::clone(&dead)), "death").await;
         }
+    }
+}
+
+/// Runs the quiet hooks once, when the worker goes quiet, whichever way: an operator's quiet
+/// signal or the start of a shutdown. A background loop, so that the heartbeat that reads
+/// signals never waits for a hook; it ends unused when `stop` comes first.
+pub(crate) async fn run_on_quiet(
+    shared: Arc<crate::shared::Shared>,
+    stop: tokio_util::sync::CancellationToken,
+) {
+    tokio::select! {
+        _ = shared.quiet.cancelled() => shared.extensions.hooks.run(Lifecycle::Quiet).await,
+        _ = stop.cancelled() => {}
     }
 }
 

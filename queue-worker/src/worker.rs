@@ -148,7 +148,8 @@ impl WorkerBuilder {
         self
     }
 
-    /// Runs `hook` when the shutdown begins and fetching stops.
+    /// Runs `hook` once when fetching stops: an operator's quiet signal, or the start of the
+    /// shutdown.
     pub fn on_quiet<F, Fut>(mut self, hook: F) -> Self
     where
         F: Fn() -> Fut + Send + Sync + 'static,
@@ -334,6 +335,10 @@ impl Worker {
                 Arc::clone(&shared),
                 loops.clone(),
             )),
+            tokio::spawn(crate::hooks::run_on_quiet(
+                Arc::clone(&shared),
+                loops.clone(),
+            )),
         ];
         if let Some(listener) = metrics_listener {
             background.push(tokio::spawn(crate::metrics_listener::run(
@@ -356,7 +361,6 @@ impl Worker {
         tracing::info!(busy = running.len(), "shutting down: quiet, no new jobs");
         shared.quiet.cancel();
         running.close();
-        shared.extensions.hooks.run(Lifecycle::Quiet).await;
         if tokio::time::timeout_at(jobs_deadline.into(), running.wait())
             .await
             .is_err()

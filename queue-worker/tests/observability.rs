@@ -256,3 +256,35 @@ async fn hooks_metrics_and_finished_lines_follow_each_outcome() {
         }
     }
 }
+
+#[tokio::test]
+async fn an_operators_quiet_runs_the_quiet_hooks_once() {
+    let redis = TestRedis::start();
+    let client = client(&redis, "quiet_hook").await;
+    let events: Events = Arc::default();
+    let e = Arc::clone(&events);
+    let worker = Worker::builder()
+        .config(fast_config())
+        .on_quiet(move || {
+            let e = e.clone();
+            async move { note(&e, "quiet") }
+        })
+        .register(|_: Fine, _: JobContext| async { Ok::<_, Failure>(()) })
+        .build(client.clone())
+        .unwrap()
+        .start();
+    let inspect = queue_core::Inspector::new(&client);
+    let identity = worker.identity();
+    wait_for("the process record", Duration::from_secs(5), || async {
+        let listed = inspect.processes().await.unwrap();
+        listed.iter().any(|p| p.identity == identity).then_some(())
+    })
+    .await;
+    inspect.quiet(&identity).await.unwrap();
+    wait_for("the quiet hook", Duration::from_secs(5), || async {
+        (!events.lock().unwrap().is_empty()).then_some(())
+    })
+    .await;
+    worker.shutdown().await.unwrap();
+    assert_eq!(*events.lock().unwrap(), ["quiet"]);
+}
