@@ -10,6 +10,7 @@ use std::ops::Range;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::client_middleware::{ClientChain, ClientMiddleware};
 use crate::config::ClientConfig;
 use crate::connection::{check_memory_policy, shared_connection};
 use crate::error::{Error, Result};
@@ -43,12 +44,14 @@ pub struct Client {
     conn: ConnectionManager,
     keys: Keys,
     config: Arc<ClientConfig>,
+    middleware: ClientChain,
 }
 
 impl std::fmt::Debug for Client {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Client")
             .field("config", &self.config)
+            .field("middleware", &self.middleware)
             .finish_non_exhaustive()
     }
 }
@@ -112,6 +115,77 @@ struct NewPayload<'a> {
     // Sidekiq removes `enqueued_at` while a job is scheduled; promotion sets it.
     #[serde(skip_serializing_if = "Option::is_none")]
     enqueued_at: Option<Timestamp>,
+    // Last, as `JobPayload::extra` is: the same bytes again.
+    #[serde(flatten)]
+    extra: &'a serde_json::Map<String, Value>,
+}
+
+/// Fields of the job JSON that [`EnqueueOptions::extra`] may not set: the ones
+/// [`crate::JobPayload`] reads, and Sidekiq's `at` (a scheduled job's time).
+const RESERVED_FIELDS: [&str; 18] = [
+    "jid",
+    "retry_count",
+    "class",
+    "args",
+    "queue",
+    "retry",
+    "created_at",
+    "enqueued_at",
+    "error_message",
+    "error_class",
+    "failed_at",
+    "retried_at",
+    "recovered",
+    "deferred",
+    "unknown_class",
+    "handed_back",
+    "recovered_from",
+    "at",
+];
+
+/// Appends the JSON of `job` (due now unless it has a run time) to `buf` and checks the
+/// payload cap; returns where it sits in `buf`. Shared by the client and the test fake, so
+/// that a fake push refuses what a real one refuses.
+pub(crate) fn encode_job(
+    buf: &mut Vec<u8>,
+    job: &NewJob,
+    queue: &str,
+    jid: &JobId,
+    now: Timestamp,
+    max_payload_bytes: usize,
+) -> Result<Range<usize>> {
+    if let Some(name) = job
+        .options
+        .extra
+        .keys()
+        .find(|k| RESERVED_FIELDS.contains(&k.as_str()))
+    {
+        return Err(Error::ReservedField(name.clone()));
+    }
+    let start = buf.len();
+    let payload = NewPayload {
+        class: &job.class,
+        args: &job.args,
+        jid,
+        queue,
+        retry: job.options.retry.unwrap_or(job.retry),
+        created_at: now,
+        enqueued_at: job.options.run_at.is_none().then_some(now),
+        extra: &job.options.extra,
+    };
+    if let Err(e) = serde_json::to_writer(&mut *buf, &payload) {
+        buf.truncate(start);
+        return Err(Error::Serialize(e));
+    }
+    let size = buf.len() - start;
+    if size > max_payload_bytes {
+        buf.truncate(start);
+        return Err(Error::PayloadTooLarge {
+            size,
+            limit: max_payload_bytes,
+        });
+    }
+    Ok(start..buf.len())
 }
 
 /// A job turned into what the scripts need; built before anything is sent.
@@ -177,6 +251,7 @@ impl Client {
             keys: Keys::new(config.prefix.clone()),
             config: Arc::new(config),
             conn,
+            middleware: ClientChain::default(),
         };
         scripts::load(&client, &scripts::client_scripts()).await?;
         Ok(client)
@@ -185,6 +260,16 @@ impl Client {
     /// Connects with [`ClientConfig::from_env`].
     pub async fn from_env() -> Result<Self> {
         Self::connect(ClientConfig::from_env()?).await
+    }
+
+    /// This client with `middleware` added to its push chain, innermost (see
+    /// [`client_middleware`](crate::client_middleware) for the order). Clones share the
+    /// connection; the client it was made from keeps its own chain.
+    pub fn with_middleware(&self, middleware: impl ClientMiddleware) -> Self {
+        Self {
+            middleware: self.middleware.with(Arc::new(middleware)),
+            ..self.clone()
+        }
     }
 
     /// The key builder for this client's prefix.
@@ -255,6 +340,17 @@ impl Client {
     /// the same id, so retrying an enqueue whose reply was lost never makes a second job.
     /// Untracked jobs keep no record and so are not deduplicated.
     pub async fn push(&self, job: NewJob) -> Result<JobId> {
+        match self.middleware.get() {
+            None => self.push_direct(job).await,
+            Some(chain) => {
+                let push = |job| Box::pin(self.push_direct(job)) as _;
+                ClientChain::run(chain, job, &push).await
+            }
+        }
+    }
+
+    /// [`Client::push`] without the middleware.
+    async fn push_direct(&self, job: NewJob) -> Result<JobId> {
         let now = Timestamp::now();
         let p = self.prepare(&job, now)?;
         self.push_prepared(&p, &secs_str(now)).await?;
@@ -308,29 +404,7 @@ impl Client {
         jid: &JobId,
         now: Timestamp,
     ) -> Result<Range<usize>> {
-        let start = buf.len();
-        let payload = NewPayload {
-            class: &job.class,
-            args: &job.args,
-            jid,
-            queue,
-            retry: job.options.retry.unwrap_or(job.retry),
-            created_at: now,
-            enqueued_at: job.options.run_at.is_none().then_some(now),
-        };
-        if let Err(e) = serde_json::to_writer(&mut *buf, &payload) {
-            buf.truncate(start);
-            return Err(Error::Serialize(e));
-        }
-        let size = buf.len() - start;
-        if size > self.config.max_payload_bytes {
-            buf.truncate(start);
-            return Err(Error::PayloadTooLarge {
-                size,
-                limit: self.config.max_payload_bytes,
-            });
-        }
-        Ok(start..buf.len())
+        encode_job(buf, job, queue, jid, now, self.config.max_payload_bytes)
     }
 
     pub(crate) fn prepare(&self, job: &NewJob, now: Timestamp) -> Result<Prepared> {
@@ -395,6 +469,10 @@ mod tests {
             (Retry::Max(3), Some(now)),
         ] {
             let jid = JobId::new();
+            let mut extra = serde_json::Map::new();
+            if retry == Retry::Disabled {
+                extra.insert("tenant".to_owned(), serde_json::json!({"id": 7}));
+            }
             let args = vec![
                 serde_json::json!({"name": "a\"b\u{e9}", "n": 1.5, "list": [1, null, true]}),
                 serde_json::json!("x"),
@@ -407,6 +485,7 @@ mod tests {
                 retry,
                 created_at: now,
                 enqueued_at,
+                extra: &extra,
             })
             .unwrap();
             let theirs = JobPayload {
@@ -427,7 +506,7 @@ mod tests {
                 unknown_class: None,
                 handed_back: None,
                 recovered_from: None,
-                extra: serde_json::Map::new(),
+                extra: extra.clone(),
             }
             .to_json()
             .unwrap();

@@ -79,6 +79,26 @@ pub enum Error {
         /// The key that holds the wrong type.
         key: String,
     },
+    /// An extra job field ([`EnqueueOptions::extra`](crate::EnqueueOptions::extra)) named
+    /// like one of the job JSON's own fields (`jid`, `args`, `retry_count`, …); nothing was
+    /// written.
+    #[error("extra job field {0:?} would overwrite a field of the job itself")]
+    ReservedField(String),
+    /// A client middleware refused the push; nothing was written.
+    #[error("push refused by middleware: {0}")]
+    Rejected(String),
+    /// A job run inline by [`testing::FakeClient`](crate::testing::FakeClient) failed.
+    #[error("inline job {class} failed: {message}")]
+    InlineJobFailed {
+        /// Sidekiq class name of the job.
+        class: String,
+        /// What the failure said.
+        message: String,
+    },
+    /// A stored result that does not read as the type asked for
+    /// ([`JobStatus::result_as`](crate::JobStatus::result_as)).
+    #[error("job result does not match the type asked for: {0}")]
+    ResultType(#[source] serde_json::Error),
     /// A value read from Redis that is not what its key should hold (a counter that is not
     /// a non-negative integer, say), or counts whose sum overflows.
     #[error("unexpected value at {key}: {value}")]

@@ -12,6 +12,8 @@
 //! - [`Keys`]: every key name, Sidekiq's by default, under an optional prefix.
 //! - [`Client`]: `enqueue` in one round trip, scheduled and bulk enqueue, `status`, `cancel`.
 //! - [`JobStatus`]: the per-job status record and its retention ([`status`]).
+//! - [`Enqueue`]: what app code takes to enqueue, so a test can hand it the
+//!   [`testing::FakeClient`] instead of a [`Client`]; [`ClientMiddleware`] wraps every push.
 //! - [`Inspector`]: read-only views of queues, sets, processes and counters ([`inspect`]).
 //! - `platform` (feature `platform`, on by default): stdout logging and the shutdown signal
 //!   for the mains of web and worker dynos.
@@ -38,8 +40,10 @@
 
 mod bulk;
 pub mod client;
+pub mod client_middleware;
 pub mod config;
 pub mod connection;
+mod enqueue;
 pub mod error;
 pub mod inspect;
 pub mod job;
@@ -49,6 +53,8 @@ pub mod keys;
 mod logfmt;
 pub mod malformed;
 pub mod options;
+#[cfg(feature = "otel")]
+pub mod otel;
 pub mod payload;
 #[cfg(feature = "platform")]
 pub mod platform;
@@ -58,12 +64,13 @@ pub mod redact;
 pub mod scripts;
 pub mod status;
 pub mod status_changes;
-#[cfg(feature = "test-support")]
 pub mod testing;
 pub mod timestamp;
 
 pub use client::{Client, NewJob};
+pub use client_middleware::ClientMiddleware;
 pub use config::ClientConfig;
+pub use enqueue::Enqueue;
 pub use error::{Error, Result};
 pub use inspect::Inspector;
 pub use job::Job;

@@ -8,13 +8,34 @@
 use std::fmt::Write as _;
 use tracing::field::{Field, Visit};
 use tracing::{Event, Subscriber};
+use tracing_subscriber::field::RecordFields;
 use tracing_subscriber::fmt::format::Writer;
-use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
+use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields, FormattedFields};
 use tracing_subscriber::registry::LookupSpan;
 
-/// `at=info msg="job failed" job_id=… error="…"`: one line per event.
+/// `at=info msg="job failed" job_id=… error="…"`: one line per event, followed by the
+/// fields of the spans it happened in, outermost first (a job's `job.id=… job.class=…`).
+/// Span fields are written in logfmt too when the subscriber formats them with
+/// [`LogfmtFields`], as [`init_logging`](crate::platform::init_logging) sets it up.
 #[derive(Debug, Clone, Copy)]
 pub struct Logfmt;
+
+/// Formats span fields as logfmt pairs, quoted where needed (a job id from a foreign
+/// client may hold spaces or quotes); use it with [`Logfmt`].
+#[derive(Debug, Clone, Copy, Default)]
+pub struct LogfmtFields;
+
+impl<'w> FormatFields<'w> for LogfmtFields {
+    fn format_fields<R: RecordFields>(
+        &self,
+        mut writer: Writer<'w>,
+        fields: R,
+    ) -> std::fmt::Result {
+        let mut pairs = String::new();
+        fields.record(&mut Pairs(&mut pairs));
+        write!(writer, "{}", pairs.trim_start())
+    }
+}
 
 impl<S, N> FormatEvent<S, N> for Logfmt
 where
@@ -23,7 +44,7 @@ where
 {
     fn format_event(
         &self,
-        _ctx: &FmtContext<'_, S, N>,
+        ctx: &FmtContext<'_, S, N>,
         mut writer: Writer<'_>,
         event: &Event<'_>,
     ) -> std::fmt::Result {
@@ -34,6 +55,17 @@ where
             meta.target()
         );
         event.record(&mut Pairs(&mut line));
+        if let Some(scope) = ctx.event_scope() {
+            for span in scope.from_root() {
+                let ext = span.extensions();
+                if let Some(fields) = ext.get::<FormattedFields<N>>()
+                    && !fields.is_empty()
+                {
+                    line.push(' ');
+                    line.push_str(fields);
+                }
+            }
+        }
         writeln!(writer, "{line}")
     }
 }

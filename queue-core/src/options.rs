@@ -1,5 +1,6 @@
 //! Per-enqueue options.
 
+use serde_json::{Map, Value};
 use std::time::{Duration, SystemTime};
 
 use crate::job_id::JobId;
@@ -30,6 +31,11 @@ pub struct EnqueueOptions {
     pub job_id: Option<JobId>,
     /// Who may read the job's status (recorded in the status record for access checks).
     pub owner: Option<String>,
+    /// Extra top-level fields of the job JSON (a tenant, a W3C `traceparent`): Sidekiq
+    /// ignores fields it does not know, and a worker reads them in
+    /// [`JobPayload::extra`](crate::JobPayload::extra). Names of Sidekiq's own fields are
+    /// refused at push ([`Error::ReservedField`](crate::Error::ReservedField)).
+    pub extra: Map<String, Value>,
 }
 
 /// When a scheduled job becomes due.
@@ -80,6 +86,18 @@ impl EnqueueOptions {
     /// Records `owner` in the status record.
     pub fn owner(mut self, owner: impl Into<String>) -> Self {
         self.owner = Some(owner.into());
+        self
+    }
+
+    /// Adds the extra top-level field `name` to the job JSON (see [`EnqueueOptions::extra`]).
+    ///
+    /// ```
+    /// use queue_core::EnqueueOptions;
+    /// let opts = EnqueueOptions::new().field("tenant", "acme");
+    /// assert_eq!(opts.extra["tenant"], "acme");
+    /// ```
+    pub fn field(mut self, name: impl Into<String>, value: impl Into<Value>) -> Self {
+        self.extra.insert(name.into(), value.into());
         self
     }
 }

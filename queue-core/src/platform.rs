@@ -24,7 +24,7 @@ use std::io::{self, Write};
 use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::{EnvFilter, fmt};
 
-pub use crate::logfmt::Logfmt;
+pub use crate::logfmt::{Logfmt, LogfmtFields};
 use crate::redact::redact_credentials;
 
 /// Installs the global subscriber: `RUST_LOG` filters (default `info`); logfmt when `DYNO`
@@ -42,7 +42,10 @@ pub fn init_logging() {
         .with_writer(Redacting(std::io::stdout))
         .with_ansi(ansi);
     let _ = if std::env::var_os("DYNO").is_some() {
-        builder.event_format(Logfmt).try_init()
+        builder
+            .fmt_fields(LogfmtFields)
+            .event_format(Logfmt)
+            .try_init()
     } else {
         builder.try_init()
     };

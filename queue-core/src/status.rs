@@ -225,6 +225,33 @@ pub fn read_rev(raw: Option<&str>) -> u64 {
 }
 
 impl JobStatus {
+    /// The stored result read as `R`: `Ok(None)` while there is none (not finished, or the
+    /// handler returned `()`), [`Error::ResultType`](crate::Error::ResultType) when it
+    /// does not read as `R`.
+    ///
+    /// ```
+    /// # use std::collections::HashMap;
+    /// use queue_core::JobStatus;
+    /// use serde::Deserialize;
+    ///
+    /// #[derive(Deserialize, Debug, PartialEq)]
+    /// struct Report { rows: u32 }
+    ///
+    /// # let hash: HashMap<String, String> = [("state", "succeeded"), ("result", r#"{"rows":3}"#)]
+    /// #     .into_iter().map(|(k, v)| (k.to_owned(), v.to_owned())).collect();
+    /// let status = JobStatus::from_hash(hash).unwrap();
+    /// assert_eq!(status.result_as::<Report>().unwrap(), Some(Report { rows: 3 }));
+    /// assert!(status.result_as::<Vec<String>>().is_err());
+    /// ```
+    pub fn result_as<R: serde::de::DeserializeOwned>(&self) -> crate::Result<Option<R>> {
+        match &self.result {
+            None | Some(serde_json::Value::Null) => Ok(None),
+            Some(value) => R::deserialize(value)
+                .map(Some)
+                .map_err(crate::Error::ResultType),
+        }
+    }
+
     /// Builds a record from `HGETALL`; `None` when the hash is empty or its state unknown.
     pub fn from_hash(mut h: HashMap<String, String>) -> Option<Self> {
         let state = h.get(field::STATE)?.parse().ok()?;

@@ -66,6 +66,8 @@ pub struct WorkerConfig {
     pub tag: Option<String>,
     /// Shifts Redis's clock as the scripts see it (tests only; 0 in production).
     pub clock_offset_ms: i64,
+    /// Where to serve `/metrics` (`WORKER_METRICS_ADDR`); `None` (the default): nowhere.
+    pub metrics_addr: Option<std::net::SocketAddr>,
 }
 
 impl Default for WorkerConfig {
@@ -89,6 +91,7 @@ impl Default for WorkerConfig {
             dead_max_age: queue_core::scripts::DEAD_MAX_AGE,
             tag: None,
             clock_offset_ms: 0,
+            metrics_addr: None,
         }
     }
 }
@@ -101,7 +104,8 @@ impl WorkerConfig {
     }
 
     /// Reads `WORKER_CONCURRENCY`, `WORKER_PREFETCH`, `WORKER_QUEUES` and `SHUTDOWN_TIMEOUT`
-    /// (seconds) over the defaults.
+    /// (seconds) over the defaults, and `WORKER_METRICS_ADDR`: a port (`9394`, served on
+    /// loopback only) or an address (`0.0.0.0:9394`) for the `/metrics` listener.
     ///
     /// Also reads three timing overrides in whole milliseconds, for fault tests and drills
     /// (production keeps the defaults): `WORKER_LEASE_TTL_MS` (lease lifetime, default 15 s),
@@ -157,6 +161,9 @@ impl WorkerConfig {
                     name: "SHUTDOWN_TIMEOUT",
                     reason: format!("{v:?} is out of range"),
                 })?;
+        }
+        if let Some(v) = var("WORKER_METRICS_ADDR") {
+            config.metrics_addr = Some(metrics_addr(&v)?);
         }
         if let Some(v) = var("WORKER_LEASE_TTL_MS") {
             config.lease_ttl = positive_millis("WORKER_LEASE_TTL_MS", &v)?;
@@ -226,6 +233,26 @@ impl WorkerConfig {
         }
         Ok(())
     }
+}
+
+/// `WORKER_METRICS_ADDR`: a bare port means loopback, since a worker's port is reached by
+/// an agent on the same host unless the operator says otherwise.
+///
+/// ```
+/// # use queue_worker::config::metrics_addr;
+/// assert_eq!(metrics_addr("9394").unwrap().to_string(), "127.0.0.1:9394");
+/// assert_eq!(metrics_addr("0.0.0.0:9394").unwrap().to_string(), "0.0.0.0:9394");
+/// assert!(metrics_addr("nope").is_err());
+/// ```
+pub fn metrics_addr(v: &str) -> Result<std::net::SocketAddr> {
+    let v = v.trim();
+    if let Ok(port) = v.parse::<u16>() {
+        return Ok(std::net::SocketAddr::from(([127, 0, 0, 1], port)));
+    }
+    v.parse().map_err(|_| Error::InvalidSetting {
+        name: "WORKER_METRICS_ADDR",
+        reason: format!("{v:?} is neither a port nor an address like 0.0.0.0:9394"),
+    })
 }
 
 /// Parses a positive whole number of milliseconds from environment variable `name`.

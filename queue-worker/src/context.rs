@@ -1,6 +1,7 @@
 //! What a running job can see and do: its id, attempt, progress and cancellation.
 
-use queue_core::{Client, JobId};
+use queue_core::{Client, JobId, JobPayload, Progress};
+use std::sync::{Arc, Mutex, PoisonError};
 use tokio_util::sync::{CancellationToken, WaitForCancellationFuture};
 
 use crate::error::Result;
@@ -15,11 +16,76 @@ pub struct JobContext {
     pub(crate) attempt: u32,
     pub(crate) queue: String,
     pub(crate) tracked: bool,
-    pub(crate) client: Client,
+    pub(crate) reports: Reports,
     pub(crate) cancel: CancellationToken,
 }
 
+/// Where progress goes: the job's status record, or a list a test reads.
+#[derive(Debug, Clone)]
+pub(crate) enum Reports {
+    Redis(Client),
+    Recorded(Arc<Mutex<Vec<Progress>>>),
+}
+
 impl JobContext {
+    /// A context for calling a handler directly in a test, without Redis: a new job id,
+    /// attempt 1, queue `default`. [`JobContext::progress`] records into a list that
+    /// [`JobContext::recorded_progress`] returns (clones share it).
+    ///
+    /// ```
+    /// use queue_worker::{Failure, JobContext};
+    ///
+    /// async fn count_rows(rows: u32, ctx: JobContext) -> Result<u32, Failure> {
+    ///     ctx.progress(50, "half way").await?;
+    ///     Ok(rows * 2)
+    /// }
+    ///
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// let ctx = JobContext::for_test();
+    /// assert_eq!(count_rows(21, ctx.clone()).await.unwrap(), 42);
+    /// let progress = ctx.recorded_progress();
+    /// assert_eq!(progress[0].percent, 50);
+    /// assert_eq!(progress[0].message.as_deref(), Some("half way"));
+    /// # });
+    /// ```
+    pub fn for_test() -> Self {
+        Self {
+            id: JobId::new(),
+            attempt: 1,
+            queue: "default".to_owned(),
+            tracked: true,
+            reports: Reports::Recorded(Arc::default()),
+            cancel: CancellationToken::new(),
+        }
+    }
+
+    /// A test context for the stored job `job` (its id, attempt and queue).
+    pub fn for_test_job(job: &JobPayload) -> Self {
+        Self {
+            id: job.jid.clone(),
+            attempt: job.attempt(),
+            queue: job.queue.clone(),
+            ..Self::for_test()
+        }
+    }
+
+    /// Progress reported through a [`JobContext::for_test`] context, oldest first (empty
+    /// for a real one, whose progress is in Redis).
+    pub fn recorded_progress(&self) -> Vec<Progress> {
+        match &self.reports {
+            Reports::Recorded(list) => list.lock().unwrap_or_else(PoisonError::into_inner).clone(),
+            Reports::Redis(_) => Vec::new(),
+        }
+    }
+
+    /// Asks the job to stop, as a timeout or a shutdown would: for tests of handlers that
+    /// watch [`JobContext::cancelled`].
+    pub fn cancel_for_test(&self) {
+        if let Reports::Recorded(_) = self.reports {
+            self.cancel.cancel();
+        }
+    }
+
     /// The job's id.
     pub fn id(&self) -> &JobId {
         &self.id
@@ -51,7 +117,20 @@ impl JobContext {
             }
             message.truncate(end);
         }
-        queue_core::scripts::progress(&self.client, self.id.as_str(), percent, &message).await?;
+        match &self.reports {
+            Reports::Redis(client) => {
+                queue_core::scripts::progress(client, self.id.as_str(), percent, &message).await?;
+            }
+            Reports::Recorded(list) => {
+                list.lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .push(Progress {
+                        percent: percent.min(100),
+                        // As in Redis, an empty message keeps the last one.
+                        message: (!message.is_empty()).then_some(message),
+                    })
+            }
+        }
         Ok(())
     }
 

@@ -24,6 +24,15 @@ pub enum Error {
         /// The server's `redis_version`.
         version: String,
     },
+    /// The metrics listener could not bind its address (`WORKER_METRICS_ADDR`).
+    #[error("cannot listen for metrics on {addr}: {source}")]
+    MetricsListener {
+        /// The address asked for.
+        addr: std::net::SocketAddr,
+        /// Why binding failed.
+        #[source]
+        source: std::io::Error,
+    },
     /// Installing the signal handlers failed.
     #[error("cannot listen for signals: {0}")]
     Signals(#[source] std::io::Error),

@@ -32,6 +32,12 @@
 //! - `signals.rs`: quiet and stop sent by operators; `cancels.rs`: cancelling a running job.
 //! - `reaper.rs`: the reaper and the audit.
 //! - `limit.rs`: global concurrency limits per job class (`Job::CONCURRENCY_LIMIT`).
+//! - [`middleware`]: code around every attempt; [`hooks`]: code at start, quiet, shutdown
+//!   and death; `perform.rs`: one attempt's future (handler, middleware, span).
+//! - `job_span.rs`: the span of each attempt; [`finished_log`]: one line per finished job,
+//!   folded into per-second summaries under load; `worker_metrics.rs` and
+//!   `metrics_listener.rs`: Prometheus metrics and their optional port.
+//! - [`testing`]: run handlers in tests without Redis ([`testing::TestWorker`]).
 //! - [`run`] (`run.rs`): the `main` of a worker binary, configured from the environment.
 //!
 //! Connections: the client's shared multiplexed connection plus one pub/sub connection,
@@ -64,13 +70,20 @@ mod context;
 mod dispatch;
 mod error;
 mod exchange;
+mod extensions;
 mod failure;
 mod fence;
+pub mod finished_log;
 mod heartbeat;
+pub mod hooks;
 mod in_flight;
+mod job_span;
 mod limit;
 mod membership;
+mod metrics_listener;
+pub mod middleware;
 mod paused;
+mod perform;
 mod queues;
 mod reaper;
 mod registry;
@@ -81,15 +94,20 @@ mod scheduler;
 mod settle;
 mod shared;
 mod signals;
+pub mod testing;
 mod wake;
 mod worker;
+mod worker_metrics;
 
 pub use config::WorkerConfig;
 pub use context::JobContext;
 pub use error::{Error, Result};
 pub use failure::{Failure, InternalFailure, PANIC_CLASS, QUEUE_ERROR_CLASS};
 pub use heartbeat::rss_kib;
+pub use hooks::DeadJob;
+pub use job_span::JOB_SPAN;
 pub use membership::Identity;
+pub use middleware::Middleware;
 pub use queues::Queues;
 pub use registry::{Attempt, Registry};
 pub use run::{run, shutdown_signal};

@@ -6,12 +6,15 @@ use queue_core::JobPayload;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::time::Instant;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 
 use crate::ack::Ack;
 use crate::cancels::CancelHandle;
-use crate::context::JobContext;
+use crate::context::{JobContext, Reports};
 use crate::failure::{Failure, Shown};
+use crate::finished_log::Ended;
+use crate::hooks::DeadJob;
 use crate::membership::Identity;
 use crate::registry::Registration;
 use crate::settle::{self, Deferral, HandBack};
@@ -90,16 +93,18 @@ pub(crate) async fn run(
         }
     }
     shared.busy.fetch_add(1, Ordering::Relaxed);
+    shared.extensions.metrics.started();
+    let began = Instant::now();
     let cancel = shared.hand_back.child_token();
     let ctx = JobContext {
         id: job.jid.clone(),
         attempt: job.attempt(),
         queue: job.queue.clone(),
         tracked: reg.track_status,
-        client: shared.client.clone(),
+        reports: Reports::Redis(shared.client.clone()),
         cancel: cancel.clone(),
     };
-    let outcome = match (reg.perform)(&job.args, ctx) {
+    let outcome = match crate::perform::attempt(&shared.extensions.middleware, &reg, &job, ctx) {
         Err(e) => {
             // The detail quotes argument values: log it, but keep it out of the status
             // record and the dead set, which web pages show.
@@ -174,6 +179,8 @@ pub(crate) async fn run(
         }
     };
     shared.busy.fetch_sub(1, Ordering::Relaxed);
+    shared.extensions.metrics.stopped();
+    let took = began.elapsed();
     let cancelled_by_operator = requested.requested.is_cancelled();
     drop(requested);
     match &outcome {
@@ -206,7 +213,9 @@ pub(crate) async fn run(
                 result = serde_json::json!({ "result_omitted": "over the size cap", "bytes": result.len() })
                     .to_string();
             }
-            tracing::debug!(job_id = %jid, class = %job.class, "job succeeded");
+            shared
+                .extensions
+                .ended(jid.as_str(), &job.class, Ended::Succeeded, took);
             // Released before the ack is sent, so the exchange that reads the ack already
             // sees the room it leaves.
             release(&shared, permit);
@@ -228,8 +237,22 @@ pub(crate) async fn run(
                 tracing::warn!(job_id = %jid, class = %job.class, attempt = job.attempt(),
                     error = %Shown(&failure), "job failed");
             }
+            let class = job.class.clone();
+            let as_ran = shared.extensions.hooks.wants_deaths().then(|| job.clone());
             match settle::fail(&shared, &ident, &raw, job, &failure).await {
-                Ok(Failed::Dead) => tracing::warn!(job_id = %jid, "job moved to the dead set"),
+                Ok(Failed::Dead) => {
+                    tracing::warn!(job_id = %jid, "job moved to the dead set");
+                    let ext = &shared.extensions;
+                    ext.ended(jid.as_str(), &class, Ended::Dead, took);
+                    if let Some(job) = as_ran {
+                        ext.hooks.died(DeadJob::new(job, &failure)).await;
+                    }
+                }
+                Ok(Failed::Retrying) => {
+                    shared
+                        .extensions
+                        .ended(jid.as_str(), &class, Ended::Failed, took);
+                }
                 Ok(Failed::Cancelled) => {
                     tracing::info!(job_id = %jid, "job was cancelled; dropped, not retried")
                 }
@@ -301,7 +324,7 @@ pub(crate) async fn hand_back(shared: &Shared, ident: &Identity, raw: &[u8], whe
     }
 }
 
-fn panic_message(payload: Box<dyn std::any::Any + Send>) -> String {
+pub(crate) fn panic_message(payload: Box<dyn std::any::Any + Send>) -> String {
     let text = payload
         .downcast_ref::<&str>()
         .map(|s| (*s).to_owned())

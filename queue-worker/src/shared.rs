@@ -11,6 +11,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::cancels::Cancels;
 use crate::config::WorkerConfig;
+use crate::extensions::Extensions;
 use crate::in_flight::InFlight;
 use crate::membership::Membership;
 use crate::paused::Paused;
@@ -50,6 +51,8 @@ pub(crate) struct Shared {
     pub(crate) finished: AtomicUsize,
     /// The processing-list entries this process is handling.
     pub(crate) in_flight: InFlight,
+    /// Middleware, hooks, the finished-job log and the metrics.
+    pub(crate) extensions: Extensions,
 }
 
 /// Retries `call` while it fails with a transient error (Redis down, slow, or full), with

@@ -23,10 +23,13 @@ use tokio_util::task::TaskTracker;
 use crate::config::WorkerConfig;
 use crate::context::JobContext;
 use crate::error::{Error, Result};
+use crate::extensions::Extensions;
 use crate::failure::Failure;
 use crate::fence::Fence;
 use crate::heartbeat::Heartbeater;
+use crate::hooks::{DeadJob, Lifecycle};
 use crate::membership::{Membership, host_name};
+use crate::middleware::Middleware;
 use crate::queues::Queues;
 use crate::reaper::Reaper;
 use crate::registry::Registry;
@@ -65,8 +68,9 @@ const SHUTDOWN_SLACK: Duration = Duration::from_secs(4);
 /// ```
 #[derive(Debug, Default)]
 pub struct WorkerBuilder {
-    config: WorkerConfig,
-    registry: Registry,
+    pub(crate) config: WorkerConfig,
+    pub(crate) registry: Registry,
+    pub(crate) extensions: Extensions,
 }
 
 impl WorkerBuilder {
@@ -127,6 +131,66 @@ impl WorkerBuilder {
         self
     }
 
+    /// Adds `middleware` around every job attempt, inside the middleware added before it
+    /// (the first added is the outermost; see [`middleware`](crate::middleware)).
+    pub fn middleware(mut self, middleware: impl Middleware) -> Self {
+        self.extensions.middleware.push(Arc::new(middleware));
+        self
+    }
+
+    /// Runs `hook` after the process registered, before the first fetch ([`hooks`](crate::hooks)).
+    pub fn on_start<F, Fut>(mut self, hook: F) -> Self
+    where
+        F: Fn() -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        self.extensions.hooks.add(Lifecycle::Start, hook);
+        self
+    }
+
+    /// Runs `hook` once when fetching stops: an operator's quiet signal, or the start of the
+    /// shutdown.
+    pub fn on_quiet<F, Fut>(mut self, hook: F) -> Self
+    where
+        F: Fn() -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        self.extensions.hooks.add(Lifecycle::Quiet, hook);
+        self
+    }
+
+    /// Runs `hook` once running jobs finished or were handed back, before the process
+    /// record is removed.
+    pub fn on_shutdown<F, Fut>(mut self, hook: F) -> Self
+    where
+        F: Fn() -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        self.extensions.hooks.add(Lifecycle::Shutdown, hook);
+        self
+    }
+
+    /// Runs `hook` when a job goes to the dead set because its retries ran out
+    /// (Sidekiq's `sidekiq_retries_exhausted`).
+    pub fn on_retries_exhausted<F, Fut>(mut self, hook: F) -> Self
+    where
+        F: Fn(Arc<DeadJob>) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        self.extensions.hooks.add_death(true, hook);
+        self
+    }
+
+    /// Runs `hook` whenever a job goes to the dead set (Sidekiq's `death_handlers`).
+    pub fn on_death<F, Fut>(mut self, hook: F) -> Self
+    where
+        F: Fn(Arc<DeadJob>) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        self.extensions.hooks.add_death(false, hook);
+        self
+    }
+
     /// The worker, using `client`'s connection for everything but wake-ups.
     pub fn build(self, client: Client) -> Result<Worker> {
         self.config.validate()?;
@@ -148,6 +212,7 @@ impl WorkerBuilder {
             settled: Notify::new(),
             finished: AtomicUsize::new(0),
             in_flight: crate::in_flight::InFlight::default(),
+            extensions: self.extensions,
         };
         Ok(Worker {
             shared: Arc::new(shared),
@@ -173,6 +238,12 @@ impl RunningWorker {
     /// The current process identity (`host:pid:nonce:generation`).
     pub fn identity(&self) -> String {
         self.shared.membership.current().name.clone()
+    }
+
+    /// This process's job metrics in the Prometheus text format (see `WORKER_METRICS_ADDR`
+    /// in [`WorkerConfig::from_env`] to serve them).
+    pub fn metrics_text(&self) -> String {
+        self.shared.extensions.metrics.text()
     }
 
     /// Whether the worker has stopped by itself (an operator's stop signal) or failed.
@@ -233,11 +304,16 @@ impl Worker {
             crate::heartbeat::register(&shared, &ident)
         })
         .await?;
+        let metrics_listener = match shared.config.metrics_addr {
+            Some(addr) => Some(crate::metrics_listener::bind(addr).await?),
+            None => None,
+        };
         tracing::info!(identity = %ident.name, concurrency = shared.config.concurrency,
             queues = ?shared.config.queues.names(), "worker started");
+        shared.extensions.hooks.run(Lifecycle::Start).await;
 
         let loops = CancellationToken::new();
-        let background = [
+        let mut background = vec![
             tokio::spawn(WakeListener::new(Arc::clone(&shared)).run(loops.clone())),
             tokio::spawn(
                 Heartbeater::new(Arc::clone(&shared), shared.config.heartbeat_interval)
@@ -255,7 +331,22 @@ impl Worker {
             tokio::spawn(
                 Reaper::new(Arc::clone(&shared), shared.config.reaper_interval).run(loops.clone()),
             ),
+            tokio::spawn(crate::finished_log::FinishedLog::run(
+                Arc::clone(&shared),
+                loops.clone(),
+            )),
+            tokio::spawn(crate::hooks::run_on_quiet(
+                Arc::clone(&shared),
+                loops.clone(),
+            )),
         ];
+        if let Some(listener) = metrics_listener {
+            background.push(tokio::spawn(crate::metrics_listener::run(
+                listener,
+                Arc::clone(&shared),
+                loops.clone(),
+            )));
+        }
         let running = TaskTracker::new();
         let exchange = tokio::spawn(crate::exchange::run(Arc::clone(&shared), running.clone()));
 
@@ -286,6 +377,15 @@ impl Worker {
             tracing::error!(
                 "last acks did not land in time; those jobs will be handed back and run again"
             );
+        }
+        if tokio::time::timeout_at(
+            hard_deadline.into(),
+            shared.extensions.hooks.run(Lifecycle::Shutdown),
+        )
+        .await
+        .is_err()
+        {
+            tracing::warn!("shutdown hooks ran out of time");
         }
         loops.cancel();
         for task in background {
