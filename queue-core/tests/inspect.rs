@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{Add, Greet, cmd, lpush, raw, redis_time};
+use common::{Add, Greet, cmd, fill_to_out_of_memory, lpush, raw, redis_time};
 use queue_core::inspect::{
     Entry, Info, Inspector, JobSet, Location, MAX_PAGE_SIZE, MAX_STATUS_PER_ROUND_TRIP, Page,
     StatusRev,
@@ -625,4 +625,37 @@ async fn status_revs_of_many_ids_in_order() {
             StatusRev::Gone
         ]
     );
+}
+
+// Pages were read in MULTI, and Redis refuses every command queued in a transaction at
+// maxmemory, reads too: with Redis full, the operator could not list the dead set (CLI or
+// dashboard) to see what to delete, which is when they need it most.
+#[tokio::test]
+async fn pages_read_at_maxmemory() {
+    let redis = TestRedis::start();
+    let client = Client::connect(redis.config("pages_at_maxmemory"))
+        .await
+        .unwrap();
+    let keys = client.keys().clone();
+    let mut conn = raw(&redis).await;
+    let job = r#"{"jid":"0123456789abcdef01234567","class":"X","args":[],"queue":"q"}"#;
+    let _: i64 = cmd(&mut conn, &["ZADD", &keys.dead(), "1", job]).await;
+    lpush(&mut conn, &keys.queue("q"), &[job.to_owned()]).await;
+    let _: () = cmd(
+        &mut conn,
+        &["CONFIG", "SET", "maxmemory-policy", "noeviction"],
+    )
+    .await;
+    let _: () = cmd(&mut conn, &["CONFIG", "SET", "maxmemory", "4mb"]).await;
+    fill_to_out_of_memory(&mut conn, keys.prefix()).await;
+
+    let inspect = Inspector::new(&client);
+    let dead = inspect
+        .set_page(JobSet::Dead, Page::new(0, 10))
+        .await
+        .unwrap();
+    assert_eq!((dead.total, dead.items.len()), (1, 1));
+    let queued = inspect.queue_page("q", Page::new(0, 10)).await.unwrap();
+    assert_eq!((queued.total, queued.items.len()), (1, 1));
+    let _: () = cmd(&mut conn, &["CONFIG", "SET", "maxmemory", "0"]).await;
 }

@@ -1069,3 +1069,48 @@ async fn cancel_skips_a_waiting_job_and_tells_the_holder_of_a_running_one() {
     );
     assert!(!exists(&mut conn, &keys.status("none")).await);
 }
+
+// A minute-counters hash whose fields are not integers (planted, or counted to the top of
+// i64) made HINCRBY raise inside heartbeat.lua: the beat failed after renewing the lease, so
+// the worker counted it as not renewed (and fenced itself), never popped its signals, and
+// gave the counts back to fail again on every beat for the rest of that minute.
+#[tokio::test]
+async fn a_damaged_minute_counter_does_not_fail_the_beat() {
+    let redis = TestRedis::start();
+    let (client, keys, mut conn) = setup(&redis, "damaged_minute_counter").await;
+    let lease_ttl = Duration::from_secs(60);
+    scripts::heartbeat(&client, &beat(IDENTITY, BeatMode::Register, lease_ttl))
+        .await
+        .unwrap();
+    // The beat names the minute by this host's clock: plant this one and the next, so the
+    // beat below lands on a damaged counter even across a minute boundary.
+    let minute = Timestamp::now().as_secs_f64() as u64 / 60;
+    for (m, processed, failed) in [
+        (minute, "not a number", "1.5"),
+        (minute + 1, "9223372036854775807", "9223372036854775807"),
+    ] {
+        let key = keys.stat_minute(m);
+        let _: i64 = cmd(
+            &mut conn,
+            &["HSET", &key, "processed", processed, "failed", failed],
+        )
+        .await;
+    }
+    assert!(
+        scripts::signal(&client, IDENTITY, &Signal::Quiet)
+            .await
+            .unwrap()
+    );
+    let counted = Heartbeat {
+        processed: 3,
+        failed: 1,
+        ..beat(IDENTITY, BeatMode::Renew, lease_ttl)
+    };
+    let reply = scripts::heartbeat(&client, &counted).await.unwrap();
+    assert_eq!(reply, Beat::Alive(vec![Signal::Quiet]));
+    // The damaged counters are left as they were.
+    let planted = hgetall(&mut conn, &keys.stat_minute(minute)).await;
+    assert_eq!(planted["processed"], "not a number");
+    let planted = hgetall(&mut conn, &keys.stat_minute(minute + 1)).await;
+    assert_eq!(planted["failed"], "9223372036854775807");
+}

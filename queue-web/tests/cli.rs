@@ -203,3 +203,55 @@ fn without_redis_it_says_so() {
     assert_eq!(out.status.code(), Some(3));
     assert!(String::from_utf8_lossy(&out.stderr).contains("REDIS_URL"));
 }
+
+// `quiet --all` / `stop --all` stopped at the first process it could not signal (an
+// identity too long or empty, as anything writing Sidekiq's `processes` set may leave, or a
+// signals key of another type): the processes after it, in SMEMBERS order, were never told,
+// and the exit status said bad usage. It also printed identities raw, so one carrying an
+// escape sequence drove the operator's terminal.
+#[tokio::test]
+async fn signalling_every_process_reaches_each_valid_one_and_prints_identities_safely() {
+    let redis = TestRedis::start();
+    let (_client, mut conn, cli) = setup(&redis).await;
+    let long = "x".repeat(300);
+    let blocked = "host:3:blocked";
+    let evil = "evil\u{1b}]0;pwned\u{7}:2";
+    let good = "host:1:good";
+    for identity in [good, evil, long.as_str(), blocked, ""] {
+        let _: () = conn
+            .sadd(format!("{PREFIX}processes"), identity)
+            .await
+            .unwrap();
+        let _: () = conn
+            .hset(format!("{PREFIX}{identity}"), "beat", "1.0")
+            .await
+            .unwrap();
+    }
+    let _: () = conn
+        .set(format!("{PREFIX}{blocked}-signals"), "x")
+        .await
+        .unwrap();
+
+    for verb in ["quiet", "stop"] {
+        let out = cli.run(&[verb, "--all"]);
+        // Some processes could not be signalled: not a success, but not bad usage either.
+        assert_eq!(out.status.code(), Some(1), "{verb}: {out:?}");
+        for stream in [&out.stdout, &out.stderr] {
+            assert!(
+                !stream.contains(&0x1b) && !stream.contains(&0x07),
+                "{verb}: control characters printed: {}",
+                String::from_utf8_lossy(stream)
+            );
+        }
+    }
+    let good_signals: Vec<String> = conn
+        .lrange(format!("{PREFIX}{good}-signals"), 0, -1)
+        .await
+        .unwrap();
+    assert_eq!(good_signals, ["TERM", "TSTP"]);
+    let evil_signals: Vec<String> = conn
+        .lrange(format!("{PREFIX}{evil}-signals"), 0, -1)
+        .await
+        .unwrap();
+    assert_eq!(evil_signals, ["TERM", "TSTP"]);
+}

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
+use tokio_util::sync::CancellationToken;
 
 use crate::ack::Ack;
 use crate::cancels::CancelHandle;
@@ -54,8 +55,11 @@ pub(crate) async fn run(
         reg,
         cancel: requested,
     } = started;
-    let Some(slot) = wait_for_slot(&shared, &ident, &slots).await else {
-        let why = if shared.quiet.is_cancelled() {
+    let Some(slot) = wait_for_slot(&shared, &ident, &slots, &requested.requested).await else {
+        // A cancelled job's record says so: handing it back drops it (`requeue.lua`).
+        let why = if requested.requested.is_cancelled() {
+            "as an operator cancelled it, before it started"
+        } else if shared.quiet.is_cancelled() {
             "at shutdown, before it started"
         } else if ident.fenced.is_cancelled() {
             "as its lease went unrenewed, before it started"
@@ -280,13 +284,15 @@ pub(crate) async fn run(
 
 /// A free slot at once, or after waiting up to `prefetch_max_wait`; `None` when the wait ran
 /// out or the worker went quiet (the job has not started, so it goes back to its queue for
-/// an idle worker to take, rather than wait behind long jobs here).
+/// an idle worker to take, rather than wait behind long jobs here), or an operator cancelled
+/// the job meanwhile (it must not start at all).
 async fn wait_for_slot(
     shared: &Shared,
     ident: &Identity,
     slots: &Arc<Semaphore>,
+    cancelled: &CancellationToken,
 ) -> Option<OwnedSemaphorePermit> {
-    if shared.quiet.is_cancelled() || ident.fenced.is_cancelled() {
+    if shared.quiet.is_cancelled() || ident.fenced.is_cancelled() || cancelled.is_cancelled() {
         return None;
     }
     // The common case, with no timer armed.
@@ -297,6 +303,7 @@ async fn wait_for_slot(
         biased;
         _ = shared.quiet.cancelled() => None,
         _ = ident.fenced.cancelled() => None,
+        _ = cancelled.cancelled() => None,
         slot = Arc::clone(slots).acquire_owned() => slot.ok(),
         _ = tokio::time::sleep(shared.config.prefetch_max_wait) => None,
     }

@@ -18,6 +18,8 @@ use tokio_util::sync::CancellationToken;
 use crate::paused::PAUSED_REFRESH;
 use crate::shared::Shared;
 
+/// First pause before reconnecting a lost pub/sub connection.
+const MIN_RECONNECT_DELAY: Duration = Duration::from_millis(100);
 /// Longest pause before reconnecting a lost pub/sub connection.
 const MAX_RECONNECT_DELAY: Duration = Duration::from_secs(5);
 
@@ -96,12 +98,23 @@ impl WakeListener {
 
     /// Listens until `stop`, reconnecting with backoff when the connection drops.
     pub(crate) async fn run(self, stop: CancellationToken) {
-        let mut delay = Duration::from_millis(100);
+        let mut delay = MIN_RECONNECT_DELAY;
         loop {
-            match self.listen(&stop).await {
-                Ok(()) => return,
+            match self.shared.client.wake_ups().await {
+                Ok(messages) => {
+                    // Backoff spaces out failed connects; a drop after a subscription starts
+                    // over, or a few drops in a process's life would leave every later one
+                    // down for the longest delay (and a cancel sent meanwhile late by that).
+                    delay = MIN_RECONNECT_DELAY;
+                    match self.listen(messages, &stop).await {
+                        Ok(()) => return,
+                        Err(e) => {
+                            tracing::warn!(error = %e, "wake-up channel lost; idle pickup falls back to polling until it reconnects")
+                        }
+                    }
+                }
                 Err(e) => {
-                    tracing::warn!(error = %e, "wake-up channel lost; idle pickup falls back to polling until it reconnects")
+                    tracing::warn!(error = %e, "could not subscribe to the wake-up channel; idle pickup falls back to polling")
                 }
             }
             // Whatever was announced while disconnected is caught by this wake-up or by polling.
@@ -114,9 +127,13 @@ impl WakeListener {
         }
     }
 
-    /// Returns Ok when stopped, Err when the connection failed or dropped.
-    async fn listen(&self, stop: &CancellationToken) -> queue_core::Result<()> {
-        let messages = self.shared.client.wake_ups().await?;
+    /// Reads `messages` (a live subscription); Ok when stopped, Err when the connection
+    /// dropped.
+    async fn listen(
+        &self,
+        messages: impl futures_util::Stream<Item = String>,
+        stop: &CancellationToken,
+    ) -> queue_core::Result<()> {
         tokio::pin!(messages);
         // Subscribed first, read next: a pause, cancel or signal sent between the two is in
         // the read or announced. The interval's first tick is at once, which is that read.

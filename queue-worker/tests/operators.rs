@@ -307,3 +307,155 @@ async fn heartbeats_count_finished_jobs_per_minute_for_the_dashboard() {
     assert_eq!(counted.iter().map(|m| m.failed).sum::<u64>(), 0);
     w.shutdown().await.unwrap();
 }
+
+/// Subscribers of the wake channel now (`PUBSUB NUMSUB`).
+async fn wake_subscribers(conn: &mut redis::aio::MultiplexedConnection, client: &Client) -> i64 {
+    let (_, n): (String, i64) = redis::cmd("PUBSUB")
+        .arg("NUMSUB")
+        .arg(client.keys().wake_channel())
+        .query_async(conn)
+        .await
+        .unwrap();
+    n
+}
+
+// The wake listener doubled its reconnect delay on every drop and never reset it, so after a
+// few drops over a process's life (a failover, an idle-connection reaper, a proxy restart)
+// each later drop kept the channel down 5 s: a cancel sent meanwhile reached the job only
+// then, well past the 1 s bound.
+#[tokio::test]
+async fn a_cancel_during_a_wake_channel_drop_lands_within_a_second_however_many_drops_came_before()
+{
+    let redis = TestRedis::start();
+    let client = client(&redis, "cancel_after_drops").await;
+    let (tx, mut seen) = mpsc::unbounded_channel();
+    let w = worker(&client, fast_config(), tx);
+    let mut conn = raw(&redis).await;
+    for _ in 0..7 {
+        wait_for(
+            "the wake channel to be subscribed",
+            Duration::from_secs(30),
+            || {
+                let mut conn = conn.clone();
+                let client = client.clone();
+                async move { (wake_subscribers(&mut conn, &client).await == 1).then_some(()) }
+            },
+        )
+        .await;
+        let _: i64 = redis::cmd("CLIENT")
+            .arg("KILL")
+            .arg("TYPE")
+            .arg("pubsub")
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+    }
+    // Reconnected after the drops: a job runs, the channel drops once more, and the cancel
+    // is sent while it is down (caught by the read of running jobs' records on resubscribing).
+    wait_for(
+        "the wake channel to be subscribed",
+        Duration::from_secs(30),
+        || {
+            let mut conn = conn.clone();
+            let client = client.clone();
+            async move { (wake_subscribers(&mut conn, &client).await == 1).then_some(()) }
+        },
+    )
+    .await;
+    let id = running_long(&client, Ending::Error).await;
+    let _: i64 = redis::cmd("CLIENT")
+        .arg("KILL")
+        .arg("TYPE")
+        .arg("pubsub")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let asked = Instant::now();
+    assert!(client.cancel(&id).await.unwrap());
+    let fired = tokio::time::timeout(Duration::from_secs(15), seen.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        fired.duration_since(asked) < CANCEL_BOUND,
+        "ctx.cancelled() fired {:?} after the cancel",
+        fired.duration_since(asked)
+    );
+    wait_for_state(&client, &id, JobState::Cancelled).await;
+    w.shutdown().await.unwrap();
+    nowhere(&client, &id).await;
+}
+
+// A job prefetched behind a busy slot is already marked running, so cancelling it fired its
+// token; but the runner only looked at the token once the job ran, so it started the
+// handler of a cancelled job when the slot came free (and a job that ignores the cancel then
+// ran on for the whole cancel grace).
+#[tokio::test]
+async fn a_job_cancelled_while_prefetched_never_starts() {
+    let redis = TestRedis::start();
+    let client = client(&redis, "cancel_prefetched").await;
+    let (tx, mut seen) = mpsc::unbounded_channel();
+    let config = WorkerConfig {
+        concurrency: 1,
+        prefetch: Some(1),
+        prefetch_max_wait: Duration::from_secs(60),
+        ..fast_config()
+    };
+    let w = worker(&client, config, tx);
+    // The first job holds the only slot while two more are enqueued; when it ends, one
+    // slot has turned over, so the next fetch takes both: one runs, one waits for the slot.
+    let first = running_long(&client, Ending::Error).await;
+    let a = client
+        .enqueue(&Long {
+            then: Ending::Error,
+        })
+        .await
+        .unwrap();
+    let b = client
+        .enqueue(&Long {
+            then: Ending::Error,
+        })
+        .await
+        .unwrap();
+    assert!(client.cancel(&first).await.unwrap());
+    seen.recv().await.unwrap();
+    let (running, waiting) = wait_for(
+        "one job running and one waiting for the slot",
+        Duration::from_secs(15),
+        || async {
+            let sa = client.status(&a).await.unwrap()?;
+            let sb = client.status(&b).await.unwrap()?;
+            if sa.state != JobState::Running || sb.state != JobState::Running {
+                return None;
+            }
+            match (sa.progress.percent, sb.progress.percent) {
+                (1, 0) => Some((a.clone(), b.clone())),
+                (0, 1) => Some((b.clone(), a.clone())),
+                _ => None,
+            }
+        },
+    )
+    .await;
+    assert!(client.cancel(&waiting).await.unwrap());
+    assert!(client.cancel(&running).await.unwrap());
+    seen.recv().await.unwrap();
+    for id in [&running, &waiting] {
+        wait_for(
+            "the cancelled job to be dropped",
+            Duration::from_secs(15),
+            || async {
+                let found = Inspector::new(&client).find_job(id).await.unwrap();
+                found.is_none().then_some(())
+            },
+        )
+        .await;
+        wait_for_state(&client, id, JobState::Cancelled).await;
+    }
+    let status = client.status(&waiting).await.unwrap().unwrap();
+    assert_eq!(
+        status.progress.percent, 0,
+        "the cancelled job's handler ran"
+    );
+    assert!(seen.try_recv().is_err());
+    w.shutdown().await.unwrap();
+}

@@ -74,7 +74,7 @@ impl Default for Page {
     }
 }
 
-/// One page of a listing and the size of the whole listing, read together (atomically).
+/// One page of a listing and the size of the whole listing, read in one round trip.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Listing<T> {
     /// The page's entries, in listing order.

@@ -141,17 +141,17 @@ impl Inspector<'_> {
     }
 
     /// One page of queue `name`, newest job first, as `Sidekiq::Queue#each` walks it (from
-    /// the head of the list), with the queue's size. One round trip (`MULTI`: `LLEN`,
-    /// `LRANGE`), O(start + page size).
+    /// the head of the list), with the queue's size. One round trip (`LLEN`, `LRANGE`),
+    /// O(start + page size).
     pub async fn queue_page(&self, name: &str, page: Page) -> Result<Listing<Entry>> {
         self.list_page(&self.client.keys().queue(name), page).await
     }
 
-    /// A page of the list at `key`, from its head, with its length, read atomically.
+    /// A page of the list at `key`, from its head, with its length.
     pub(super) async fn list_page(&self, key: &str, page: Page) -> Result<Listing<Entry>> {
         let mut pipe = redis::pipe();
-        pipe.atomic()
-            .cmd("LLEN")
+        // Not MULTI, which Redis refuses at maxmemory even for reads (see `set_page`).
+        pipe.cmd("LLEN")
             .arg(key)
             .cmd("LRANGE")
             .arg(key)

@@ -54,13 +54,15 @@ impl Inspector<'_> {
     }
 
     /// One page of `set`, highest score first (the latest run time, retry time or death),
-    /// as `Sidekiq::JobSet#each` walks it, with the set's size. One round trip (`MULTI`:
-    /// `ZCARD`, `ZREVRANGE … WITHSCORES`), O(log n + page size).
+    /// as `Sidekiq::JobSet#each` walks it, with the set's size. One round trip (`ZCARD`,
+    /// `ZREVRANGE … WITHSCORES`), O(log n + page size).
     pub async fn set_page(&self, set: JobSet, page: Page) -> Result<Listing<ScoredEntry>> {
         let key = set.key(self.client.keys());
         let mut pipe = redis::pipe();
-        pipe.atomic()
-            .cmd("ZCARD")
+        // Pipelined, not MULTI: at maxmemory Redis refuses every command queued in a
+        // transaction, reads too, and a full Redis is when operators list sets to clear them.
+        // The size and the page may then be a moment apart, which a listing can bear.
+        pipe.cmd("ZCARD")
             .arg(&key)
             .cmd("ZREVRANGE")
             .arg(&key)

@@ -59,13 +59,21 @@ if record == 'hash' or record == 'none' then
   redis.call('EXPIRE', KEYS[4], ARGV[9])
 end
 -- The minute counters ride on the beat, so the hot path pays nothing for the dashboard's
--- chart; a hash of another type is left alone (the counts are lost, the beat is not).
+-- chart; a hash of another type, or a field HINCRBY would refuse (not an integer, or near
+-- overflow), is left alone: the counts are lost, the beat is not (an error here would come
+-- after the lease's renewal, and the process would take it as not renewed).
+local function countable(count)
+  return count == false or (#count <= 15 and string.match(count, '^%d+$') ~= nil)
+end
 if ARGV[10] ~= '0' and holds(KEYS[6], 'hash') then
-  redis.call('HINCRBY', KEYS[6], 'processed', ARGV[10])
-  if ARGV[11] ~= '0' then
-    redis.call('HINCRBY', KEYS[6], 'failed', ARGV[11])
+  local counts = redis.call('HMGET', KEYS[6], 'processed', 'failed')
+  if countable(counts[1]) and countable(counts[2]) then
+    redis.call('HINCRBY', KEYS[6], 'processed', ARGV[10])
+    if ARGV[11] ~= '0' then
+      redis.call('HINCRBY', KEYS[6], 'failed', ARGV[11])
+    end
+    redis.call('EXPIRE', KEYS[6], ARGV[12])
   end
-  redis.call('EXPIRE', KEYS[6], ARGV[12])
 end
 -- Signals (signal.lua) are read here, as Sidekiq's heartbeat reads them, so a quiet or stop
 -- costs no command of its own; a list of another type is no signal.

@@ -6,7 +6,7 @@ use queue_core::inspect::{Acted, Entry, JobSet, Location, Page, ScoredEntry};
 use queue_core::{Client, Inspector, JobId, Timestamp};
 use serde_json::{Value, json};
 
-use crate::table::Table;
+use crate::table::{Table, printable};
 
 /// What a command did.
 #[derive(Debug)]
@@ -380,13 +380,33 @@ async fn signal(
             .collect(),
     };
     let mut sent = 0;
+    let mut refused = 0;
     for who in &targets {
-        if send(who).await? {
-            println!("{what} sent to {who}");
-            sent += 1;
+        match send(who).await {
+            Ok(true) => {
+                println!("{what} sent to {}", printable(who));
+                sent += 1;
+            }
+            Ok(false) => {}
+            // Identities come from Sidekiq's `processes` set, which anything may write: one
+            // that cannot be signalled must not keep the rest from their signal. A Redis
+            // failure still ends the command.
+            Err(e @ (queue_core::Error::InvalidIdentity | queue_core::Error::WrongType { .. }))
+                if all =>
+            {
+                eprintln!(
+                    "dynoqueue: {what} not sent to {}: {}",
+                    printable(who),
+                    printable(&e.to_string())
+                );
+                refused += 1;
+            }
+            Err(e) => return Err(e),
         }
     }
-    Ok(if sent == 0 {
+    Ok(if refused > 0 {
+        Done::Nothing(format!("{refused} process(es) could not be signalled"))
+    } else if sent == 0 {
         Done::Nothing("no such process".into())
     } else {
         Done::Yes
@@ -394,7 +414,7 @@ async fn signal(
 }
 
 fn said(what: String) -> Done {
-    println!("{what}");
+    println!("{}", printable(&what));
     Done::Yes
 }
 

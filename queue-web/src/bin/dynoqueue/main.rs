@@ -50,21 +50,27 @@ async fn main() -> ExitCode {
     let client = match queue_core::Client::from_env().await {
         Ok(client) => client,
         Err(e) => {
-            eprintln!("dynoqueue: cannot connect to Redis: {e}");
+            eprintln!("dynoqueue: cannot connect to Redis: {}", shown(&e));
             return ExitCode::from(3);
         }
     };
     match commands::run(&client, cli.command, cli.json).await {
         Ok(commands::Done::Yes) => ExitCode::SUCCESS,
         Ok(commands::Done::Nothing(why)) => {
-            eprintln!("dynoqueue: {why}");
+            // Reasons quote queue names and process identities read from Redis.
+            eprintln!("dynoqueue: {}", table::printable(&why));
             ExitCode::from(1)
         }
         Err(e) => {
-            eprintln!("dynoqueue: {e}");
+            eprintln!("dynoqueue: {}", shown(&e));
             ExitCode::from(if bad_input(&e) { 2 } else { 3 })
         }
     }
+}
+
+/// An error as printed: a URL in it loses its password, and control characters their power.
+fn shown(e: &queue_core::Error) -> String {
+    table::printable(&queue_core::redact::redact_credentials(&e.to_string()))
 }
 
 /// Whether `e` is about what the user typed rather than about Redis.

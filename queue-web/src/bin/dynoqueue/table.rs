@@ -50,14 +50,17 @@ impl Table {
     }
 }
 
-/// One line, control characters shown as `?` (a job's fields are anyone's input and must
-/// not move the terminal's cursor), cut to [`MAX_CELL_CHARS`].
-fn clean(cell: String) -> String {
-    let mut out: String = cell
-        .chars()
+/// `text` with control characters shown as `?`: a job's fields, queue names and process
+/// identities are anyone's input and must not move the terminal's cursor (or retitle it).
+pub(crate) fn printable(text: &str) -> String {
+    text.chars()
         .map(|c| if c.is_control() { '?' } else { c })
-        .take(MAX_CELL_CHARS)
-        .collect();
+        .collect()
+}
+
+/// One line, [`printable`], cut to [`MAX_CELL_CHARS`].
+fn clean(cell: String) -> String {
+    let mut out: String = printable(&cell).chars().take(MAX_CELL_CHARS).collect();
     if cell.chars().count() > MAX_CELL_CHARS {
         out.pop();
         out.push('…');
