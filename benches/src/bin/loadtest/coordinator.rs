@@ -1,10 +1,12 @@
 //! The coordinator: runs the phases in order, then prints the report.
 
 use crate::baseline::ping_phase;
+use crate::ceiling::ceiling_phase;
 use crate::drain::{Drain, drain_phase};
 use crate::enqueue::enqueue_phase;
 use crate::error::Result;
 use crate::histogram::us;
+use crate::noise::measured;
 use crate::options::Options;
 use crate::pickup::pickup_phase;
 use crate::report::{TARGETS, print_table, round, slowlog_json, stats_json};
@@ -15,6 +17,8 @@ use std::time::Duration;
 
 /// Bound on each call of the driving client (see `coordinator_main`).
 pub(crate) const BULK_TIMEOUT: Duration = Duration::from_secs(30);
+/// Fewest LPUSH + RPOP pairs of the ceiling phase (a small `--jobs` still measures it well).
+const CEILING_MIN_PAIRS: u64 = 100_000;
 /// Concurrency of the second drain, where connections and RSS are checked.
 pub(crate) const HIGH_CONCURRENCY: usize = 100;
 
@@ -43,33 +47,61 @@ pub(crate) async fn coordinator_main(opts: &Options) -> Result<()> {
         }
     };
 
+    let mut noise = Vec::new();
     progress("PING round trips");
-    let pings = ping_phase(&client, opts.ping_samples).await?;
+    let pings = measured("ping", &mut noise, ping_phase(&client, opts.ping_samples)).await?;
+    progress("Redis's own ceiling (pipelined LPUSH + RPOP)");
+    let ceiling_key = client.keys().queue("loadtest-ceiling");
+    let ceiling = measured(
+        "ceiling",
+        &mut noise,
+        ceiling_phase(&client, &ceiling_key, opts.jobs.max(CEILING_MIN_PAIRS)),
+    )
+    .await?;
     progress("sequential enqueues");
-    let enqueues = enqueue_phase(&client, opts, &padding).await?;
+    let enqueues = measured(
+        "enqueue",
+        &mut noise,
+        enqueue_phase(&client, opts, &padding),
+    )
+    .await?;
     clear().await?;
     progress("bulk enqueue and drain");
-    let main = drain_phase(
-        &redis,
-        &client,
-        opts,
-        &padding,
-        opts.processes,
-        opts.concurrency,
-        opts.slowlog,
+    let main = measured(
+        "bulk_and_drain",
+        &mut noise,
+        drain_phase(
+            &redis,
+            &client,
+            opts,
+            &padding,
+            opts.processes,
+            opts.concurrency,
+            opts.slowlog,
+        ),
     )
     .await?;
     clear().await?;
     let high = if opts.c100 {
         progress("drain at concurrency 100");
-        let d = drain_phase(&redis, &client, opts, &padding, 1, HIGH_CONCURRENCY, false).await?;
+        let d = measured(
+            "bulk_and_drain_c100",
+            &mut noise,
+            drain_phase(&redis, &client, opts, &padding, 1, HIGH_CONCURRENCY, false),
+        )
+        .await?;
         clear().await?;
         Some(d)
     } else {
         None
     };
     progress("pickup latency");
-    let pickups = pickup_phase(&redis, &client, opts, &padding).await?;
+    let pickups = measured(
+        "pickup",
+        &mut noise,
+        pickup_phase(&redis, &client, opts, &padding),
+    )
+    .await?;
     clear().await?;
     let load_end = load_average();
 
@@ -99,6 +131,7 @@ pub(crate) async fn coordinator_main(opts: &Options) -> Result<()> {
     put("load_avg_1m_start", round(load_start, 2));
     put("load_avg_1m_end", round(load_end, 2));
     put("ping_rtt_us", round(ping, 1));
+    put("redis_ceiling_jobs_per_s", round(ceiling, 0));
     put("ping_p99_us", round(us(&pings, 0.99), 1));
     for (name, q) in [("p50", 0.5), ("p99", 0.99), ("p999", 0.999)] {
         put(&format!("enqueue_{name}_us"), round(us(&enqueues, q), 1));
@@ -115,6 +148,10 @@ pub(crate) async fn coordinator_main(opts: &Options) -> Result<()> {
     put("redis_bytes_per_job", round(main.bulk_bytes_per_job, 0));
     put("drain_jobs_per_s", round(jobs / main.drain_secs, 0));
     put("drain_seconds", round(main.drain_secs, 3));
+    put(
+        "drain_fraction_of_ceiling",
+        round(jobs / main.drain_secs / ceiling, 3),
+    );
     put("redis_cpu_us_per_job", round(main.drain_cpu_us_per_job, 2));
     put(
         "worker_cpu_us_per_job",
@@ -131,6 +168,10 @@ pub(crate) async fn coordinator_main(opts: &Options) -> Result<()> {
     put("worker_peak_rss_mb", round(mb(&main.peak_rss_kib), 1));
     if let Some(h) = &high {
         put("drain_jobs_per_s_c100", round(jobs / h.drain_secs, 0));
+        put(
+            "drain_fraction_of_ceiling_c100",
+            round(jobs / h.drain_secs / ceiling, 3),
+        );
         put(
             "redis_cpu_us_per_job_c100",
             round(h.drain_cpu_us_per_job, 2),
@@ -171,6 +212,21 @@ pub(crate) async fn coordinator_main(opts: &Options) -> Result<()> {
         out.insert("profile".into(), Value::Object(p));
     }
     out.insert("targets_met".into(), Value::Object(met.clone()));
+    let unreliable: Vec<&str> = noise
+        .iter()
+        .filter(|n| n.unreliable())
+        .map(|n| n.name)
+        .collect();
+    out.insert(
+        "noise".into(),
+        Value::Object(
+            noise
+                .iter()
+                .map(|n| (n.name.to_owned(), n.json()))
+                .collect(),
+        ),
+    );
+    out.insert("unreliable_phases".into(), json!(unreliable));
 
     if opts.json {
         println!("{}", Value::Object(out));

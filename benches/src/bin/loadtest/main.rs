@@ -12,7 +12,10 @@
 //! (which must be on `PATH`, or named by `REDIS_SERVER`).
 //!
 //! Phases, in this order:
-//! 1. `PING` round trip: 2,000 sequential pings, the baseline of every ratio.
+//! 1. `PING` round trip: 2,000 sequential pings, the baseline of every latency ratio; then
+//!    Redis's own ceiling for a queue: pipelined `LPUSH` + `RPOP` pairs through the same
+//!    client (4 pipelines of 50 pairs out at once), the baseline of the drain
+//!    (`drain_fraction_of_ceiling`).
 //! 2. Enqueue latency: 10,000 sequential single enqueues (status record on unless
 //!    `--no-status`), each timed.
 //! 3. Bulk enqueue and drain: `--processes` worker processes (this binary re-executed with
@@ -26,6 +29,10 @@
 //! 5. Pickup latency: 1,000 sequential enqueues to an idle worker in this process; the
 //!    handler records when it started.
 //!
+//! Every phase records the machine's CPU steal and busy share from `/proc/stat` (`noise`);
+//! a phase with more than 5% steal is listed in `unreliable_phases`, and its figures should
+//! not be quoted.
+//!
 //! `--profile` adds `INFO commandstats` deltas of the bulk enqueue and the drain (calls and
 //! µs per job by command; a script's time includes the commands it ran). `--slowlog` adds,
 //! on a private server, a `SLOWLOG` of every command of the drain broken down by script
@@ -35,11 +42,13 @@
 //! figures from a run without it.
 
 mod baseline;
+mod ceiling;
 mod coordinator;
 mod drain;
 mod enqueue;
 mod error;
 mod histogram;
+mod noise;
 mod options;
 mod pickup;
 mod process_stats;

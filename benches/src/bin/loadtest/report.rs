@@ -116,7 +116,10 @@ pub(crate) fn print_table(
     );
     println!("{:<28} {:>14}   target", "metric", "value");
     for (k, v) in out {
-        if matches!(k.as_str(), "profile" | "targets_met") {
+        if matches!(
+            k.as_str(),
+            "profile" | "targets_met" | "noise" | "unreliable_phases"
+        ) {
             continue;
         }
         let target = TARGETS.iter().find(|t| t.metric == k).map(|t| {
@@ -133,6 +136,22 @@ pub(crate) fn print_table(
             v.to_string(),
             target.unwrap_or_default()
         );
+    }
+    if let Some(Value::Object(phases)) = out.get("noise") {
+        println!("\nnoise per phase (steal above 5% makes a phase unreliable):");
+        for (name, n) in phases {
+            println!(
+                "  {name:<22} {:>8} s   steal {:>6} %   busy {:>6} %{}",
+                n["seconds"],
+                n["steal_pct"],
+                n["busy_pct"],
+                if n["unreliable"] == json!(true) {
+                    "   UNRELIABLE"
+                } else {
+                    ""
+                }
+            );
+        }
     }
     println!(
         "worker connections: {}",
