@@ -585,3 +585,38 @@ async fn the_overview_draws_the_last_hour() {
         "the hour and the days charts"
     );
 }
+
+#[tokio::test]
+async fn the_access_hook_decides_and_insecure_open_is_explicit() {
+    let redis = TestRedis::start();
+    let hook = |parts: &axum::http::request::Parts| parts.headers.contains_key("x-admin");
+    let dash = Dash::start_with(&redis, "dash_hook", queue_web::DashboardAuth::access(hook)).await;
+    let refused = dash.http.get(dash.url("/queues")).send().await.unwrap();
+    assert_eq!(refused.status(), 403);
+    let allowed = dash
+        .http
+        .get(dash.url("/queues"))
+        .header("x-admin", "1")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(allowed.status(), 200);
+    let body = allowed.text().await.unwrap();
+    assert!(!body.contains("Log out"), "no session to end in hook mode");
+
+    let open = Dash::start_with(
+        &redis,
+        "dash_open",
+        queue_web::DashboardAuth::insecure_open(),
+    )
+    .await;
+    assert_eq!(
+        open.http
+            .get(open.url("/queues"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+}

@@ -110,6 +110,9 @@ pub(crate) async fn verify(State(d): State<Arc<Dashboard>>, req: Request, next: 
         return next.run(req).await;
     }
     let (parts, body) = req.into_parts();
+    if !d.forms_enabled {
+        return WebError::Forbidden("actions are disabled (no key)").into_response();
+    }
     if !same_origin(&parts.headers) {
         tracing::info!(method = %parts.method, "dashboard request refused: foreign or missing Origin");
         return WebError::Forbidden("cross-origin request refused").into_response();

@@ -90,19 +90,28 @@ const STYLESHEET: &str = include_str!("assets/dashboard.css");
 ///
 /// In password mode sessions and CSRF tokens are signed with a key derived from the
 /// password; otherwise with a random key made here, so a form is valid only on the process
-/// that served it (and after a restart, the next page load fixes it). Fails only when the
-/// operating system gives no randomness.
+/// that served it (after a restart, or on another dyno, reloading the page fixes it). Should
+/// the operating system give no randomness, every action is refused (and logged).
 pub fn dashboard_router(client: Client, auth: DashboardAuth) -> Router {
     let key = match &auth.mode {
-        auth::Mode::Password(p) => SigningKey::from_password(p),
-        _ => SigningKey::random().unwrap_or_else(|e| {
-            // Without randomness no token is safe: derive from nothing guessable is not an
-            // option, so refuse every form (a key nobody can match is still a key).
-            tracing::error!(error = %e, "no randomness for the dashboard key; actions will fail");
-            SigningKey::from_password(b"")
-        }),
+        auth::Mode::Password(p) => Ok(SigningKey::from_password(p)),
+        _ => SigningKey::random(),
     };
-    let state = Arc::new(Dashboard { client, auth, key });
+    let (key, forms_enabled) = match key {
+        Ok(key) => (key, true),
+        Err(e) => {
+            // No randomness, no secret key: every form is refused rather than signed with a
+            // key anyone could compute. The pages still render.
+            tracing::error!(error = %e, "no randomness for the dashboard key; actions are disabled");
+            (SigningKey::from_password(b"unusable"), false)
+        }
+    };
+    let state = Arc::new(Dashboard {
+        client,
+        auth,
+        key,
+        forms_enabled,
+    });
     let protected = Router::new()
         .route("/", get(overview::overview))
         .route("/queues", get(queues::queues))

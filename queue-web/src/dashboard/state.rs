@@ -12,4 +12,6 @@ pub(crate) struct Dashboard {
     pub(crate) client: Client,
     pub(crate) auth: DashboardAuth,
     pub(crate) key: SigningKey,
+    /// False when no secret key could be made: every POST is refused.
+    pub(crate) forms_enabled: bool,
 }

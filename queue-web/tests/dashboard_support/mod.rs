@@ -24,8 +24,15 @@ pub(crate) struct Dash {
 
 impl Dash {
     pub(crate) async fn start(redis: &TestRedis, test_name: &str) -> Dash {
+        Self::start_with(redis, test_name, DashboardAuth::password(PASSWORD).unwrap()).await
+    }
+
+    pub(crate) async fn start_with(
+        redis: &TestRedis,
+        test_name: &str,
+        auth: DashboardAuth,
+    ) -> Dash {
         let client = Client::connect(redis.config(test_name)).await.unwrap();
-        let auth = DashboardAuth::password(PASSWORD).unwrap();
         let app = Router::new().nest(MOUNT, dashboard_router(client.clone(), auth));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
