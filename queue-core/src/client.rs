@@ -22,6 +22,7 @@ use crate::queue_name::validate_queue_name;
 use crate::scripts;
 use crate::status::{JobState, JobStatus, field};
 use crate::timestamp::Timestamp;
+use crate::unique::{Unique, default_key};
 
 /// A handle on the queue: cheap to clone, shares one multiplexed connection.
 ///
@@ -91,7 +92,10 @@ impl NewJob {
             queue: J::QUEUE.to_owned(),
             retry: J::RETRY,
             track_status: J::TRACK_STATUS,
-            options,
+            options: EnqueueOptions {
+                unique: options.unique.or(J::UNIQUE),
+                ..options
+            },
         })
     }
 }
@@ -112,6 +116,12 @@ struct NewPayload<'a> {
     // Sidekiq removes `enqueued_at` while a job is scheduled; promotion sets it.
     #[serde(skip_serializing_if = "Option::is_none")]
     enqueued_at: Option<Timestamp>,
+    // A unique job's key and lifetime, read by the worker to release the key (`unique.rs`);
+    // other clients keep unknown fields, as Sidekiq does.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    unique_key: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    unique_until: Option<&'static str>,
 }
 
 /// A job turned into what the scripts need; built before anything is sent.
@@ -125,6 +135,8 @@ pub(crate) struct Prepared {
     json: Vec<u8>,
     track: bool,
     run_at: Option<RunAt>,
+    /// A unique job's key and lifetime.
+    unique: Option<(String, Unique)>,
 }
 
 /// Formats epoch seconds the way every time in the status record is stored.
@@ -257,20 +269,45 @@ impl Client {
     pub async fn push(&self, job: NewJob) -> Result<JobId> {
         let now = Timestamp::now();
         let p = self.prepare(&job, now)?;
-        self.push_prepared(&p, &secs_str(now)).await?;
-        Ok(p.jid)
+        self.push_prepared(&p, &secs_str(now)).await
     }
 
-    /// Sends one prepared job: `enqueue.lua` when it is due now, `schedule.lua` otherwise.
-    /// `now` is the creation time as the status record stores it.
-    pub(crate) async fn push_prepared(&self, p: &Prepared, now: &str) -> Result<()> {
+    /// Sends one prepared job: `enqueue_unique.lua` for a unique job, else `enqueue.lua` when
+    /// it is due now, `schedule.lua` otherwise. `now` is the creation time as the status
+    /// record stores it. Returns the id to report: the job's own, or for a unique job whose
+    /// key another job holds, that job's.
+    pub(crate) async fn push_prepared(&self, p: &Prepared, now: &str) -> Result<JobId> {
         let state = match p.run_at {
             None => JobState::Queued,
             Some(_) => JobState::Scheduled,
         };
-        let status = p
+        let mut status = p
             .track
             .then(|| new_status(state, &p.queue, &p.class, now, p.owner.as_deref()));
+        if let Some((key, unique)) = &p.unique {
+            if let Some(fields) = status.as_mut() {
+                fields.push((field::UNIQUE, key.as_str()));
+            }
+            let job = scripts::EnqueueUnique {
+                key,
+                ttl: unique.ttl,
+                queue: &p.queue,
+                jid: p.jid.as_str(),
+                json: &p.json,
+                status: status.as_deref(),
+                given_id: p.given_id,
+                run_at: p.run_at,
+            };
+            return match scripts::enqueue_unique(self, &job).await? {
+                scripts::UniqueEnqueued::Duplicate(holder) => {
+                    tracing::debug!(job_id = %holder, "unique job already enqueued; its id returned");
+                    Ok(holder)
+                }
+                scripts::UniqueEnqueued::Pushed | scripts::UniqueEnqueued::Known => {
+                    Ok(p.jid.clone())
+                }
+            };
+        }
         let created = match p.run_at {
             None => {
                 let job = scripts::Enqueue {
@@ -295,7 +332,7 @@ impl Client {
         if !created {
             tracing::debug!(job_id = %p.jid, "enqueue of a known job id ignored");
         }
-        Ok(())
+        Ok(p.jid.clone())
     }
 
     /// Appends the JSON of `job` (due now unless it has a run time) to `buf` and checks the
@@ -307,6 +344,7 @@ impl Client {
         queue: &str,
         jid: &JobId,
         now: Timestamp,
+        unique: Option<(&str, Unique)>,
     ) -> Result<Range<usize>> {
         let start = buf.len();
         let payload = NewPayload {
@@ -317,6 +355,8 @@ impl Client {
             retry: job.options.retry.unwrap_or(job.retry),
             created_at: now,
             enqueued_at: job.options.run_at.is_none().then_some(now),
+            unique_key: unique.map(|(key, _)| key),
+            unique_until: unique.map(|(_, u)| u.until.as_str()),
         };
         if let Err(e) = serde_json::to_writer(&mut *buf, &payload) {
             buf.truncate(start);
@@ -337,8 +377,16 @@ impl Client {
         let queue = job.options.queue.as_deref().unwrap_or(&job.queue);
         validate_queue_name(queue)?;
         let jid = job.options.job_id.clone().unwrap_or_default();
+        let unique = job.options.unique.map(|u| {
+            let key = match &job.options.unique_key {
+                Some(key) => key.clone(),
+                None => default_key(&job.class, queue, &job.args),
+            };
+            (key, u)
+        });
         let mut json = Vec::with_capacity(256);
-        self.encode(&mut json, job, queue, &jid, now)?;
+        let unique_ref = unique.as_ref().map(|(k, u)| (k.as_str(), *u));
+        self.encode(&mut json, job, queue, &jid, now, unique_ref)?;
         Ok(Prepared {
             jid,
             given_id: job.options.job_id.is_some(),
@@ -348,6 +396,7 @@ impl Client {
             json,
             track: job.track_status,
             run_at: job.options.run_at,
+            unique,
         })
     }
 
@@ -363,8 +412,26 @@ impl Client {
     }
 
     /// Cancels job `id` if it has not started: the worker will skip it. Returns whether it did.
+    ///
+    /// A cancelled unique job gives its key back (a second call after `cancel.lua`: if this
+    /// process dies in between, the key lasts until its TTL).
     pub async fn cancel(&self, id: &JobId) -> Result<bool> {
-        Ok(scripts::cancel(self, id.as_str()).await? == scripts::Cancelled::Cancelled)
+        let cancelled = scripts::cancel(self, id.as_str()).await? == scripts::Cancelled::Cancelled;
+        if cancelled {
+            let mut conn = self.conn.clone();
+            let key: Option<String> = self
+                .bounded(
+                    redis::cmd("HGET")
+                        .arg(self.keys.status(id.as_str()))
+                        .arg(field::UNIQUE)
+                        .query_async(&mut conn),
+                )
+                .await?;
+            if let Some(key) = key {
+                scripts::unique_release(self, &key, id.as_str()).await?;
+            }
+        }
+        Ok(cancelled)
     }
 }
 
@@ -404,6 +471,8 @@ mod tests {
                 retry,
                 created_at: now,
                 enqueued_at,
+                unique_key: None,
+                unique_until: None,
             })
             .unwrap();
             let theirs = JobPayload {

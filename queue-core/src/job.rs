@@ -49,6 +49,10 @@ pub trait Job: Serialize + DeserializeOwned + Send + Sync + 'static {
     /// protect a database whose plan allows 20 connections when many dynos run workers.
     const CONCURRENCY_LIMIT: Option<u32> = None;
 
+    /// Makes every job of this type unique by class, queue and arguments (`unique.rs`): an
+    /// enqueue while an equal job holds the key returns that job's id and pushes nothing.
+    const UNIQUE: Option<crate::unique::Unique> = None;
+
     /// Longest a single attempt may run before it is cancelled and failed as `timeout`;
     /// `None` uses the worker's default.
     fn timeout() -> Option<Duration> {

@@ -174,6 +174,12 @@ impl Keys {
     pub fn concurrency(&self, class: &str) -> String {
         format!("{}concurrency:{class}", self.prefix)
     }
+
+    /// String holding the id of the job that owns uniqueness key `key` (`unique.rs`), with
+    /// the lock's lifetime as its TTL.
+    pub fn unique(&self, key: &str) -> String {
+        format!("{}unique:{key}", self.prefix)
+    }
 }
 
 #[cfg(test)]
@@ -214,5 +220,6 @@ mod tests {
         assert_eq!(k.processing("w:1:x"), "{app}:processing:w:1:x");
         assert_eq!(k.concurrency("Report"), "{app}:concurrency:Report");
         assert_eq!(k.diagnostics_ledger(), "{app}:diagnostics:ledger");
+        assert_eq!(k.unique("Report:ab12"), "{app}:unique:Report:ab12");
     }
 }

@@ -61,6 +61,7 @@ pub mod status_changes;
 #[cfg(feature = "test-support")]
 pub mod testing;
 pub mod timestamp;
+pub mod unique;
 
 pub use client::{Client, NewJob};
 pub use config::ClientConfig;
@@ -74,3 +75,4 @@ pub use payload::{JobPayload, Retry};
 pub use queue_name::validate_queue_name;
 pub use status::{JobState, JobStatus, Progress, StatusRetention};
 pub use timestamp::Timestamp;
+pub use unique::{Unique, UniqueUntil};

@@ -4,6 +4,7 @@ use std::time::{Duration, SystemTime};
 
 use crate::job_id::JobId;
 use crate::payload::Retry;
+use crate::unique::Unique;
 
 /// Options for one enqueue; every field falls back to the job type's defaults.
 ///
@@ -30,6 +31,11 @@ pub struct EnqueueOptions {
     pub job_id: Option<JobId>,
     /// Who may read the job's status (recorded in the status record for access checks).
     pub owner: Option<String>,
+    /// Unique job: at most one job with its uniqueness key at a time (`unique.rs`); overrides
+    /// the job type's [`Job::UNIQUE`](crate::Job::UNIQUE).
+    pub unique: Option<Unique>,
+    /// The uniqueness key instead of the default (class, queue and arguments hashed).
+    pub unique_key: Option<String>,
 }
 
 /// When a scheduled job becomes due.
@@ -80,6 +86,19 @@ impl EnqueueOptions {
     /// Records `owner` in the status record.
     pub fn owner(mut self, owner: impl Into<String>) -> Self {
         self.owner = Some(owner.into());
+        self
+    }
+
+    /// Makes the job unique by its class, queue and arguments, for `unique`'s lifetime.
+    pub fn unique(mut self, unique: Unique) -> Self {
+        self.unique = Some(unique);
+        self
+    }
+
+    /// Makes the job unique by `key` (for example `"report:42"`), for `unique`'s lifetime.
+    pub fn unique_by(mut self, key: impl Into<String>, unique: Unique) -> Self {
+        self.unique = Some(unique);
+        self.unique_key = Some(key.into());
         self
     }
 }

@@ -198,6 +198,8 @@ pub mod field {
     pub const FINISHED_AT: &str = "finished_at";
     /// `rev`
     pub const REV: &str = "rev";
+    /// The uniqueness key a unique job holds (`unique.rs`), so that a cancel can release it.
+    pub const UNIQUE: &str = "unique";
     /// Until when (epoch ms, Redis's clock) a long poll watches the record: while it has not
     /// passed, every script that changes the record announces the change on
     /// [`Keys::status_channel`](crate::keys::Keys::status_channel). Not a change itself.

@@ -78,6 +78,7 @@ mod runner;
 mod scheduler;
 mod settle;
 mod shared;
+mod unique;
 mod wake;
 mod worker;
 

@@ -85,6 +85,7 @@ pub(crate) async fn run(
             }
         }
     }
+    crate::unique::release_at(&shared, &job, crate::unique::Moment::Started).await;
     shared.busy.fetch_add(1, Ordering::Relaxed);
     let cancel = shared.hand_back.child_token();
     let ctx = JobContext {
@@ -169,6 +170,9 @@ pub(crate) async fn run(
                     .to_string();
             }
             tracing::debug!(job_id = %jid, class = %job.class, "job succeeded");
+            // Before the ack is sent: an equal enqueue that comes in between queues a fresh
+            // run, which is what "unique until it succeeds" promises.
+            crate::unique::release_at(&shared, &job, crate::unique::Moment::Succeeded).await;
             // Released before the ack is sent, so the exchange that reads the ack already
             // sees the room it leaves.
             release(&shared, permit);
@@ -188,8 +192,14 @@ pub(crate) async fn run(
             let failure = failure.redacted();
             tracing::warn!(job_id = %jid, class = %job.class, attempt = job.attempt(),
                 error = %Shown(&failure), "job failed");
+            let unique = crate::unique::held(&job);
             match settle::fail(&shared, &ident, &raw, job, &failure).await {
-                Ok(Failed::Dead) => tracing::warn!(job_id = %jid, "job moved to the dead set"),
+                Ok(Failed::Dead) => {
+                    tracing::warn!(job_id = %jid, "job moved to the dead set");
+                    if let Some(held) = &unique {
+                        held.release_at(&shared, crate::unique::Moment::Died).await;
+                    }
+                }
                 Ok(_) => {}
                 Err(e) => tracing::error!(job_id = %jid, error = %e,
                     "could not record the failure; the audit hands the job back and it runs again"),

@@ -41,6 +41,7 @@ mod delete;
 mod due;
 mod enqueue;
 mod enqueue_bulk;
+mod enqueue_unique;
 mod fail;
 mod heartbeat;
 mod kill;
@@ -54,6 +55,7 @@ mod requeue;
 mod retry_now;
 mod schedule;
 mod start;
+mod unique_release;
 mod unregister;
 mod watch;
 
@@ -64,6 +66,8 @@ pub use delete::delete;
 pub use due::PromoteFrom;
 pub(crate) use enqueue::{Enqueue, enqueue};
 pub(crate) use enqueue_bulk::{BulkChunk, send as send_bulk_chunk};
+pub use enqueue_unique::UniqueEnqueued;
+pub(crate) use enqueue_unique::{EnqueueUnique, enqueue_unique};
 pub use fail::{FailTo, Failed, FailedAttempt, fail};
 pub use heartbeat::{Beat, BeatMode, Heartbeat, heartbeat};
 pub use kill::{DEAD_MAX_AGE, DEAD_MAX_JOBS, kill};
@@ -76,6 +80,7 @@ pub use requeue::{Requeue, Requeued, requeue};
 pub use retry_now::retry_now;
 pub(crate) use schedule::{Schedule, schedule};
 pub use start::{StartJob, Started, start};
+pub use unique_release::unique_release;
 pub use unregister::unregister;
 pub use watch::{Watched, watch};
 
@@ -228,9 +233,11 @@ impl Lua {
 }
 
 /// The scripts the enqueue client uses, for preloading at connect.
-pub(crate) fn client_scripts() -> [&'static Lua; 4] {
+pub(crate) fn client_scripts() -> [&'static Lua; 6] {
     [
         &enqueue::ENQUEUE,
+        &enqueue_unique::ENQUEUE_UNIQUE,
+        &unique_release::UNIQUE_RELEASE,
         &enqueue_bulk::ENQUEUE_BULK,
         &schedule::SCHEDULE,
         &cancel::CANCEL,
