@@ -18,6 +18,31 @@
 //! while it still names this job (compare and delete in `unique_release.lua`), so a late
 //! release never frees a newer job's lock.
 //!
+//! ```no_run
+//! use queue_core::{Client, EnqueueOptions, Job, Unique};
+//! use serde::{Deserialize, Serialize};
+//! use std::time::Duration;
+//!
+//! #[derive(Serialize, Deserialize)]
+//! struct NightlyReport { account: u64 }
+//! impl Job for NightlyReport {
+//!     const NAME: &'static str = "NightlyReport";
+//!     // One report per account at a time, by class + queue + arguments.
+//!     const UNIQUE: Option<Unique> = Some(Unique::until_succeeded(Duration::from_secs(3600)));
+//! }
+//!
+//! # async fn demo(client: Client) -> queue_core::Result<()> {
+//! let first = client.enqueue(&NightlyReport { account: 7 }).await?;
+//! let again = client.enqueue(&NightlyReport { account: 7 }).await?;
+//! assert_eq!(first, again); // the same status URL
+//!
+//! // An explicit key and lifetime for one enqueue: one resend per user per minute.
+//! let opts = EnqueueOptions::new()
+//!     .unique_by("resend:user-42", Unique::for_ttl(Duration::from_secs(60)));
+//! client.enqueue_with(&NightlyReport { account: 7 }, opts).await?;
+//! # Ok(()) }
+//! ```
+//!
 //! [`EnqueueOptions::unique_key`]: crate::EnqueueOptions::unique_key
 
 use serde_json::Value;
