@@ -129,11 +129,11 @@ pub(crate) struct Prepared {
     pub(crate) jid: JobId,
     /// Whether the caller chose the id (so it may already exist) or the client generated it.
     given_id: bool,
-    queue: String,
-    class: String,
+    pub(crate) queue: String,
+    pub(crate) class: String,
     owner: Option<String>,
-    json: Vec<u8>,
-    track: bool,
+    pub(crate) json: Vec<u8>,
+    pub(crate) track: bool,
     run_at: Option<RunAt>,
     /// A unique job's key and lifetime.
     unique: Option<(String, Unique)>,

@@ -23,6 +23,9 @@ pub enum Error {
     /// A job id that is empty, too long or has characters outside `[A-Za-z0-9_-]`.
     #[error("invalid job id")]
     InvalidJobId,
+    /// A periodic entry's name is empty, too long, or has characters outside `[A-Za-z0-9_-]`.
+    #[error("invalid periodic entry name {0:?}")]
+    InvalidPeriodicName(String),
     /// A stored job that is not valid Sidekiq job JSON.
     #[error("malformed job payload: {0}")]
     MalformedPayload(#[source] serde_json::Error),

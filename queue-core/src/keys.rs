@@ -180,6 +180,17 @@ impl Keys {
     pub fn unique(&self, key: &str) -> String {
         format!("{}unique:{key}", self.prefix)
     }
+
+    /// Set of the registered periodic (cron) entries' names.
+    pub fn periodic(&self) -> String {
+        format!("{}periodic", self.prefix)
+    }
+
+    /// Hash of periodic entry `name`: its definition (`cron`, `tz`, `class`, `queue`,
+    /// `missed`, `digest`) and its `last` and `next` tick (epoch s).
+    pub fn periodic_entry(&self, name: &str) -> String {
+        format!("{}periodic:{name}", self.prefix)
+    }
 }
 
 #[cfg(test)]
@@ -221,5 +232,7 @@ mod tests {
         assert_eq!(k.concurrency("Report"), "{app}:concurrency:Report");
         assert_eq!(k.diagnostics_ledger(), "{app}:diagnostics:ledger");
         assert_eq!(k.unique("Report:ab12"), "{app}:unique:Report:ab12");
+        assert_eq!(k.periodic(), "{app}:periodic");
+        assert_eq!(k.periodic_entry("nightly"), "{app}:periodic:nightly");
     }
 }

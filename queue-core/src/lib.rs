@@ -50,6 +50,7 @@ mod logfmt;
 pub mod malformed;
 pub mod options;
 pub mod payload;
+pub mod periodic;
 #[cfg(feature = "platform")]
 pub mod platform;
 mod process;

@@ -67,6 +67,7 @@ const SHUTDOWN_SLACK: Duration = Duration::from_secs(4);
 pub struct WorkerBuilder {
     config: WorkerConfig,
     registry: Registry,
+    periodic: Vec<crate::periodic::Periodic>,
 }
 
 impl WorkerBuilder {
@@ -127,6 +128,25 @@ impl WorkerBuilder {
         self
     }
 
+    /// Adds a periodic (cron) entry (`periodic.rs`): each of its ticks is pushed exactly once
+    /// across every worker process running it.
+    pub fn periodic(mut self, entry: crate::periodic::Periodic) -> Self {
+        self.periodic.push(entry);
+        self
+    }
+
+    /// Adds the periodic entries of the `PERIODIC_JOBS` variable (a JSON array, see
+    /// [`crate::periodic_from_json`]), if it is set.
+    pub fn periodic_from_env(mut self) -> Result<Self> {
+        if let Ok(json) = std::env::var("PERIODIC_JOBS")
+            && !json.trim().is_empty()
+        {
+            self.periodic
+                .extend(crate::periodic::periodic_from_json(&json)?);
+        }
+        Ok(self)
+    }
+
     /// The worker, using `client`'s connection for everything but wake-ups.
     pub fn build(self, client: Client) -> Result<Worker> {
         self.config.validate()?;
@@ -146,6 +166,7 @@ impl WorkerBuilder {
         };
         Ok(Worker {
             shared: Arc::new(shared),
+            periodic: self.periodic,
         })
     }
 }
@@ -154,6 +175,7 @@ impl WorkerBuilder {
 #[derive(Debug)]
 pub struct Worker {
     shared: Arc<Shared>,
+    periodic: Vec<crate::periodic::Periodic>,
 }
 
 /// A worker started in the background with [`Worker::start`].
@@ -209,6 +231,8 @@ impl Worker {
     pub async fn run_until(self, shutdown: impl Future<Output = ()>) -> Result<()> {
         let shared = self.shared;
         let client = &shared.client;
+        let periodic = crate::periodic::PeriodicLoop::new(client.clone(), self.periodic);
+        periodic.register().await?;
         check_server_version(client).await?;
         retry_transient("loading scripts", || {
             queue_core::scripts::load_worker_scripts(client)
@@ -253,6 +277,7 @@ impl Worker {
             tokio::spawn(
                 Reaper::new(Arc::clone(&shared), shared.config.reaper_interval).run(loops.clone()),
             ),
+            tokio::spawn(periodic.run(loops.clone())),
         ];
         let running = TaskTracker::new();
         let exchange = tokio::spawn(crate::exchange::run(Arc::clone(&shared), running.clone()));

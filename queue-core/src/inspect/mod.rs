@@ -47,6 +47,7 @@
 //! | [`Inspector::set_page`] | 1 | O(log n + page size) (`ZREVRANGE`) |
 //! | [`Inspector::processes`] | 2 | O(processes) |
 //! | [`Inspector::history`] | 1 | O(days) (two `MGET`s) |
+//! | [`Inspector::periodic`] | 2 | O(entries) (`SMEMBERS`, `HGETALL` each) |
 //! | [`Inspector::status_revs`] | 1 per [`MAX_STATUS_PER_ROUND_TRIP`] ids | O(ids) |
 //! | [`Inspector::find_job`] | many | O(every job): see its docs |
 //! | [`Inspector::set_entry`] | 1 | O(log n + entries at that score) |
@@ -62,6 +63,7 @@ mod find;
 mod history;
 mod manage;
 mod page;
+mod periodic;
 mod processes;
 mod queues;
 mod sets;
@@ -74,6 +76,7 @@ pub use find::{Found, Location};
 pub use history::{DayStats, MAX_HISTORY_DAYS};
 pub use manage::{BatchReport, MANAGE_BATCH};
 pub use page::{DEFAULT_PAGE_SIZE, Listing, MAX_PAGE_SIZE, Page};
+pub use periodic::PeriodicInfo;
 pub use processes::{Info, ProcessInfo};
 pub use queues::QueueInfo;
 pub use sets::JobSet;

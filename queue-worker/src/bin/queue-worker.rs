@@ -2,7 +2,8 @@
 //!
 //! Run with `REDIS_URL=redis://127.0.0.1:6379 cargo run -p queue-worker --bin queue-worker`.
 //! Environment: as `queue_worker::run` (`WORKER_CONCURRENCY`, `WORKER_QUEUES`,
-//! `SHUTDOWN_TIMEOUT`, `QUEUE_PREFIX`, `RUST_LOG`). Jobs it knows:
+//! `SHUTDOWN_TIMEOUT`, `QUEUE_PREFIX`, `RUST_LOG`), and `PERIODIC_JOBS` (a JSON array of
+//! periodic entries, `queue_worker::periodic_from_json`). Jobs it knows:
 //! - `queue::Sleep` `{"millis": N}`: sleeps (in 100 ms steps, reporting progress, stopping
 //!   when cancelled), records the execution in the diagnostics ledger, returns `{"slept_ms": N}`.
 //! - `queue::Noop`: returns at once.
@@ -68,6 +69,7 @@ async fn main() -> Result<(), queue_worker::Error> {
         .config(config)
         .register(move |job: Sleep, ctx: JobContext| sleep_job(for_sleep.clone(), job, ctx))
         .register(|_: Noop, _ctx: JobContext| async { Ok::<_, Failure>(()) })
+        .periodic_from_env()?
         .build(client)?;
     worker.run_until(queue_worker::shutdown_signal()?).await
 }
