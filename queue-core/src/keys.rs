@@ -181,6 +181,23 @@ impl Keys {
         format!("{}unique:{key}", self.prefix)
     }
 
+    /// List of `admitted start end` (epoch ms) lines written by the `queue-worker` binary's
+    /// limited diagnostic job (the limiter acceptance test reads it).
+    pub fn diagnostics_spans(&self) -> String {
+        format!("{}diagnostics:spans", self.prefix)
+    }
+
+    /// State of rate limiter `name` (`limiter_acquire.lua`): a sorted set for concurrent and
+    /// window limiters, a string for a bucket.
+    pub fn limiter(&self, name: &str) -> String {
+        format!("{}limiter:{name}", self.prefix)
+    }
+
+    /// Set of the names of every limiter used (for inspect and metrics).
+    pub fn limiters(&self) -> String {
+        format!("{}limiters", self.prefix)
+    }
+
     /// Set of the registered periodic (cron) entries' names.
     pub fn periodic(&self) -> String {
         format!("{}periodic", self.prefix)
@@ -233,6 +250,8 @@ mod tests {
         assert_eq!(k.diagnostics_ledger(), "{app}:diagnostics:ledger");
         assert_eq!(k.unique("Report:ab12"), "{app}:unique:Report:ab12");
         assert_eq!(k.periodic(), "{app}:periodic");
+        assert_eq!(k.limiter("stripe:t1"), "{app}:limiter:stripe:t1");
+        assert_eq!(k.limiters(), "{app}:limiters");
         assert_eq!(k.periodic_entry("nightly"), "{app}:periodic:nightly");
     }
 }

@@ -187,6 +187,15 @@ pub(crate) async fn run(
             });
             return;
         }
+        Outcome::Failed(Failure::OverLimit { limiter, wait, .. }) => {
+            tracing::debug!(job_id = %jid, class = %job.class, limiter = %limiter, "over a limiter; deferred");
+            if let Err(e) =
+                settle::defer(&shared, &ident, &raw, &job, Deferral::Limited(wait)).await
+            {
+                tracing::error!(job_id = %jid, error = %e,
+                    "could not defer the job; the audit hands it back to its queue");
+            }
+        }
         Outcome::Failed(failure) => {
             // What is stored is what anyone holding the status URL reads: see `failure.rs`.
             let failure = failure.redacted();

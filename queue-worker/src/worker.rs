@@ -68,6 +68,7 @@ pub struct WorkerBuilder {
     config: WorkerConfig,
     registry: Registry,
     periodic: Vec<crate::periodic::Periodic>,
+    limits: Vec<(String, String, crate::limiter::Limit)>,
 }
 
 impl WorkerBuilder {
@@ -147,9 +148,39 @@ impl WorkerBuilder {
         Ok(self)
     }
 
+    /// Puts every job of type `J` under limiter `name` (`limiter.rs`): each passes it before
+    /// its handler runs, waiting up to 5 s, else it is rescheduled without using a retry.
+    /// Several limits apply in the order given. The numbers are read at run time, so they
+    /// can come from configuration.
+    pub fn limit<J: Job>(mut self, name: &str, limit: crate::limiter::Limit) -> Self {
+        self.limits
+            .push((J::NAME.to_owned(), name.to_owned(), limit));
+        self
+    }
+
     /// The worker, using `client`'s connection for everything but wake-ups.
-    pub fn build(self, client: Client) -> Result<Worker> {
+    pub fn build(mut self, client: Client) -> Result<Worker> {
         self.config.validate()?;
+        let mut by_class: Vec<(String, Vec<(String, crate::limiter::Limit)>)> = Vec::new();
+        for (class, name, limit) in self.limits {
+            match by_class.iter_mut().find(|(c, _)| *c == class) {
+                Some((_, limits)) => limits.push((name, limit)),
+                None => by_class.push((class, vec![(name, limit)])),
+            }
+        }
+        for (class, limits) in by_class {
+            let known = self
+                .registry
+                .wrap(&class, |perform| crate::limiter::limited(perform, limits));
+            if !known {
+                return Err(crate::Error::InvalidSetting {
+                    name: "limit",
+                    reason: format!(
+                        "job type {class} has a limit but no handler registered before it"
+                    ),
+                });
+            }
+        }
         let shared = Shared {
             membership: Membership::new(host_name()),
             client,

@@ -46,6 +46,7 @@ mod fail;
 mod heartbeat;
 mod kill;
 mod limit_acquire;
+mod limiter_acquire;
 mod pause;
 mod periodic_register;
 mod periodic_tick;
@@ -74,6 +75,7 @@ pub use fail::{FailTo, Failed, FailedAttempt, fail};
 pub use heartbeat::{Beat, BeatMode, Heartbeat, heartbeat};
 pub use kill::{DEAD_MAX_AGE, DEAD_MAX_JOBS, kill};
 pub use limit_acquire::{Slot, limit_acquire, limit_release};
+pub use limiter_acquire::{Admission, LimiterKind, limiter_acquire, limiter_release};
 pub use pause::{PAUSED_CHANGED, pause};
 pub(crate) use periodic_register::periodic_register;
 pub(crate) use periodic_tick::{PeriodicTick, periodic_tick};
@@ -260,7 +262,7 @@ fn operator_scripts() -> [&'static Lua; 4] {
 }
 
 /// The scripts a worker process uses, for preloading at start.
-fn worker_scripts() -> [&'static Lua; 12] {
+fn worker_scripts() -> [&'static Lua; 13] {
     [
         &ack_fetch::ACK_FETCH,
         &start::START,
@@ -273,6 +275,7 @@ fn worker_scripts() -> [&'static Lua; 12] {
         &unregister::UNREGISTER,
         &progress::PROGRESS,
         &limit_acquire::LIMIT_ACQUIRE,
+        &limiter_acquire::LIMITER_ACQUIRE,
         &defer::DEFER,
     ]
 }
