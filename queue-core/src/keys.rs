@@ -193,7 +193,8 @@ impl Keys {
         format!("{}limiter:{name}", self.prefix)
     }
 
-    /// Set of the names of every limiter used (for inspect and metrics).
+    /// Hash of every limiter used: name → `kind limit span_ms` as last asked (for inspect and
+    /// metrics).
     pub fn limiters(&self) -> String {
         format!("{}limiters", self.prefix)
     }

@@ -48,6 +48,7 @@
 //! | [`Inspector::processes`] | 2 | O(processes) |
 //! | [`Inspector::history`] | 1 | O(days) (two `MGET`s) |
 //! | [`Inspector::periodic`] | 2 | O(entries) (`SMEMBERS`, `HGETALL` each) |
+//! | [`Inspector::limiters`] | 2 | O(limiters × log n) (`HGETALL`, `ZCOUNT` each) |
 //! | [`Inspector::status_revs`] | 1 per [`MAX_STATUS_PER_ROUND_TRIP`] ids | O(ids) |
 //! | [`Inspector::find_job`] | many | O(every job): see its docs |
 //! | [`Inspector::set_entry`] | 1 | O(log n + entries at that score) |
@@ -61,6 +62,7 @@
 mod entry;
 mod find;
 mod history;
+mod limiters;
 mod manage;
 mod page;
 mod periodic;
@@ -74,6 +76,7 @@ pub use crate::scripts::Acted;
 pub use entry::{Entry, Malformed, ScoredEntry};
 pub use find::{Found, Location};
 pub use history::{DayStats, MAX_HISTORY_DAYS};
+pub use limiters::LimiterInfo;
 pub use manage::{BatchReport, MANAGE_BATCH};
 pub use page::{DEFAULT_PAGE_SIZE, Listing, MAX_PAGE_SIZE, Page};
 pub use periodic::PeriodicInfo;

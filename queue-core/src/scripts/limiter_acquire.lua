@@ -2,7 +2,7 @@
 -- KEYS[1] the limiter's state: sorted set (concurrent: holder -> expiry ms; window: one
 --         member per admission, score = its time ms) or string (bucket: theoretical arrival
 --         time, ms)
--- KEYS[2] set of limiter names (for inspect and metrics)
+-- KEYS[2] hash of limiter names -> 'kind limit span_ms' (for inspect and metrics)
 -- ARGV[1] kind: 'concurrent', 'window' or 'bucket'    ARGV[2] limit (n)
 -- ARGV[3] concurrent: slot lifetime (ms); window and bucket: the interval (ms)
 -- ARGV[4] name    ARGV[5] holder (concurrent: identity:jid; window: a unique token)
@@ -13,7 +13,7 @@ local want = 'zset'
 if kind == 'bucket' then
   want = 'string'
 end
-local refused = refused_unless(KEYS[1], want) or refused_unless(KEYS[2], 'set')
+local refused = refused_unless(KEYS[1], want) or refused_unless(KEYS[2], 'hash')
 if refused then
   return refused
 end
@@ -26,7 +26,7 @@ if kind == 'concurrent' then
     end
     redis.call('ZADD', KEYS[1], now + span, ARGV[5])
   end
-  redis.call('SADD', KEYS[2], ARGV[4])
+  redis.call('HSET', KEYS[2], ARGV[4], kind .. ' ' .. ARGV[2] .. ' ' .. ARGV[3])
   return {1, now}
 elseif kind == 'window' then
   -- A sliding window: at most `limit` admissions in any `span` ms.
@@ -37,7 +37,7 @@ elseif kind == 'window' then
   end
   redis.call('ZADD', KEYS[1], now, now .. ':' .. ARGV[5])
   redis.call('PEXPIRE', KEYS[1], span + 1000)
-  redis.call('SADD', KEYS[2], ARGV[4])
+  redis.call('HSET', KEYS[2], ARGV[4], kind .. ' ' .. ARGV[2] .. ' ' .. ARGV[3])
   return {1, now}
 else
   -- GCRA without burst: admissions spaced by span / limit ms, never closer.
@@ -48,6 +48,6 @@ else
   end
   redis.call('SET', KEYS[1], string.format('%d', math.ceil(now + step)), 'PX',
     string.format('%d', math.ceil(step) + 1000))
-  redis.call('SADD', KEYS[2], ARGV[4])
+  redis.call('HSET', KEYS[2], ARGV[4], kind .. ' ' .. ARGV[2] .. ' ' .. ARGV[3])
   return {1, now}
 end
