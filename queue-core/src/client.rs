@@ -94,6 +94,7 @@ impl NewJob {
             track_status: J::TRACK_STATUS,
             options: EnqueueOptions {
                 unique: options.unique.or(J::UNIQUE),
+                expires_in: options.expires_in.or(J::EXPIRES_IN),
                 ..options
             },
         })
@@ -122,6 +123,11 @@ struct NewPayload<'a> {
     unique_key: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     unique_until: Option<&'static str>,
+    // The deadline to start by (epoch s) and a per-enqueue timeout (s), read by the worker.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    expires_at: Option<Timestamp>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    timeout: Option<f64>,
 }
 
 /// A job turned into what the scripts need; built before anything is sent.
@@ -357,6 +363,16 @@ impl Client {
             enqueued_at: job.options.run_at.is_none().then_some(now),
             unique_key: unique.map(|(key, _)| key),
             unique_until: unique.map(|(_, u)| u.until.as_str()),
+            expires_at: job.options.expires_in.map(|after| {
+                // Counted from the run time: a job scheduled for tomorrow is not late today.
+                let due = match job.options.run_at {
+                    None => now.as_secs_f64(),
+                    Some(RunAt::Delay(d)) => now.as_secs_f64() + d.as_secs_f64(),
+                    Some(RunAt::At(t)) => Timestamp::from_system_time(t).as_secs_f64(),
+                };
+                Timestamp::from_secs_f64(due + after.as_secs_f64())
+            }),
+            timeout: job.options.timeout.map(|t| t.as_secs_f64()),
         };
         if let Err(e) = serde_json::to_writer(&mut *buf, &payload) {
             buf.truncate(start);
@@ -473,6 +489,8 @@ mod tests {
                 enqueued_at,
                 unique_key: None,
                 unique_until: None,
+                expires_at: None,
+                timeout: None,
             })
             .unwrap();
             let theirs = JobPayload {

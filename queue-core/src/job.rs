@@ -53,6 +53,10 @@ pub trait Job: Serialize + DeserializeOwned + Send + Sync + 'static {
     /// enqueue while an equal job holds the key returns that job's id and pushes nothing.
     const UNIQUE: Option<crate::unique::Unique> = None;
 
+    /// Jobs of this type not started within this long after they are due are dropped with
+    /// status `expired` (Sidekiq Pro's `expires_in`); `None`: they never expire.
+    const EXPIRES_IN: Option<Duration> = None;
+
     /// Longest a single attempt may run before it is cancelled and failed as `timeout`;
     /// `None` uses the worker's default.
     fn timeout() -> Option<Duration> {

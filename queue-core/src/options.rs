@@ -36,6 +36,11 @@ pub struct EnqueueOptions {
     pub unique: Option<Unique>,
     /// The uniqueness key instead of the default (class, queue and arguments hashed).
     pub unique_key: Option<String>,
+    /// Drop the job (status `expired`) if no worker starts it within this long after it is
+    /// due (its run time, for a scheduled job); overrides [`Job::EXPIRES_IN`](crate::Job::EXPIRES_IN).
+    pub expires_in: Option<Duration>,
+    /// Longest one attempt may run, instead of the job type's `timeout()`.
+    pub timeout: Option<Duration>,
 }
 
 /// When a scheduled job becomes due.
@@ -86,6 +91,18 @@ impl EnqueueOptions {
     /// Records `owner` in the status record.
     pub fn owner(mut self, owner: impl Into<String>) -> Self {
         self.owner = Some(owner.into());
+        self
+    }
+
+    /// Drops the job as `expired` unless a worker starts it within `after` of its run time.
+    pub fn expires_in(mut self, after: Duration) -> Self {
+        self.expires_in = Some(after);
+        self
+    }
+
+    /// Bounds each attempt of this job to `timeout` (instead of the job type's).
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = Some(timeout);
         self
     }
 

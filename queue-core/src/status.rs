@@ -72,6 +72,8 @@ pub enum JobState {
     Dead,
     /// It was cancelled before it ran (terminal).
     Cancelled,
+    /// It was not started by its deadline and was dropped (terminal; `expires_in`).
+    Expired,
 }
 
 impl JobState {
@@ -85,6 +87,7 @@ impl JobState {
             JobState::Succeeded => "succeeded",
             JobState::Dead => "dead",
             JobState::Cancelled => "cancelled",
+            JobState::Expired => "expired",
         }
     }
 
@@ -92,7 +95,7 @@ impl JobState {
     pub fn is_terminal(self) -> bool {
         matches!(
             self,
-            JobState::Succeeded | JobState::Dead | JobState::Cancelled
+            JobState::Succeeded | JobState::Dead | JobState::Cancelled | JobState::Expired
         )
     }
 }
@@ -119,6 +122,7 @@ impl FromStr for JobState {
             "succeeded" => JobState::Succeeded,
             "dead" => JobState::Dead,
             "cancelled" => JobState::Cancelled,
+            "expired" => JobState::Expired,
             other => return Err(UnknownState(other.to_owned())),
         })
     }

@@ -83,14 +83,21 @@ async fn each_kind_admits_up_to_its_limit_and_says_how_long_to_wait() {
         other => panic!("{other:?}"),
     }
 
-    let listed = queue_core::Inspector::new(&client).limiters().await.unwrap();
+    let listed = queue_core::Inspector::new(&client)
+        .limiters()
+        .await
+        .unwrap();
     let seen: Vec<(&str, &str, u64, u64)> = listed
         .iter()
         .map(|l| (l.name.as_str(), l.kind.as_str(), l.limit, l.in_use))
         .collect();
     assert_eq!(
         seen,
-        [("api", "window", 3, 3), ("db", "concurrent", 2, 2), ("mail", "bucket", 2, 1)]
+        [
+            ("api", "window", 3, 3),
+            ("db", "concurrent", 2, 2),
+            ("mail", "bucket", 2, 1)
+        ]
     );
 
     // A key of another type is reported, never overwritten.

@@ -62,6 +62,7 @@ mod context;
 mod dispatch;
 mod error;
 mod exchange;
+mod expiry;
 mod failure;
 mod fence;
 mod heartbeat;

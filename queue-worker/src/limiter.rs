@@ -15,9 +15,18 @@
 //! `Job::CONCURRENCY_LIMIT`.
 //!
 //! ```no_run
-//! use queue_worker::{Failure, JobContext};
+//! use queue_core::Job;
+//! use queue_worker::{Failure, JobContext, Limit, Worker};
+//! use serde::{Deserialize, Serialize};
 //! use std::time::Duration;
-//! # struct Charge { tenant: String }
+//! #[derive(Serialize, Deserialize)]
+//! struct Charge { tenant: String }
+//! impl Job for Charge { const NAME: &'static str = "Charge"; }
+//! #[derive(Serialize, Deserialize)]
+//! struct Report;
+//! impl Job for Report { const NAME: &'static str = "Report"; }
+//! async fn report(_: Report, _: JobContext) -> Result<(), Failure> { Ok(()) }
+//!
 //! async fn charge(job: Charge, ctx: JobContext) -> Result<(), Failure> {
 //!     // 100 calls per second to the payment API, across every dyno.
 //!     ctx.limiter("stripe").window(100, Duration::from_secs(1)).await?;
@@ -25,6 +34,14 @@
 //!     let _slot = ctx.limiter(&format!("db:{}", job.tenant)).concurrent(5).await?;
 //!     Ok(())
 //! }
+//!
+//! # fn demo(max_db_connections: u32) {
+//! // Or on a job type, with numbers read at run time:
+//! let builder = Worker::builder()
+//!     .register(charge)
+//!     .register(report)
+//!     .limit::<Report>("reports-db", Limit::Concurrent(max_db_connections));
+//! # }
 //! ```
 
 use futures_util::future::BoxFuture;

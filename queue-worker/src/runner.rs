@@ -61,7 +61,14 @@ pub(crate) async fn run(
         return;
     };
     let permit = (unsettled, slot);
-    let timeout = reg.timeout.unwrap_or(shared.config.default_job_timeout);
+    if crate::expiry::is_expired(&job) {
+        crate::expiry::drop_expired(&shared, &ident, &raw, &job).await;
+        release_unacked(&shared, permit);
+        return;
+    }
+    let timeout = crate::expiry::timeout_of(&job)
+        .or(reg.timeout)
+        .unwrap_or(shared.config.default_job_timeout);
     if let Some(limit) = reg.concurrency_limit {
         match crate::limit::acquire(&shared, &ident, &job, limit, timeout).await {
             Ok(true) => {}

@@ -35,7 +35,13 @@ impl Inspector<'_> {
                 let kind = parts.next().unwrap_or_default().to_owned();
                 let limit = parts.next().and_then(|v| v.parse().ok()).unwrap_or(0);
                 let span_ms = parts.next().and_then(|v| v.parse().ok()).unwrap_or(0);
-                LimiterInfo { name, kind, limit, span_ms, in_use: 0 }
+                LimiterInfo {
+                    name,
+                    kind,
+                    limit,
+                    span_ms,
+                    in_use: 0,
+                }
             })
             .collect();
         infos.sort_by(|a, b| a.name.cmp(&b.name));
