@@ -7,6 +7,7 @@ use queue_core::testing::TestRedis;
 use queue_core::{Job, JobState};
 use queue_worker::{Failure, JobContext, Limit, Worker};
 use serde::{Deserialize, Serialize};
+use redis::AsyncCommands;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -107,4 +108,84 @@ async fn an_over_limit_job_is_rescheduled_without_using_a_retry() {
         .await
         .unwrap();
     assert_eq!(failed, None, "not counted as a failure");
+}
+
+#[derive(Serialize, Deserialize)]
+struct Tiny;
+impl Job for Tiny {
+    const NAME: &'static str = "Tiny";
+    const TRACK_STATUS: bool = false;
+}
+
+/// Redis's CPU time so far (`used_cpu_sys` + `used_cpu_user`), in µs.
+async fn redis_cpu_us(conn: &mut redis::aio::MultiplexedConnection) -> f64 {
+    let info: String = redis::cmd("INFO").arg("cpu").query_async(conn).await.unwrap();
+    info.lines()
+        .filter_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            (k == "used_cpu_sys" || k == "used_cpu_user").then(|| v.trim().parse::<f64>().ok())?
+        })
+        .sum::<f64>()
+        * 1e6
+}
+
+/// A measurement, not a check: Redis CPU per job of a drain of untracked no-op jobs with no
+/// limiter and with each kind of limiter (limits never reached, so only the asking costs).
+/// Run: `cargo test --release -p queue-worker --test limiters_in_process -- --ignored --nocapture`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a measurement for docs/benchmarks.md"]
+async fn redis_cpu_per_job_with_and_without_a_limiter() {
+    const JOBS: usize = 20_000;
+    let redis = TestRedis::start();
+    let mut conn = raw(&redis).await;
+    for (label, limit) in [
+        ("none", None),
+        ("concurrent", Some(Limit::Concurrent(u32::MAX))),
+        ("window", Some(Limit::Window(u32::MAX, Duration::from_secs(1)))),
+        ("bucket", Some(Limit::Bucket(1_000_000, Duration::from_secs(1)))),
+        ("none (again)", None),
+    ] {
+        let client = client(&redis, &format!("cpu_{}", label.replace([' ', '(', ')'], ""))).await;
+        client
+            .enqueue_bulk(&(0..JOBS).map(|_| Tiny).collect::<Vec<_>>())
+            .await
+            .unwrap();
+        let mut builder = Worker::builder()
+            .config(fast_config())
+            .concurrency(10)
+            .register(|_: Tiny, _: JobContext| async { Ok::<_, Failure>(()) });
+        if let Some(limit) = limit {
+            builder = builder.limit::<Tiny>("bench", limit);
+        }
+        let _: () = redis::cmd("CONFIG").arg("RESETSTAT").query_async(&mut conn).await.unwrap();
+        let before = redis_cpu_us(&mut conn).await;
+        let started = Instant::now();
+        let worker = builder.build(client.clone()).unwrap().start();
+        let processed = client.keys().stat_processed();
+        wait_for("the drain", Duration::from_secs(300), || {
+            let mut conn = conn.clone();
+            let key = processed.clone();
+            async move {
+                let n: Option<usize> = conn.get(key).await.unwrap();
+                (n == Some(JOBS)).then_some(())
+            }
+        })
+        .await;
+        let elapsed = started.elapsed();
+        let after = redis_cpu_us(&mut conn).await;
+        worker.shutdown().await.unwrap();
+        let stats: String = redis::cmd("INFO").arg("commandstats").query_async(&mut conn).await.unwrap();
+        let calls: Vec<String> = stats
+            .lines()
+            .filter(|l| l.starts_with("cmdstat_"))
+            .map(|l| l.split(",usec_per").next().unwrap_or(l).to_owned())
+            .collect();
+        println!("  {label}: {calls:?}");
+        println!(
+            "limiter {label:>12}: {JOBS} jobs in {:.2} s ({:.0} jobs/s), Redis CPU {:.2} µs/job",
+            elapsed.as_secs_f64(),
+            JOBS as f64 / elapsed.as_secs_f64(),
+            (after - before) / JOBS as f64
+        );
+    }
 }

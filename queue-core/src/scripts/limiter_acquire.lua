@@ -40,13 +40,16 @@ elseif kind == 'window' then
   redis.call('HSET', KEYS[2], ARGV[4], kind .. ' ' .. ARGV[2] .. ' ' .. ARGV[3])
   return {1, now}
 else
-  -- GCRA without burst: admissions spaced by span / limit ms, never closer.
+  -- GCRA without burst: admissions spaced by span / limit ms, never closer. Microseconds
+  -- (Redis's TIME has them), so a limit above 1,000 per second still spaces admissions.
   local step = span / limit
-  local tat = tonumber(redis.call('GET', KEYS[1]) or '') or now
-  if tat > now then
-    return {0, math.ceil(tat - now)}
+  local t = redis.call('TIME')
+  local precise = tonumber(t[1]) * 1000 + tonumber(t[2]) / 1000
+  local tat = tonumber(redis.call('GET', KEYS[1]) or '') or precise
+  if tat > precise then
+    return {0, math.ceil(tat - precise)}
   end
-  redis.call('SET', KEYS[1], string.format('%d', math.ceil(now + step)), 'PX',
+  redis.call('SET', KEYS[1], string.format('%.3f', precise + step), 'PX',
     string.format('%d', math.ceil(step) + 1000))
   redis.call('HSET', KEYS[2], ARGV[4], kind .. ' ' .. ARGV[2] .. ' ' .. ARGV[3])
   return {1, now}
