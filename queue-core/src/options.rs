@@ -16,8 +16,11 @@ use crate::unique::Unique;
 ///     .retry(Retry::Max(3))
 ///     .delay(Duration::from_secs(60))
 ///     .job_id(JobId::new())
-///     .owner("user-42");
+///     .owner("user-42")
+///     .expires_in(Duration::from_secs(30)) // start within 30 s of its run time, or `expired`
+///     .timeout(Duration::from_secs(5));    // each attempt at most 5 s
 /// assert_eq!(opts.queue.as_deref(), Some("critical"));
+/// assert_eq!(opts.expires_in, Some(Duration::from_secs(30)));
 /// ```
 #[derive(Debug, Clone, Default)]
 pub struct EnqueueOptions {

@@ -6,8 +6,8 @@ mod worker_in_process;
 use queue_core::testing::TestRedis;
 use queue_core::{Job, JobState};
 use queue_worker::{Failure, JobContext, Limit, Worker};
-use serde::{Deserialize, Serialize};
 use redis::AsyncCommands;
+use serde::{Deserialize, Serialize};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -119,7 +119,11 @@ impl Job for Tiny {
 
 /// Redis's CPU time so far (`used_cpu_sys` + `used_cpu_user`), in µs.
 async fn redis_cpu_us(conn: &mut redis::aio::MultiplexedConnection) -> f64 {
-    let info: String = redis::cmd("INFO").arg("cpu").query_async(conn).await.unwrap();
+    let info: String = redis::cmd("INFO")
+        .arg("cpu")
+        .query_async(conn)
+        .await
+        .unwrap();
     info.lines()
         .filter_map(|l| {
             let (k, v) = l.split_once(':')?;
@@ -141,11 +145,21 @@ async fn redis_cpu_per_job_with_and_without_a_limiter() {
     for (label, limit) in [
         ("none", None),
         ("concurrent", Some(Limit::Concurrent(u32::MAX))),
-        ("window", Some(Limit::Window(u32::MAX, Duration::from_secs(1)))),
-        ("bucket", Some(Limit::Bucket(1_000_000, Duration::from_secs(1)))),
+        (
+            "window",
+            Some(Limit::Window(u32::MAX, Duration::from_secs(1))),
+        ),
+        (
+            "bucket",
+            Some(Limit::Bucket(1_000_000, Duration::from_secs(1))),
+        ),
         ("none (again)", None),
     ] {
-        let client = client(&redis, &format!("cpu_{}", label.replace([' ', '(', ')'], ""))).await;
+        let client = client(
+            &redis,
+            &format!("cpu_{}", label.replace([' ', '(', ')'], "")),
+        )
+        .await;
         client
             .enqueue_bulk(&(0..JOBS).map(|_| Tiny).collect::<Vec<_>>())
             .await
@@ -157,7 +171,11 @@ async fn redis_cpu_per_job_with_and_without_a_limiter() {
         if let Some(limit) = limit {
             builder = builder.limit::<Tiny>("bench", limit);
         }
-        let _: () = redis::cmd("CONFIG").arg("RESETSTAT").query_async(&mut conn).await.unwrap();
+        let _: () = redis::cmd("CONFIG")
+            .arg("RESETSTAT")
+            .query_async(&mut conn)
+            .await
+            .unwrap();
         let before = redis_cpu_us(&mut conn).await;
         let started = Instant::now();
         let worker = builder.build(client.clone()).unwrap().start();
@@ -174,7 +192,11 @@ async fn redis_cpu_per_job_with_and_without_a_limiter() {
         let elapsed = started.elapsed();
         let after = redis_cpu_us(&mut conn).await;
         worker.shutdown().await.unwrap();
-        let stats: String = redis::cmd("INFO").arg("commandstats").query_async(&mut conn).await.unwrap();
+        let stats: String = redis::cmd("INFO")
+            .arg("commandstats")
+            .query_async(&mut conn)
+            .await
+            .unwrap();
         let calls: Vec<String> = stats
             .lines()
             .filter(|l| l.starts_with("cmdstat_"))
