@@ -29,7 +29,7 @@ pub(crate) struct EnqueueUnique<'a> {
     pub(crate) run_at: Option<RunAt>,
 }
 
-/// What [`enqueue_unique`] did.
+/// What `enqueue_unique.lua` did with a unique job (see `Client::push`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum UniqueEnqueued {
     /// The key was free: the job was pushed and holds it.

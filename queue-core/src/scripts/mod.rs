@@ -264,7 +264,7 @@ fn operator_scripts() -> [&'static Lua; 4] {
 }
 
 /// The scripts a worker process uses, for preloading at start.
-fn worker_scripts() -> [&'static Lua; 13] {
+fn worker_scripts() -> [&'static Lua; 16] {
     [
         &ack_fetch::ACK_FETCH,
         &start::START,
@@ -279,6 +279,9 @@ fn worker_scripts() -> [&'static Lua; 13] {
         &limit_acquire::LIMIT_ACQUIRE,
         &limiter_acquire::LIMITER_ACQUIRE,
         &defer::DEFER,
+        &expire::EXPIRE,
+        &periodic_tick::PERIODIC_TICK,
+        &periodic_register::PERIODIC_REGISTER,
     ]
 }
 
