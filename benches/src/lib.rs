@@ -17,7 +17,7 @@
 
 use queue_core::testing::TestRedis;
 use queue_core::{Client, ClientConfig, Job, NewJob};
-use queue_worker::{Failure, JobContext, WorkerBuilder};
+use queue_worker::{Failure, JobContext, Limit, WorkerBuilder};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -188,10 +188,24 @@ pub fn gate_job(round: u64, queue: &str) -> NewJob {
 }
 
 /// Registers the no-op handlers ([`Noop`], [`NoopUntracked`]).
+///
+/// `LOADTEST_LIMITER` = `concurrent`, `window` or `bucket` puts both under a limiter of that
+/// kind whose limit is never reached, so a run measures what asking the limiter costs per job
+/// (`docs/benchmarks.md`, "Limiters").
 pub fn register_noops(builder: WorkerBuilder) -> WorkerBuilder {
-    builder
+    let builder = builder
         .register(|_: Noop, _: JobContext| async { Ok::<_, Failure>(()) })
-        .register(|_: NoopUntracked, _: JobContext| async { Ok::<_, Failure>(()) })
+        .register(|_: NoopUntracked, _: JobContext| async { Ok::<_, Failure>(()) });
+    let limit = match std::env::var("LOADTEST_LIMITER").ok().as_deref() {
+        Some("concurrent") => Limit::Concurrent(u32::MAX),
+        Some("window") => Limit::Window(u32::MAX, Duration::from_secs(1)),
+        // Evenly spaced at a million per second: 1 µs apart, never in the way.
+        Some("bucket") => Limit::Bucket(1_000_000, Duration::from_secs(1)),
+        _ => return builder,
+    };
+    builder
+        .limit::<Noop>("loadtest", limit)
+        .limit::<NoopUntracked>("loadtest", limit)
 }
 
 /// The gate handler's shared state: how many gates started, and the released round.

@@ -53,8 +53,8 @@ struct EncodedBulk {
     json: Vec<u8>,
     /// Jobs due now, grouped; groups in first-seen order, members in input order.
     groups: Vec<BulkGroup>,
-    /// Jobs with a run time.
-    scheduled: Vec<Prepared>,
+    /// Jobs with a run time, and unique jobs, one call each: their index and the job.
+    one_by_one: Vec<(usize, Prepared)>,
 }
 
 /// Polls `stream` once without waiting: sends what was just pushed into a set of futures.
@@ -80,7 +80,9 @@ impl Client {
     /// shared status fields; jobs of one group keep their order. The chunks are then sent
     /// one after another with up to four in flight on the shared connection, each bounded
     /// by the client timeout from its own send, so encoding the next chunk overlaps Redis
-    /// running the previous ones. Jobs with a run time go to the schedule set, one call each.
+    /// running the previous ones. Jobs with a run time go to the schedule set, and unique jobs
+    /// through `enqueue_unique.lua`, one call each; a unique job whose key another job holds
+    /// gets that job's id in the returned list.
     /// Caller-given ids are idempotent as with [`Client::push`].
     pub async fn push_bulk(&self, jobs: Vec<NewJob>) -> Result<Vec<JobId>> {
         let now = Timestamp::now();
@@ -129,11 +131,18 @@ impl Client {
         while let Some(done) = in_flight.next().await {
             done?;
         }
-        futures_util::future::try_join_all(
-            bulk.scheduled.iter().map(|p| self.push_prepared(p, &now_s)),
+        let sent = futures_util::future::try_join_all(
+            bulk.one_by_one
+                .iter()
+                .map(|(_, p)| self.push_prepared(p, &now_s)),
         )
         .await?;
-        Ok(bulk.ids)
+        let mut ids = bulk.ids;
+        // A unique job whose key another job holds reports that job's id.
+        for ((index, _), id) in bulk.one_by_one.iter().zip(sent) {
+            ids[*index] = id;
+        }
+        Ok(ids)
     }
 
     /// Validates and encodes every job of a bulk push, and groups the ones due now.
@@ -142,16 +151,16 @@ impl Client {
             ids: Vec::with_capacity(jobs.len()),
             json: Vec::new(),
             groups: Vec::new(),
-            scheduled: Vec::new(),
+            one_by_one: Vec::new(),
         };
         let mut group_of: HashMap<BulkGroupKey<'_>, usize> = HashMap::new();
         // Consecutive jobs mostly share a group: compare with the last one before hashing.
         let mut last: Option<(BulkGroupKey<'_>, usize)> = None;
         for (index, job) in jobs.iter().enumerate() {
-            if job.options.run_at.is_some() {
+            if job.options.run_at.is_some() || job.options.unique.is_some() {
                 let p = self.prepare(job, now)?;
                 bulk.ids.push(p.jid.clone());
-                bulk.scheduled.push(p);
+                bulk.one_by_one.push((index, p));
                 continue;
             }
             let queue = job.options.queue.as_deref().unwrap_or(&job.queue);
@@ -162,7 +171,7 @@ impl Client {
                 // The first job's size, times the number of jobs: one allocation, usually.
                 bulk.json.reserve(jobs.len().saturating_mul(256));
             }
-            let json = self.encode(&mut bulk.json, job, queue, &jid, now)?;
+            let json = self.encode(&mut bulk.json, job, queue, &jid, now, None)?;
             bulk.ids.push(jid);
             let key: BulkGroupKey<'_> = if job.track_status {
                 (queue, true, &job.class, job.options.owner.as_deref())

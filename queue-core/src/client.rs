@@ -23,6 +23,7 @@ use crate::queue_name::validate_queue_name;
 use crate::scripts;
 use crate::status::{JobState, JobStatus, field};
 use crate::timestamp::Timestamp;
+use crate::unique::{Unique, default_key};
 
 /// A handle on the queue: cheap to clone, shares one multiplexed connection.
 ///
@@ -94,7 +95,11 @@ impl NewJob {
             queue: J::QUEUE.to_owned(),
             retry: J::RETRY,
             track_status: J::TRACK_STATUS,
-            options,
+            options: EnqueueOptions {
+                unique: options.unique.or(J::UNIQUE),
+                expires_in: options.expires_in.or(J::EXPIRES_IN),
+                ..options
+            },
         })
     }
 }
@@ -115,6 +120,17 @@ struct NewPayload<'a> {
     // Sidekiq removes `enqueued_at` while a job is scheduled; promotion sets it.
     #[serde(skip_serializing_if = "Option::is_none")]
     enqueued_at: Option<Timestamp>,
+    // A unique job's key and lifetime, read by the worker to release the key (`unique.rs`);
+    // other clients keep unknown fields, as Sidekiq does.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    unique_key: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    unique_until: Option<&'static str>,
+    // The deadline to start by (epoch s) and a per-enqueue timeout (s), read by the worker.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    expires_at: Option<Timestamp>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    timeout: Option<f64>,
     // Last, as `JobPayload::extra` is: the same bytes again.
     #[serde(flatten)]
     extra: &'a serde_json::Map<String, Value>,
@@ -122,7 +138,7 @@ struct NewPayload<'a> {
 
 /// Fields of the job JSON that [`EnqueueOptions::extra`] may not set: the ones
 /// [`crate::JobPayload`] reads, and Sidekiq's `at` (a scheduled job's time).
-const RESERVED_FIELDS: [&str; 18] = [
+const RESERVED_FIELDS: [&str; 22] = [
     "jid",
     "retry_count",
     "class",
@@ -141,6 +157,10 @@ const RESERVED_FIELDS: [&str; 18] = [
     "handed_back",
     "recovered_from",
     "at",
+    "unique_key",
+    "unique_until",
+    "expires_at",
+    "timeout",
 ];
 
 /// Appends the JSON of `job` (due now unless it has a run time) to `buf` and checks the
@@ -153,6 +173,7 @@ pub(crate) fn encode_job(
     jid: &JobId,
     now: Timestamp,
     max_payload_bytes: usize,
+    unique: Option<(&str, Unique)>,
 ) -> Result<Range<usize>> {
     if let Some(name) = job
         .options
@@ -171,6 +192,18 @@ pub(crate) fn encode_job(
         retry: job.options.retry.unwrap_or(job.retry),
         created_at: now,
         enqueued_at: job.options.run_at.is_none().then_some(now),
+        unique_key: unique.map(|(key, _)| key),
+        unique_until: unique.map(|(_, u)| u.until.as_str()),
+        expires_at: job.options.expires_in.map(|after| {
+            // Counted from the run time: a job scheduled for tomorrow is not late today.
+            let due = match job.options.run_at {
+                None => now.as_secs_f64(),
+                Some(RunAt::Delay(d)) => now.as_secs_f64() + d.as_secs_f64(),
+                Some(RunAt::At(t)) => Timestamp::from_system_time(t).as_secs_f64(),
+            };
+            Timestamp::from_secs_f64(due + after.as_secs_f64())
+        }),
+        timeout: job.options.timeout.map(|t| t.as_secs_f64()),
         extra: &job.options.extra,
     };
     if let Err(e) = serde_json::to_writer(&mut *buf, &payload) {
@@ -193,12 +226,14 @@ pub(crate) struct Prepared {
     pub(crate) jid: JobId,
     /// Whether the caller chose the id (so it may already exist) or the client generated it.
     given_id: bool,
-    queue: String,
-    class: String,
+    pub(crate) queue: String,
+    pub(crate) class: String,
     owner: Option<String>,
-    json: Vec<u8>,
-    track: bool,
+    pub(crate) json: Vec<u8>,
+    pub(crate) track: bool,
     run_at: Option<RunAt>,
+    /// A unique job's key and lifetime.
+    unique: Option<(String, Unique)>,
 }
 
 /// Formats epoch seconds the way every time in the status record is stored.
@@ -353,20 +388,45 @@ impl Client {
     async fn push_direct(&self, job: NewJob) -> Result<JobId> {
         let now = Timestamp::now();
         let p = self.prepare(&job, now)?;
-        self.push_prepared(&p, &secs_str(now)).await?;
-        Ok(p.jid)
+        self.push_prepared(&p, &secs_str(now)).await
     }
 
-    /// Sends one prepared job: `enqueue.lua` when it is due now, `schedule.lua` otherwise.
-    /// `now` is the creation time as the status record stores it.
-    pub(crate) async fn push_prepared(&self, p: &Prepared, now: &str) -> Result<()> {
+    /// Sends one prepared job: `enqueue_unique.lua` for a unique job, else `enqueue.lua` when
+    /// it is due now, `schedule.lua` otherwise. `now` is the creation time as the status
+    /// record stores it. Returns the id to report: the job's own, or for a unique job whose
+    /// key another job holds, that job's.
+    pub(crate) async fn push_prepared(&self, p: &Prepared, now: &str) -> Result<JobId> {
         let state = match p.run_at {
             None => JobState::Queued,
             Some(_) => JobState::Scheduled,
         };
-        let status = p
+        let mut status = p
             .track
             .then(|| new_status(state, &p.queue, &p.class, now, p.owner.as_deref()));
+        if let Some((key, unique)) = &p.unique {
+            if let Some(fields) = status.as_mut() {
+                fields.push((field::UNIQUE, key.as_str()));
+            }
+            let job = scripts::EnqueueUnique {
+                key,
+                ttl: unique.ttl,
+                queue: &p.queue,
+                jid: p.jid.as_str(),
+                json: &p.json,
+                status: status.as_deref(),
+                given_id: p.given_id,
+                run_at: p.run_at,
+            };
+            return match scripts::enqueue_unique(self, &job).await? {
+                scripts::UniqueEnqueued::Duplicate(holder) => {
+                    tracing::debug!(job_id = %holder, "unique job already enqueued; its id returned");
+                    Ok(holder)
+                }
+                scripts::UniqueEnqueued::Pushed | scripts::UniqueEnqueued::Known => {
+                    Ok(p.jid.clone())
+                }
+            };
+        }
         let created = match p.run_at {
             None => {
                 let job = scripts::Enqueue {
@@ -391,7 +451,7 @@ impl Client {
         if !created {
             tracing::debug!(job_id = %p.jid, "enqueue of a known job id ignored");
         }
-        Ok(())
+        Ok(p.jid.clone())
     }
 
     /// Appends the JSON of `job` (due now unless it has a run time) to `buf` and checks the
@@ -403,16 +463,33 @@ impl Client {
         queue: &str,
         jid: &JobId,
         now: Timestamp,
+        unique: Option<(&str, Unique)>,
     ) -> Result<Range<usize>> {
-        encode_job(buf, job, queue, jid, now, self.config.max_payload_bytes)
+        encode_job(
+            buf,
+            job,
+            queue,
+            jid,
+            now,
+            self.config.max_payload_bytes,
+            unique,
+        )
     }
 
     pub(crate) fn prepare(&self, job: &NewJob, now: Timestamp) -> Result<Prepared> {
         let queue = job.options.queue.as_deref().unwrap_or(&job.queue);
         validate_queue_name(queue)?;
         let jid = job.options.job_id.clone().unwrap_or_default();
+        let unique = job.options.unique.map(|u| {
+            let key = match &job.options.unique_key {
+                Some(key) => key.clone(),
+                None => default_key(&job.class, queue, &job.args),
+            };
+            (key, u)
+        });
         let mut json = Vec::with_capacity(256);
-        self.encode(&mut json, job, queue, &jid, now)?;
+        let unique_ref = unique.as_ref().map(|(k, u)| (k.as_str(), *u));
+        self.encode(&mut json, job, queue, &jid, now, unique_ref)?;
         Ok(Prepared {
             jid,
             given_id: job.options.job_id.is_some(),
@@ -422,6 +499,7 @@ impl Client {
             json,
             track: job.track_status,
             run_at: job.options.run_at,
+            unique,
         })
     }
 
@@ -440,8 +518,26 @@ impl Client {
     /// worker; a running one has its `ctx.cancelled()` fire on whichever process holds it,
     /// and is not run again. Either way its record says `cancelled` at once. Returns whether
     /// it did (false: no record, or the job had finished).
+    ///
+    /// A cancelled unique job gives its key back (a second call after `cancel.lua`: if this
+    /// process dies in between, the key lasts until its TTL).
     pub async fn cancel(&self, id: &JobId) -> Result<bool> {
-        Ok(scripts::cancel(self, id.as_str()).await? != scripts::Cancelled::TooLate)
+        let cancelled = scripts::cancel(self, id.as_str()).await? != scripts::Cancelled::TooLate;
+        if cancelled {
+            let mut conn = self.conn.clone();
+            let key: Option<String> = self
+                .bounded(
+                    redis::cmd("HGET")
+                        .arg(self.keys.status(id.as_str()))
+                        .arg(field::UNIQUE)
+                        .query_async(&mut conn),
+                )
+                .await?;
+            if let Some(key) = key {
+                scripts::unique_release(self, &key, id.as_str()).await?;
+            }
+        }
+        Ok(cancelled)
     }
 }
 
@@ -485,6 +581,10 @@ mod tests {
                 retry,
                 created_at: now,
                 enqueued_at,
+                unique_key: None,
+                unique_until: None,
+                expires_at: None,
+                timeout: None,
                 extra: &extra,
             })
             .unwrap();

@@ -26,6 +26,9 @@ pub enum Error {
     /// A worker process identity that is empty or too long to be one.
     #[error("invalid process identity")]
     InvalidIdentity,
+    /// A periodic entry's name is empty, too long, or has characters outside `[A-Za-z0-9_-]`.
+    #[error("invalid periodic entry name {0:?}")]
+    InvalidPeriodicName(String),
     /// A stored job that is not valid Sidekiq job JSON.
     #[error("malformed job payload: {0}")]
     MalformedPayload(#[source] serde_json::Error),

@@ -49,6 +49,14 @@ pub trait Job: Serialize + DeserializeOwned + Send + Sync + 'static {
     /// protect a database whose plan allows 20 connections when many dynos run workers.
     const CONCURRENCY_LIMIT: Option<u32> = None;
 
+    /// Makes every job of this type unique by class, queue and arguments (`unique.rs`): an
+    /// enqueue while an equal job holds the key returns that job's id and pushes nothing.
+    const UNIQUE: Option<crate::unique::Unique> = None;
+
+    /// Jobs of this type not started within this long after they are due are dropped with
+    /// status `expired` (Sidekiq Pro's `expires_in`); `None`: they never expire.
+    const EXPIRES_IN: Option<Duration> = None;
+
     /// Longest a single attempt may run before it is cancelled and failed as `timeout`;
     /// `None` uses the worker's default.
     fn timeout() -> Option<Duration> {

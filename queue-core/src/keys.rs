@@ -187,6 +187,41 @@ impl Keys {
     pub fn concurrency(&self, class: &str) -> String {
         format!("{}concurrency:{class}", self.prefix)
     }
+
+    /// String holding the id of the job that owns uniqueness key `key` (`unique.rs`), with
+    /// the lock's lifetime as its TTL.
+    pub fn unique(&self, key: &str) -> String {
+        format!("{}unique:{key}", self.prefix)
+    }
+
+    /// List of `admitted start end` (epoch ms) lines written by the `queue-worker` binary's
+    /// limited diagnostic job (the limiter acceptance test reads it).
+    pub fn diagnostics_spans(&self) -> String {
+        format!("{}diagnostics:spans", self.prefix)
+    }
+
+    /// State of rate limiter `name` (`limiter_acquire.lua`): a sorted set for concurrent and
+    /// window limiters, a string for a bucket.
+    pub fn limiter(&self, name: &str) -> String {
+        format!("{}limiter:{name}", self.prefix)
+    }
+
+    /// Hash of every limiter used: name → `kind limit span_ms` as last asked (for inspect and
+    /// metrics).
+    pub fn limiters(&self) -> String {
+        format!("{}limiters", self.prefix)
+    }
+
+    /// Set of the registered periodic (cron) entries' names.
+    pub fn periodic(&self) -> String {
+        format!("{}periodic", self.prefix)
+    }
+
+    /// Hash of periodic entry `name`: its definition (`cron`, `tz`, `class`, `queue`,
+    /// `missed`, `digest`) and its `last` and `next` tick (epoch s).
+    pub fn periodic_entry(&self, name: &str) -> String {
+        format!("{}periodic:{name}", self.prefix)
+    }
 }
 
 #[cfg(test)]
@@ -229,5 +264,10 @@ mod tests {
         assert_eq!(k.processing("w:1:x"), "{app}:processing:w:1:x");
         assert_eq!(k.concurrency("Report"), "{app}:concurrency:Report");
         assert_eq!(k.diagnostics_ledger(), "{app}:diagnostics:ledger");
+        assert_eq!(k.unique("Report:ab12"), "{app}:unique:Report:ab12");
+        assert_eq!(k.periodic(), "{app}:periodic");
+        assert_eq!(k.limiter("stripe:t1"), "{app}:limiter:stripe:t1");
+        assert_eq!(k.limiters(), "{app}:limiters");
+        assert_eq!(k.periodic_entry("nightly"), "{app}:periodic:nightly");
     }
 }

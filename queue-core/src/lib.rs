@@ -56,6 +56,7 @@ pub mod options;
 #[cfg(feature = "otel")]
 pub mod otel;
 pub mod payload;
+pub mod periodic;
 #[cfg(feature = "platform")]
 pub mod platform;
 mod process;
@@ -66,6 +67,7 @@ pub mod status;
 pub mod status_changes;
 pub mod testing;
 pub mod timestamp;
+pub mod unique;
 
 pub use client::{Client, NewJob};
 pub use client_middleware::ClientMiddleware;
@@ -81,3 +83,4 @@ pub use payload::{JobPayload, Retry};
 pub use queue_name::validate_queue_name;
 pub use status::{JobState, JobStatus, Progress, StatusRetention};
 pub use timestamp::Timestamp;
+pub use unique::{Unique, UniqueUntil};

@@ -5,6 +5,7 @@ use std::time::{Duration, SystemTime};
 
 use crate::job_id::JobId;
 use crate::payload::Retry;
+use crate::unique::Unique;
 
 /// Options for one enqueue; every field falls back to the job type's defaults.
 ///
@@ -16,8 +17,11 @@ use crate::payload::Retry;
 ///     .retry(Retry::Max(3))
 ///     .delay(Duration::from_secs(60))
 ///     .job_id(JobId::new())
-///     .owner("user-42");
+///     .owner("user-42")
+///     .expires_in(Duration::from_secs(30)) // start within 30 s of its run time, or `expired`
+///     .timeout(Duration::from_secs(5));    // each attempt at most 5 s
 /// assert_eq!(opts.queue.as_deref(), Some("critical"));
+/// assert_eq!(opts.expires_in, Some(Duration::from_secs(30)));
 /// ```
 #[derive(Debug, Clone, Default)]
 pub struct EnqueueOptions {
@@ -36,6 +40,16 @@ pub struct EnqueueOptions {
     /// [`JobPayload::extra`](crate::JobPayload::extra). Names of Sidekiq's own fields are
     /// refused at push ([`Error::ReservedField`](crate::Error::ReservedField)).
     pub extra: Map<String, Value>,
+    /// Unique job: at most one job with its uniqueness key at a time (`unique.rs`); overrides
+    /// the job type's [`Job::UNIQUE`](crate::Job::UNIQUE).
+    pub unique: Option<Unique>,
+    /// The uniqueness key instead of the default (class, queue and arguments hashed).
+    pub unique_key: Option<String>,
+    /// Drop the job (status `expired`) if no worker starts it within this long after it is
+    /// due (its run time, for a scheduled job); overrides [`Job::EXPIRES_IN`](crate::Job::EXPIRES_IN).
+    pub expires_in: Option<Duration>,
+    /// Longest one attempt may run, instead of the job type's `timeout()`.
+    pub timeout: Option<Duration>,
 }
 
 /// When a scheduled job becomes due.
@@ -98,6 +112,31 @@ impl EnqueueOptions {
     /// ```
     pub fn field(mut self, name: impl Into<String>, value: impl Into<Value>) -> Self {
         self.extra.insert(name.into(), value.into());
+        self
+    }
+
+    /// Drops the job as `expired` unless a worker starts it within `after` of its run time.
+    pub fn expires_in(mut self, after: Duration) -> Self {
+        self.expires_in = Some(after);
+        self
+    }
+
+    /// Bounds each attempt of this job to `timeout` (instead of the job type's).
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = Some(timeout);
+        self
+    }
+
+    /// Makes the job unique by its class, queue and arguments, for `unique`'s lifetime.
+    pub fn unique(mut self, unique: Unique) -> Self {
+        self.unique = Some(unique);
+        self
+    }
+
+    /// Makes the job unique by `key` (for example `"report:42"`), for `unique`'s lifetime.
+    pub fn unique_by(mut self, key: impl Into<String>, unique: Unique) -> Self {
+        self.unique = Some(unique);
+        self.unique_key = Some(key.into());
         self
     }
 }

@@ -119,4 +119,17 @@ impl Client {
         )
         .await
     }
+
+    /// Appends one `admitted start end` line (epoch ms) to the diagnostics span ledger (the
+    /// `queue-worker` binary's limited diagnostic job; the limiter test reads it).
+    pub async fn record_diagnostic_span(&self, admitted: u64, start: u64, end: u64) -> Result<()> {
+        let mut conn = self.connection();
+        self.bounded(
+            redis::cmd("RPUSH")
+                .arg(self.keys().diagnostics_spans())
+                .arg(format!("{admitted} {start} {end}"))
+                .query_async::<()>(&mut conn),
+        )
+        .await
+    }
 }

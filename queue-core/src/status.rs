@@ -73,6 +73,8 @@ pub enum JobState {
     /// It was cancelled (terminal): before it ran, or while running (its worker was told
     /// to stop it; a job that still succeeds ends `Succeeded`).
     Cancelled,
+    /// It was not started by its deadline and was dropped (terminal; `expires_in`).
+    Expired,
 }
 
 impl JobState {
@@ -86,6 +88,7 @@ impl JobState {
             JobState::Succeeded => "succeeded",
             JobState::Dead => "dead",
             JobState::Cancelled => "cancelled",
+            JobState::Expired => "expired",
         }
     }
 
@@ -93,7 +96,7 @@ impl JobState {
     pub fn is_terminal(self) -> bool {
         matches!(
             self,
-            JobState::Succeeded | JobState::Dead | JobState::Cancelled
+            JobState::Succeeded | JobState::Dead | JobState::Cancelled | JobState::Expired
         )
     }
 }
@@ -120,6 +123,7 @@ impl FromStr for JobState {
             "succeeded" => JobState::Succeeded,
             "dead" => JobState::Dead,
             "cancelled" => JobState::Cancelled,
+            "expired" => JobState::Expired,
             other => return Err(UnknownState(other.to_owned())),
         })
     }
@@ -199,6 +203,8 @@ pub mod field {
     pub const FINISHED_AT: &str = "finished_at";
     /// `rev`
     pub const REV: &str = "rev";
+    /// The uniqueness key a unique job holds (`unique.rs`), so that a cancel can release it.
+    pub const UNIQUE: &str = "unique";
     /// Until when (epoch ms, Redis's clock) a long poll watches the record: while it has not
     /// passed, every script that changes the record announces the change on
     /// [`Keys::status_channel`](crate::keys::Keys::status_channel). Not a change itself.

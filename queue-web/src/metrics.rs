@@ -37,6 +37,7 @@ use prometheus_client::metrics::MetricType;
 use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::registry::Registry;
+use queue_core::inspect::LimiterInfo;
 use queue_core::{Client, Inspector};
 use serde::Deserialize;
 use serde_json::json;
@@ -186,6 +187,38 @@ mod family {
     pub(super) const SCHEDULED: &str = "queue_scheduled_jobs";
     pub(super) const DEAD: &str = "queue_dead_jobs";
     pub(super) const BUSY: &str = "queue_busy_workers";
+    pub(super) const LIMITER_IN_USE: &str = "queue_limiter_in_use";
+    pub(super) const LIMITER_LIMIT: &str = "queue_limiter_limit";
+}
+
+/// Encodes one scrape's limiters (`Inspector::limiters`), in name order.
+#[derive(Debug)]
+struct LimitersCollector(Vec<LimiterInfo>);
+
+impl Collector for LimitersCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> fmt::Result {
+        let families = [
+            (
+                family::LIMITER_IN_USE,
+                "What a limiter has given out now: slots held (concurrent), admissions in the last interval (window), 1 while the next admission waits (bucket).",
+                true,
+            ),
+            (
+                family::LIMITER_LIMIT,
+                "A limiter's limit, as last asked for.",
+                false,
+            ),
+        ];
+        for (name, help, in_use) in families {
+            let mut m = encoder.encode_descriptor(name, help, None, MetricType::Gauge)?;
+            for l in &self.0 {
+                let labels = [("limiter", l.name.as_str()), ("kind", l.kind.as_str())];
+                let value = if in_use { l.in_use } else { l.limit };
+                ConstGauge::new(value).encode(m.encode_family(&labels)?)?;
+            }
+        }
+        Ok(())
+    }
 }
 
 /// Encodes one scrape's [`Stats`] as constant metrics, queues in name order.
@@ -279,8 +312,17 @@ impl Collector for StatsCollector {
 /// assert!(text.contains("# TYPE queue_jobs_processed_total counter\n"));
 /// ```
 pub fn to_prometheus(stats: &Stats) -> String {
+    to_prometheus_with_limiters(stats, &[])
+}
+
+/// [`to_prometheus`] plus the limiters' families (`queue_limiter_in_use`,
+/// `queue_limiter_limit`, labelled by `limiter` and `kind`).
+pub fn to_prometheus_with_limiters(stats: &Stats, limiters: &[LimiterInfo]) -> String {
     let mut registry = Registry::default();
     registry.register_collector(Box::new(StatsCollector(stats.clone())));
+    if !limiters.is_empty() {
+        registry.register_collector(Box::new(LimitersCollector(limiters.to_vec())));
+    }
     let mut out = String::with_capacity(1024 + 128 * stats.queues.len());
     // Encoding into a String fails only if a collector fails, and ours only writes.
     if let Err(e) = prometheus_text::encode(&mut out, &registry) {
@@ -353,10 +395,12 @@ async fn prometheus(
     query: Result<Query<MetricsQuery>, QueryRejection>,
 ) -> Result<Response, WebError> {
     authorize(&state, &headers, query)?;
-    let stats = Inspector::new(&state.client).stats().await?;
+    let inspect = Inspector::new(&state.client);
+    let stats = inspect.stats().await?;
+    let limiters = inspect.limiters().await?;
     Ok((
         [(header::CONTENT_TYPE, prometheus_text::CONTENT_TYPE)],
-        to_prometheus(&stats),
+        to_prometheus_with_limiters(&stats, &limiters),
     )
         .into_response())
 }
@@ -405,6 +449,23 @@ mod tests {
                 .allows(&HeaderMap::new())
         );
         assert!(!format!("{config:?}").contains("s3cret"));
+    }
+
+    #[test]
+    fn limiters_are_encoded_with_their_name_and_kind() {
+        let limiters = vec![queue_core::inspect::LimiterInfo {
+            name: "stripe".into(),
+            kind: "window".into(),
+            limit: 100,
+            span_ms: 1000,
+            in_use: 42,
+        }];
+        let text = to_prometheus_with_limiters(&Stats::default(), &limiters);
+        assert!(
+            text.contains("queue_limiter_in_use{limiter=\"stripe\",kind=\"window\"} 42\n"),
+            "{text}"
+        );
+        assert!(text.contains("queue_limiter_limit{limiter=\"stripe\",kind=\"window\"} 100\n"));
     }
 
     #[test]

@@ -291,7 +291,7 @@ fn retry_after(job: &JobStatus, now: f64) -> Option<Duration> {
             .map(|at| Duration::from_secs_f64(at - now).min(MAX_RETRY_AFTER))
     };
     match job.state {
-        JobState::Succeeded | JobState::Dead | JobState::Cancelled => None,
+        JobState::Succeeded | JobState::Dead | JobState::Cancelled | JobState::Expired => None,
         JobState::Queued | JobState::Running => Some(ACTIVE_RETRY_AFTER),
         JobState::Scheduled => Some(until_run_at().unwrap_or(ACTIVE_RETRY_AFTER)),
         JobState::Retrying => Some(until_run_at().unwrap_or(RETRYING_RETRY_AFTER)),

@@ -28,6 +28,14 @@ pub(crate) enum Reports {
 }
 
 impl JobContext {
+    /// The Redis client of a context a worker made; `None` for [`JobContext::for_test`].
+    pub(crate) fn client(&self) -> Option<&Client> {
+        match &self.reports {
+            Reports::Redis(client) => Some(client),
+            Reports::Recorded(_) => None,
+        }
+    }
+
     /// A context for calling a handler directly in a test, without Redis: a new job id,
     /// attempt 1, queue `default`. [`JobContext::progress`] records into a list that
     /// [`JobContext::recorded_progress`] returns (clones share it).

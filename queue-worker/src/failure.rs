@@ -71,6 +71,16 @@ pub enum Failure {
     /// Retried like [`Failure::Retry`]; the stored error shows only its class and a fixed
     /// message, and the detail goes to the worker log.
     Internal(InternalFailure),
+    /// A limiter (`limiter.rs`) refused the job: it goes back to the schedule set for about
+    /// `wait`, without using a retry or counting a failure.
+    OverLimit {
+        /// The limiter's name.
+        limiter: String,
+        /// How long until an admission may be free, when the limiter knows.
+        wait: Option<Duration>,
+        /// `over limiter <name>`.
+        message: String,
+    },
 }
 
 /// What ended an attempt from outside the job's own logic (see [`Failure::Internal`]).
@@ -104,6 +114,15 @@ impl Failure {
         }
     }
 
+    /// Over limiter `limiter`: rescheduled after about `wait` without using a retry.
+    pub fn over_limit(limiter: &str, wait: Option<Duration>) -> Self {
+        Failure::OverLimit {
+            limiter: limiter.to_owned(),
+            wait,
+            message: format!("over limiter {limiter}"),
+        }
+    }
+
     /// A retryable failure with an explicit delay.
     pub fn retry_in(delay: Duration, message: impl Into<String>) -> Self {
         Failure::RetryIn {
@@ -119,6 +138,7 @@ impl Failure {
             Failure::RetryIn { .. } => "Error",
             Failure::Dead { .. } => "Error",
             Failure::Internal(internal) => internal.class,
+            Failure::OverLimit { .. } => "OverLimit",
         }
     }
 
@@ -127,7 +147,8 @@ impl Failure {
         match self {
             Failure::Retry { message, .. }
             | Failure::RetryIn { message, .. }
-            | Failure::Dead { message } => message,
+            | Failure::Dead { message }
+            | Failure::OverLimit { message, .. } => message,
             Failure::Internal(internal) => internal.shown,
         }
     }
@@ -176,6 +197,7 @@ impl Failure {
                 message: redact(message),
             },
             internal @ Failure::Internal(_) => internal,
+            over @ Failure::OverLimit { .. } => over,
         }
     }
 }

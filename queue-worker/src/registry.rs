@@ -15,7 +15,7 @@ use crate::failure::Failure;
 /// What one attempt produced: a result to store, or a failure.
 pub type Attempt = Result<Value, Failure>;
 
-type Perform = dyn Fn(&[Value], JobContext) -> Result<BoxFuture<'static, Attempt>, queue_core::Error>
+pub(crate) type Perform = dyn Fn(&[Value], JobContext) -> Result<BoxFuture<'static, Attempt>, queue_core::Error>
     + Send
     + Sync;
 
@@ -69,6 +69,22 @@ impl Registry {
                 perform: Arc::new(perform),
             },
         );
+    }
+
+    /// Replaces the perform step of `class` with `wrap(old)`; false when `class` is not
+    /// registered.
+    pub(crate) fn wrap(
+        &mut self,
+        class: &str,
+        wrap: impl FnOnce(Arc<Perform>) -> Arc<Perform>,
+    ) -> bool {
+        match self.jobs.get_mut(class) {
+            Some(reg) => {
+                reg.perform = wrap(Arc::clone(&reg.perform));
+                true
+            }
+            None => false,
+        }
     }
 
     pub(crate) fn get(&self, class: &str) -> Option<&Registration> {

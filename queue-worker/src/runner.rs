@@ -72,7 +72,14 @@ pub(crate) async fn run(
         return;
     };
     let permit = (unsettled, slot);
-    let timeout = reg.timeout.unwrap_or(shared.config.default_job_timeout);
+    if crate::expiry::is_expired(&job) {
+        crate::expiry::drop_expired(&shared, &ident, &raw, &job).await;
+        release_unacked(&shared, permit);
+        return;
+    }
+    let timeout = crate::expiry::timeout_of(&job)
+        .or(reg.timeout)
+        .unwrap_or(shared.config.default_job_timeout);
     if let Some(limit) = reg.concurrency_limit {
         match crate::limit::acquire(&shared, &ident, &job, limit, timeout).await {
             Ok(true) => {}
@@ -96,6 +103,7 @@ pub(crate) async fn run(
             }
         }
     }
+    crate::unique::release_at(&shared, &job, crate::unique::Moment::Started).await;
     shared.busy.fetch_add(1, Ordering::Relaxed);
     shared.extensions.metrics.started();
     let began = Instant::now();
@@ -220,6 +228,9 @@ pub(crate) async fn run(
             shared
                 .extensions
                 .ended(jid.as_str(), &job.class, Ended::Succeeded, took);
+            // Before the ack is sent: an equal enqueue that comes in between queues a fresh
+            // run, which is what "unique until it succeeds" promises.
+            crate::unique::release_at(&shared, &job, crate::unique::Moment::Succeeded).await;
             // Released before the ack is sent, so the exchange that reads the ack already
             // sees the room it leaves.
             release(&shared, permit);
@@ -234,6 +245,15 @@ pub(crate) async fn run(
             });
             return;
         }
+        Outcome::Failed(Failure::OverLimit { limiter, wait, .. }) => {
+            tracing::debug!(job_id = %jid, class = %job.class, limiter = %limiter, "over a limiter; deferred");
+            if let Err(e) =
+                settle::defer(&shared, &ident, &raw, &job, Deferral::Limited(wait)).await
+            {
+                tracing::error!(job_id = %jid, error = %e,
+                    "could not defer the job; the audit hands it back to its queue");
+            }
+        }
         Outcome::Failed(failure) => {
             // What is stored is what anyone holding the status URL reads: see `failure.rs`.
             let failure = failure.redacted();
@@ -243,9 +263,13 @@ pub(crate) async fn run(
             }
             let class = job.class.clone();
             let as_ran = shared.extensions.hooks.wants_deaths().then(|| job.clone());
+            let unique = crate::unique::held(&job);
             match settle::fail(&shared, &ident, &raw, job, &failure).await {
                 Ok(Failed::Dead) => {
                     tracing::warn!(job_id = %jid, "job moved to the dead set");
+                    if let Some(held) = &unique {
+                        held.release_at(&shared, crate::unique::Moment::Died).await;
+                    }
                     let ext = &shared.extensions;
                     ext.ended(jid.as_str(), &class, Ended::Dead, took);
                     if let Some(job) = as_ran {

@@ -329,6 +329,9 @@ pub(crate) enum Deferral {
     /// to `retry`, with Sidekiq's error fields, after Sidekiq's delay for the n-th deferral
     /// (at most an hour). No retry is used up and nothing is counted as processed.
     UnknownClass,
+    /// A limiter refused it (`limiter.rs`): back to `schedule` after about as long as the
+    /// limiter said (`limiter::over_limit_delay`).
+    Limited(Option<Duration>),
 }
 
 /// Longest wait of an over-limit job before it is looked at again.
@@ -367,6 +370,11 @@ async fn defer_entry(
             let delay = base.min(MAX_LIMIT_DEFERRAL);
             let jitter = Duration::from_millis(fastrand::u64(0..=delay.as_millis() as u64 / 2));
             (delay + jitter, None)
+        }
+        Deferral::Limited(wait) => {
+            let n = later.deferred.unwrap_or(0);
+            later.deferred = Some(n.saturating_add(1));
+            (crate::limiter::over_limit_delay(wait), None)
         }
         Deferral::UnknownClass if later.unknown_class.unwrap_or(0) >= MAX_UNKNOWN_DEFERRALS => {
             // No deploy takes this long: the class is gone for good, not on its way.

@@ -71,6 +71,8 @@ pub struct WorkerBuilder {
     pub(crate) config: WorkerConfig,
     pub(crate) registry: Registry,
     pub(crate) extensions: Extensions,
+    periodic: Vec<crate::periodic::Periodic>,
+    limits: Vec<(String, String, crate::limiter::Limit)>,
 }
 
 impl WorkerBuilder {
@@ -191,9 +193,58 @@ impl WorkerBuilder {
         self
     }
 
+    /// Adds a periodic (cron) entry (`periodic.rs`): each of its ticks is pushed exactly once
+    /// across every worker process running it.
+    pub fn periodic(mut self, entry: crate::periodic::Periodic) -> Self {
+        self.periodic.push(entry);
+        self
+    }
+
+    /// Adds the periodic entries of the `PERIODIC_JOBS` variable (a JSON array, see
+    /// [`crate::periodic_from_json`]), if it is set.
+    pub fn periodic_from_env(mut self) -> Result<Self> {
+        if let Ok(json) = std::env::var("PERIODIC_JOBS")
+            && !json.trim().is_empty()
+        {
+            self.periodic
+                .extend(crate::periodic::periodic_from_json(&json)?);
+        }
+        Ok(self)
+    }
+
+    /// Puts every job of type `J` under limiter `name` (`limiter.rs`): each passes it before
+    /// its handler runs, waiting up to 5 s, else it is rescheduled without using a retry.
+    /// Several limits apply in the order given. The numbers are read at run time, so they
+    /// can come from configuration.
+    pub fn limit<J: Job>(mut self, name: &str, limit: crate::limiter::Limit) -> Self {
+        self.limits
+            .push((J::NAME.to_owned(), name.to_owned(), limit));
+        self
+    }
+
     /// The worker, using `client`'s connection for everything but wake-ups.
-    pub fn build(self, client: Client) -> Result<Worker> {
+    pub fn build(mut self, client: Client) -> Result<Worker> {
         self.config.validate()?;
+        let mut by_class: Vec<(String, Vec<(String, crate::limiter::Limit)>)> = Vec::new();
+        for (class, name, limit) in self.limits {
+            match by_class.iter_mut().find(|(c, _)| *c == class) {
+                Some((_, limits)) => limits.push((name, limit)),
+                None => by_class.push((class, vec![(name, limit)])),
+            }
+        }
+        for (class, limits) in by_class {
+            let known = self
+                .registry
+                .wrap(&class, |perform| crate::limiter::limited(perform, limits));
+            if !known {
+                return Err(crate::Error::InvalidSetting {
+                    name: "limit",
+                    reason: format!(
+                        "job type {class} has a limit but no handler registered before it"
+                    ),
+                });
+            }
+        }
         let shared = Shared {
             membership: Membership::new(host_name()),
             client,
@@ -216,6 +267,7 @@ impl WorkerBuilder {
         };
         Ok(Worker {
             shared: Arc::new(shared),
+            periodic: self.periodic,
         })
     }
 }
@@ -224,6 +276,7 @@ impl WorkerBuilder {
 #[derive(Debug)]
 pub struct Worker {
     shared: Arc<Shared>,
+    periodic: Vec<crate::periodic::Periodic>,
 }
 
 /// A worker started in the background with [`Worker::start`].
@@ -290,6 +343,8 @@ impl Worker {
     pub async fn run_until(self, shutdown: impl Future<Output = ()>) -> Result<()> {
         let shared = self.shared;
         let client = &shared.client;
+        let periodic = crate::periodic::PeriodicLoop::new(client.clone(), self.periodic);
+        periodic.register().await?;
         check_server_version(client).await?;
         retry_transient("loading scripts", || {
             queue_core::scripts::load_worker_scripts(client)
@@ -339,6 +394,7 @@ impl Worker {
                 Arc::clone(&shared),
                 loops.clone(),
             )),
+            tokio::spawn(periodic.run(loops.clone())),
         ];
         if let Some(listener) = metrics_listener {
             background.push(tokio::spawn(crate::metrics_listener::run(

@@ -47,6 +47,8 @@
 //! | [`Inspector::set_page`] | 1 | O(log n + page size) (`ZREVRANGE`) |
 //! | [`Inspector::processes`] | 2 | O(processes) |
 //! | [`Inspector::history`] | 1 | O(days) (two `MGET`s) |
+//! | [`Inspector::periodic`] | 2 | O(entries) (`SMEMBERS`, `HGETALL` each) |
+//! | [`Inspector::limiters`] | 2 | O(limiters × log n) (`HGETALL`, `ZCOUNT` each) |
 //! | [`Inspector::status_revs`] | 1 per [`MAX_STATUS_PER_ROUND_TRIP`] ids | O(ids) |
 //! | [`Inspector::find_job`] | many | O(every job): see its docs |
 //! | [`Inspector::set_entry`] | 1 | O(log n + entries at that score) |
@@ -60,8 +62,10 @@
 mod entry;
 mod find;
 mod history;
+mod limiters;
 mod manage;
 mod page;
+mod periodic;
 mod processes;
 mod queues;
 mod sets;
@@ -73,8 +77,10 @@ pub use crate::scripts::Acted;
 pub use entry::{Entry, Malformed, ScoredEntry};
 pub use find::{Found, Location};
 pub use history::{DayStats, MAX_HISTORY_DAYS};
+pub use limiters::LimiterInfo;
 pub use manage::{BatchReport, MANAGE_BATCH};
 pub use page::{DEFAULT_PAGE_SIZE, Listing, MAX_PAGE_SIZE, Page};
+pub use periodic::PeriodicInfo;
 pub use processes::{Info, ProcessInfo};
 pub use queues::QueueInfo;
 pub use sets::JobSet;

@@ -41,11 +41,16 @@ mod delete;
 mod due;
 mod enqueue;
 mod enqueue_bulk;
+mod enqueue_unique;
+mod expire;
 mod fail;
 mod heartbeat;
 mod kill;
 mod limit_acquire;
+mod limiter_acquire;
 mod pause;
+mod periodic_register;
+mod periodic_tick;
 mod prelude;
 mod progress;
 mod promote;
@@ -55,6 +60,7 @@ mod retry_now;
 mod schedule;
 mod signal;
 mod start;
+mod unique_release;
 mod unregister;
 mod watch;
 
@@ -65,11 +71,17 @@ pub use delete::delete;
 pub use due::PromoteFrom;
 pub(crate) use enqueue::{Enqueue, enqueue};
 pub(crate) use enqueue_bulk::{BulkChunk, send as send_bulk_chunk};
+pub use enqueue_unique::UniqueEnqueued;
+pub(crate) use enqueue_unique::{EnqueueUnique, enqueue_unique};
+pub use expire::{Expired, expire};
 pub use fail::{FailTo, Failed, FailedAttempt, fail};
 pub use heartbeat::{Beat, BeatMode, Heartbeat, heartbeat};
 pub use kill::{DEAD_MAX_AGE, DEAD_MAX_JOBS, kill};
 pub use limit_acquire::{Slot, limit_acquire, limit_release};
+pub use limiter_acquire::{Admission, LimiterKind, limiter_acquire, limiter_release};
 pub use pause::{PAUSED_CHANGED, pause};
+pub(crate) use periodic_register::periodic_register;
+pub(crate) use periodic_tick::{PeriodicTick, periodic_tick};
 pub use progress::{ProgressRecorded, progress};
 pub use promote::{Promoted, promote};
 pub use reap::{Reaped, reap};
@@ -78,6 +90,7 @@ pub use retry_now::retry_now;
 pub(crate) use schedule::{Schedule, schedule};
 pub use signal::{SIGNAL_NOTICE, Signal, signal};
 pub use start::{StartJob, Started, start};
+pub use unique_release::unique_release;
 pub use unregister::unregister;
 pub use watch::{Watched, watch};
 
@@ -230,9 +243,11 @@ impl Lua {
 }
 
 /// The scripts the enqueue client uses, for preloading at connect.
-pub(crate) fn client_scripts() -> [&'static Lua; 4] {
+pub(crate) fn client_scripts() -> [&'static Lua; 6] {
     [
         &enqueue::ENQUEUE,
+        &enqueue_unique::ENQUEUE_UNIQUE,
+        &unique_release::UNIQUE_RELEASE,
         &enqueue_bulk::ENQUEUE_BULK,
         &schedule::SCHEDULE,
         &cancel::CANCEL,
@@ -251,7 +266,7 @@ fn operator_scripts() -> [&'static Lua; 4] {
 }
 
 /// The scripts a worker process uses, for preloading at start.
-fn worker_scripts() -> [&'static Lua; 12] {
+fn worker_scripts() -> [&'static Lua; 16] {
     [
         &ack_fetch::ACK_FETCH,
         &start::START,
@@ -264,7 +279,11 @@ fn worker_scripts() -> [&'static Lua; 12] {
         &unregister::UNREGISTER,
         &progress::PROGRESS,
         &limit_acquire::LIMIT_ACQUIRE,
+        &limiter_acquire::LIMITER_ACQUIRE,
         &defer::DEFER,
+        &expire::EXPIRE,
+        &periodic_tick::PERIODIC_TICK,
+        &periodic_register::PERIODIC_REGISTER,
     ]
 }
 

@@ -187,6 +187,8 @@ impl FakeClient {
             &jid,
             Timestamp::now(),
             DEFAULT_MAX_PAYLOAD_BYTES,
+            // The fake keeps no uniqueness keys: every push is recorded (documented).
+            None,
         )?;
         let payload = JobPayload::from_json(&json)?;
         let inline = lock(&self.state.inline).clone();

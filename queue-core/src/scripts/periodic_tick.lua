@@ -1,0 +1,55 @@
+-- periodic_tick.lua: enqueue one tick of a periodic (cron) entry, exactly once across every
+-- process that runs the entry: the entry's `last` tick only grows, and is read and moved in
+-- the same atomic step as the push.
+-- KEYS[1] entry hash (periodic:NAME)    KEYS[2] queue list    KEYS[3] queues set
+-- KEYS[4] status hash of the tick's job (when tracked)
+-- ARGV[1] definition digest    ARGV[2] tick (epoch s)    ARGV[3] the tick after it (epoch s)
+-- ARGV[4] 'due' (a tick on time) or 'missed' (the newest tick missed while no worker ran,
+--         for the run-once policy: only pushed when an earlier tick ran, none after it)
+-- ARGV[5] job id    ARGV[6] queue name    ARGV[7] job JSON    ARGV[8] '1' tracked, '0' not
+-- ARGV[9] status ttl (s)    ARGV[10] wake channel    ARGV[11..] status record: field, value, ...
+-- Returns: {1, late_ms} pushed (late_ms: Redis's clock minus the tick); {0} this tick or a
+-- later one was already pushed (nothing written); {3} the entry is not registered with this
+-- definition (removed, or changed by a newer deploy: nothing written); {4} the tick is still
+-- ahead on Redis's clock (this process's clock runs fast: nothing written, try again);
+-- {-1, key} that key holds another type (nothing written).
+if kind(KEYS[1]) ~= 'hash' then
+  return {3}
+end
+local entry = redis.call('HMGET', KEYS[1], 'digest', 'last')
+if entry[1] ~= ARGV[1] then
+  return {3}
+end
+local tick = tonumber(ARGV[2])
+local last = tonumber(entry[2] or '')
+if last and last >= tick then
+  return {0}
+end
+if ARGV[4] == 'missed' and not last then
+  -- An entry that never ran has missed nothing.
+  return {0}
+end
+local now = now_secs()
+if tick > now then
+  return {4}
+end
+local refused = refused_unless(KEYS[2], 'list') or refused_unless(KEYS[3], 'set')
+  or (ARGV[8] == '1' and known_id(KEYS[4]))
+if refused == 0 then
+  -- The tick's job exists (its record says so) but `last` did not move: move it now.
+  redis.call('HSET', KEYS[1], 'last', ARGV[2], 'next', ARGV[3])
+  return {0}
+elseif refused then
+  return refused
+end
+local late_ms = math.floor((now - tick) * 1000)
+if ARGV[8] == '1' then
+  redis.call('HSET', KEYS[4], unpack(ARGV, 11))
+  redis.call('EXPIRE', KEYS[4], ARGV[9])
+end
+redis.call('SADD', KEYS[3], ARGV[6])
+redis.call('LPUSH', KEYS[2], ARGV[7])
+redis.call('PUBLISH', ARGV[10], ARGV[6])
+redis.call('HSET', KEYS[1], 'last', ARGV[2], 'next', ARGV[3], 'last_jid', ARGV[5],
+  'last_enqueued_at', string.format('%.6f', now), 'last_late_ms', string.format('%d', late_ms))
+return {1, late_ms}

@@ -1,0 +1,186 @@
+//! Periodic entries in Redis: registration, exactly-once ticks, changed and removed entries,
+//! the run-once policy, and what `inspect` lists.
+
+use queue_core::periodic::{PeriodicDefinition, TickKind, Ticked, tick_job_id};
+use queue_core::testing::TestRedis;
+use queue_core::{Client, Inspector, NewJob};
+use redis::AsyncCommands;
+
+fn def(name: &str, cron: &str) -> PeriodicDefinition {
+    PeriodicDefinition {
+        name: name.to_owned(),
+        cron: cron.to_owned(),
+        tz: "UTC".to_owned(),
+        missed: "skip".to_owned(),
+        job: NewJob::new("Report", vec![serde_json::json!(1)]),
+    }
+}
+
+fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+#[tokio::test]
+async fn a_tick_is_pushed_once_and_only_for_the_registered_definition() {
+    let redis = TestRedis::start();
+    let client = Client::connect(redis.config("periodic_once"))
+        .await
+        .unwrap();
+    let keys = client.keys().clone();
+    let mut conn = client.raw_connection();
+    let nightly = def("nightly", "0 2 * * *");
+    let digest = nightly.digest();
+    let t = now() - 1;
+
+    // Not registered yet: refused.
+    let r = client
+        .enqueue_tick(&nightly, &digest, t, t + 86400, TickKind::Due)
+        .await
+        .unwrap();
+    assert_eq!(r, Ticked::NotRegistered);
+    assert_eq!(
+        client
+            .register_periodic(std::slice::from_ref(&nightly))
+            .await
+            .unwrap(),
+        0
+    );
+
+    let r = client
+        .enqueue_tick(&nightly, &digest, t, t + 86400, TickKind::Due)
+        .await
+        .unwrap();
+    assert!(
+        matches!(r, Ticked::Pushed { late_ms } if (0..5000).contains(&late_ms)),
+        "{r:?}"
+    );
+    for _ in 0..3 {
+        let again = client
+            .enqueue_tick(&nightly, &digest, t, t + 86400, TickKind::Due)
+            .await
+            .unwrap();
+        assert_eq!(again, Ticked::AlreadyDone);
+    }
+    // An older tick offered late by a slow process is not pushed either.
+    let older = client
+        .enqueue_tick(&nightly, &digest, t - 5, t, TickKind::Due)
+        .await
+        .unwrap();
+    assert_eq!(older, Ticked::AlreadyDone);
+    // A tick ahead of Redis's clock waits.
+    let early = client
+        .enqueue_tick(&nightly, &digest, now() + 60, 0, TickKind::Due)
+        .await
+        .unwrap();
+    assert_eq!(early, Ticked::Early);
+
+    let queued: Vec<String> = conn.lrange(keys.queue("default"), 0, -1).await.unwrap();
+    assert_eq!(queued.len(), 1);
+    let job: serde_json::Value = serde_json::from_str(&queued[0]).unwrap();
+    assert_eq!(job["jid"], tick_job_id("nightly", t).as_str());
+    let state: String = conn
+        .hget(keys.status(&format!("cron-nightly-{t}")), "state")
+        .await
+        .unwrap();
+    assert_eq!(state, "queued");
+
+    let listed = Inspector::new(&client).periodic().await.unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].name, "nightly");
+    assert_eq!(listed[0].cron, "0 2 * * *");
+    assert_eq!(listed[0].last, Some(t));
+    assert_eq!(listed[0].next, Some(t + 86400));
+    assert_eq!(
+        listed[0].last_job_id.as_deref(),
+        Some(format!("cron-nightly-{t}").as_str())
+    );
+
+    // A newer deploy changes the entry: the old definition's ticks are refused.
+    let changed = def("nightly", "0 3 * * *");
+    client
+        .register_periodic(std::slice::from_ref(&changed))
+        .await
+        .unwrap();
+    let stale = client
+        .enqueue_tick(&nightly, &digest, t + 1, 0, TickKind::Due)
+        .await
+        .unwrap();
+    assert_eq!(stale, Ticked::NotRegistered);
+    // ... and a deploy without it removes it: nobody pushes its ticks any more.
+    let other = def("hourly", "0 * * * *");
+    assert_eq!(client.register_periodic(&[other]).await.unwrap(), 1);
+    let gone = client
+        .enqueue_tick(&changed, &changed.digest(), t + 1, 0, TickKind::Due)
+        .await
+        .unwrap();
+    assert_eq!(gone, Ticked::NotRegistered);
+    let exists: bool = conn.exists(keys.periodic_entry("nightly")).await.unwrap();
+    assert!(!exists);
+    let names: Vec<String> = conn.smembers(keys.periodic()).await.unwrap();
+    assert_eq!(names, vec!["hourly".to_owned()]);
+}
+
+#[tokio::test]
+async fn run_once_pushes_a_missed_tick_only_for_an_entry_that_ran_before() {
+    let redis = TestRedis::start();
+    let client = Client::connect(redis.config("periodic_missed"))
+        .await
+        .unwrap();
+    let e = PeriodicDefinition {
+        missed: "once".to_owned(),
+        ..def("daily", "0 0 * * *")
+    };
+    let d = e.digest();
+    client
+        .register_periodic(std::slice::from_ref(&e))
+        .await
+        .unwrap();
+    let t = now() - 10 * 86400;
+    // Never ran: nothing was missed.
+    let r = client
+        .enqueue_tick(&e, &d, t, 0, TickKind::Missed)
+        .await
+        .unwrap();
+    assert_eq!(r, Ticked::AlreadyDone);
+    // It ran at t; a tick missed after it is pushed once, late.
+    assert!(matches!(
+        client
+            .enqueue_tick(&e, &d, t, 0, TickKind::Due)
+            .await
+            .unwrap(),
+        Ticked::Pushed { .. }
+    ));
+    let missed = t + 5 * 86400;
+    let r = client
+        .enqueue_tick(&e, &d, missed, 0, TickKind::Missed)
+        .await
+        .unwrap();
+    assert!(
+        matches!(r, Ticked::Pushed { late_ms } if late_ms >= 5 * 86_400_000 - 1000),
+        "{r:?}"
+    );
+    let r = client
+        .enqueue_tick(&e, &d, missed, 0, TickKind::Missed)
+        .await
+        .unwrap();
+    assert_eq!(r, Ticked::AlreadyDone);
+}
+
+#[tokio::test]
+async fn a_bad_entry_name_is_refused_before_anything_is_written() {
+    let redis = TestRedis::start();
+    let client = Client::connect(redis.config("periodic_name"))
+        .await
+        .unwrap();
+    for bad in ["", "has space", &"x".repeat(41)] {
+        assert!(
+            client
+                .register_periodic(&[def(bad, "* * * * *")])
+                .await
+                .is_err()
+        );
+    }
+}

@@ -1,0 +1,160 @@
+//! Unique jobs: the lock taken with the push, duplicates answered with the holder's id, and
+//! the raw Redis state for immediate, scheduled and bulk enqueues.
+
+use queue_core::scripts::unique_release;
+use queue_core::testing::TestRedis;
+use queue_core::{Client, EnqueueOptions, Job, JobId, NewJob, Unique};
+use redis::AsyncCommands;
+use serde::{Deserialize, Serialize};
+use std::time::Duration;
+
+#[derive(Serialize, Deserialize)]
+struct Nightly {
+    day: u32,
+}
+impl Job for Nightly {
+    const NAME: &'static str = "Nightly";
+    const UNIQUE: Option<Unique> = Some(Unique::until_succeeded(Duration::from_secs(600)));
+}
+
+async fn raw(redis: &TestRedis) -> redis::aio::MultiplexedConnection {
+    redis::Client::open(redis.url())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn two_racing_enqueuers_get_the_same_id_across_1000_races() {
+    let redis = TestRedis::start();
+    let config = redis.config("unique_races");
+    // Two clients, two connections: the races are decided by Redis, not by one connection's order.
+    let a = Client::connect(config.clone()).await.unwrap();
+    let b = Client::connect(config).await.unwrap();
+    let once = Unique::until_succeeded(Duration::from_secs(60));
+    for i in 0..1000 {
+        let key = format!("race:{i}");
+        let job = || NewJob {
+            options: EnqueueOptions::new().unique_by(key.clone(), once),
+            ..NewJob::new("Race", vec![serde_json::json!(i)])
+        };
+        let (x, y) = tokio::join!(a.push(job()), b.push(job()));
+        let (x, y) = (x.unwrap(), y.unwrap());
+        assert_eq!(x, y, "race {i}: both enqueuers report the one job");
+    }
+    let mut conn = raw(&redis).await;
+    let queued: usize = conn.llen(a.keys().queue("default")).await.unwrap();
+    assert_eq!(queued, 1000, "exactly one job pushed per key");
+}
+
+#[tokio::test]
+async fn a_duplicate_returns_the_holders_id_until_cancel_releases_the_key() {
+    let redis = TestRedis::start();
+    let client = Client::connect(redis.config("unique_dup")).await.unwrap();
+    let keys = client.keys().clone();
+    let mut conn = raw(&redis).await;
+
+    let first = client.enqueue(&Nightly { day: 1 }).await.unwrap();
+    let again = client.enqueue(&Nightly { day: 1 }).await.unwrap();
+    assert_eq!(
+        again, first,
+        "the duplicate points at the first job's status"
+    );
+    let other_day = client.enqueue(&Nightly { day: 2 }).await.unwrap();
+    assert_ne!(other_day, first, "other arguments, other key");
+    let queued: usize = conn.llen(keys.queue("default")).await.unwrap();
+    assert_eq!(queued, 2);
+
+    // The job carries its key and lifetime; the lock names the job and has the TTL.
+    let entries: Vec<String> = conn.lrange(keys.queue("default"), 0, -1).await.unwrap();
+    let job: serde_json::Value = serde_json::from_str(&entries[1]).unwrap();
+    let key = job["unique_key"].as_str().unwrap().to_owned();
+    assert!(key.starts_with("Nightly:"), "{key}");
+    assert_eq!(job["unique_until"], "success");
+    let holder: String = conn.get(keys.unique(&key)).await.unwrap();
+    assert_eq!(holder, first.as_str());
+    let ttl: i64 = conn.pttl(keys.unique(&key)).await.unwrap();
+    assert!((590_000..=600_000).contains(&ttl), "lock ttl {ttl} ms");
+    let recorded: String = conn
+        .hget(keys.status(first.as_str()), "unique")
+        .await
+        .unwrap();
+    assert_eq!(recorded, key);
+
+    assert!(client.cancel(&first).await.unwrap());
+    let exists: bool = conn.exists(keys.unique(&key)).await.unwrap();
+    assert!(!exists, "cancel releases the key");
+    let fresh = client.enqueue(&Nightly { day: 1 }).await.unwrap();
+    assert_ne!(fresh, first, "a new job once the key is free");
+}
+
+#[tokio::test]
+async fn a_scheduled_unique_job_holds_its_key_for_its_delay_plus_the_ttl() {
+    let redis = TestRedis::start();
+    let client = Client::connect(redis.config("unique_sched")).await.unwrap();
+    let keys = client.keys().clone();
+    let mut conn = raw(&redis).await;
+    let opts = || {
+        EnqueueOptions::new()
+            .delay(Duration::from_secs(3600))
+            .unique_by("sched:1", Unique::until_started(Duration::from_secs(60)))
+    };
+    let first = client
+        .enqueue_with(&Nightly { day: 9 }, opts())
+        .await
+        .unwrap();
+    let again = client
+        .enqueue_with(&Nightly { day: 9 }, opts())
+        .await
+        .unwrap();
+    assert_eq!(first, again);
+    let scheduled: usize = conn.zcard(keys.schedule()).await.unwrap();
+    assert_eq!(scheduled, 1);
+    let ttl: i64 = conn.pttl(keys.unique("sched:1")).await.unwrap();
+    assert!(
+        (3_659_000..=3_660_000).contains(&ttl),
+        "lock ttl {ttl} ms = delay + ttl"
+    );
+}
+
+#[tokio::test]
+async fn bulk_unique_jobs_report_the_holder_and_push_each_key_once() {
+    let redis = TestRedis::start();
+    let client = Client::connect(redis.config("unique_bulk")).await.unwrap();
+    let keys = client.keys().clone();
+    let mut conn = raw(&redis).await;
+    let held = client.enqueue(&Nightly { day: 3 }).await.unwrap();
+    let ids = client
+        .enqueue_bulk(&[Nightly { day: 3 }, Nightly { day: 4 }, Nightly { day: 4 }])
+        .await
+        .unwrap();
+    assert_eq!(ids[0], held);
+    assert_eq!(ids[1], ids[2], "a duplicate inside the batch too");
+    assert_ne!(ids[1], held);
+    let queued: usize = conn.llen(keys.queue("default")).await.unwrap();
+    assert_eq!(queued, 2);
+}
+
+#[tokio::test]
+async fn release_deletes_the_key_only_for_its_holder() {
+    let redis = TestRedis::start();
+    let client = Client::connect(redis.config("unique_release"))
+        .await
+        .unwrap();
+    let keys = client.keys().clone();
+    let mut conn = raw(&redis).await;
+    let holder = JobId::new();
+    let () = conn.set(keys.unique("k"), holder.as_str()).await.unwrap();
+    assert!(!unique_release(&client, "k", "someone-else").await.unwrap());
+    let still: String = conn.get(keys.unique("k")).await.unwrap();
+    assert_eq!(
+        still,
+        holder.as_str(),
+        "a late release frees nobody else's key"
+    );
+    assert!(unique_release(&client, "k", holder.as_str()).await.unwrap());
+    let exists: bool = conn.exists(keys.unique("k")).await.unwrap();
+    assert!(!exists);
+    assert!(!unique_release(&client, "k", holder.as_str()).await.unwrap());
+}
