@@ -89,14 +89,16 @@ async fn cancelling_a_scheduled_or_retrying_job() {
 }
 
 #[tokio::test]
-async fn a_started_or_finished_job_is_not_cancelled() {
+async fn a_finished_job_is_not_cancelled() {
+    // (A running one is: its worker is told to stop it; see script_replies.rs and
+    // queue-worker/tests/operators.rs.)
     let redis = TestRedis::start();
-    let client = Client::connect(redis.config("a_started_or_finished_job_is_not_cancelled"))
+    let client = Client::connect(redis.config("a_finished_job_is_not_cancelled"))
         .await
         .unwrap();
     let mut conn = raw(&redis).await;
 
-    for state in ["running", "succeeded", "dead"] {
+    for state in ["succeeded", "dead", "cancelled", "expired"] {
         let id = client.enqueue(&Greet::new(state)).await.unwrap();
         let key = client.keys().status(id.as_str());
         let _: () = cmd(&mut conn, &["HSET", &key, "state", state]).await;
