@@ -49,3 +49,22 @@ async fn the_login_page_is_no_cheap_offline_password_oracle() {
         "the public token confirms a password guess with two HMACs"
     );
 }
+
+/// One foreign key of the wrong type where the dashboard expects a queue (a list) must not
+/// take every page that lists queues down with a 500 until someone repairs Redis by hand.
+#[tokio::test]
+async fn one_queue_key_of_the_wrong_type_leaves_the_pages_up() {
+    let redis = TestRedis::start();
+    let dash = Dash::start(&redis, "atk_types").await;
+    let k = dash.client.keys();
+    dash.redis(&["sadd", &k.queues(), "good", "broken"]).await;
+    dash.redis(&["lpush", &k.queue("good"), "{}"]).await;
+    dash.redis(&["set", &k.queue("broken"), "not a list"]).await;
+    for path in ["", "/queues", "/search?q=a&in=dead"] {
+        let r = dash.get(path).await;
+        let status = r.status();
+        let body = r.text().await.unwrap();
+        assert_eq!(status, 200, "{path}: {body}");
+        assert!(body.contains("good"), "{path} still lists the other queues");
+    }
+}
