@@ -63,6 +63,12 @@ pub(super) fn queue_info(
     now: Timestamp,
 ) -> Result<QueueInfo> {
     let size = match replies.first() {
+        // A key of another type (written by something else) must not fail every page that
+        // lists queues: it reads as empty.
+        Some(Value::ServerError(e)) => {
+            tracing::warn!(key, error = ?e, "a queue key is not a list; read as empty");
+            0
+        }
         Some(v) => count(v, key)?,
         None => 0,
     };
@@ -98,7 +104,8 @@ impl Inspector<'_> {
     /// Every queue of the `queues` set, sorted by name, with its size and latency, like
     /// `Sidekiq::Queue.all` with `#size` and `#latency`.
     ///
-    /// Two round trips: `TIME` + `SMEMBERS queues`, then `LLEN` + `LINDEX -1` per queue.
+    /// Two round trips: `TIME` + `SMEMBERS queues`, then `LLEN` + `LINDEX -1` per queue. A
+    /// queue key of another type reads as an empty queue.
     pub async fn queues(&self) -> Result<Vec<QueueInfo>> {
         let keys = self.client.keys();
         let mut pipe = redis::pipe();
@@ -110,6 +117,8 @@ impl Inspector<'_> {
             return Ok(Vec::new());
         }
         let mut pipe = redis::pipe();
+        // One queue key of another type must not fail the others (see `queue_info`).
+        pipe.ignore_errors();
         for name in &names {
             add_queue_commands(&mut pipe, &keys.queue(name));
         }

@@ -126,6 +126,9 @@ impl Inspector<'_> {
         }
 
         let mut pipe = redis::pipe();
+        // A queue or process key of another type must not fail the overview: it reads as
+        // empty (see `queue_info`) or idle.
+        pipe.ignore_errors();
         for q in &queues {
             add_queue_commands(&mut pipe, &keys.queue(q));
         }

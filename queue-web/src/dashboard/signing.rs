@@ -1,13 +1,22 @@
 //! The router's key: HMAC-SHA256 over session cookies and CSRF tokens.
 
 use hmac::{Hmac, KeyInit, Mac};
-use sha2::Sha256;
+use sha2::{Digest, Sha256};
 use std::fmt;
+use std::sync::{Mutex, PoisonError};
 use subtle::ConstantTimeEq;
 
 /// What a password-derived key is bound to, so that the same password used elsewhere
 /// yields an unrelated key.
 const PASSWORD_KEY_CONTEXT: &[u8] = b"dynoqueue dashboard key v1";
+
+/// PBKDF2 rounds of the password-derived key (OWASP's figure for PBKDF2-HMAC-SHA256). The
+/// login page hands anyone a CSRF token signed with the key for a nonce of their choosing,
+/// so each offline guess at the password must cost what guessing a stored hash costs.
+const PASSWORD_KEY_ROUNDS: u32 = 600_000;
+
+/// The last key [`SigningKey::from_password`] derived, by SHA-256 of its password.
+static DERIVED: Mutex<Option<([u8; 32], SigningKey)>> = Mutex::new(None);
 
 /// A 32-byte HMAC key. Its `Debug` prints nothing of it.
 #[derive(Clone)]
@@ -29,8 +38,23 @@ impl SigningKey {
 
     /// A key derived from the dashboard password: every web dyno sharing the password
     /// accepts the others' sessions and forms, and changing the password ends every session.
+    /// Slow on purpose (a fraction of a second); a process derives the key of one password
+    /// once, however many routers it builds with it (test suites build dozens).
     pub(crate) fn from_password(password: &[u8]) -> Self {
-        Self(mac(password, &[PASSWORD_KEY_CONTEXT]))
+        let id: [u8; 32] = Sha256::digest(password).into();
+        let mut memo = DERIVED.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some((known, key)) = memo.as_ref()
+            && bool::from(known.ct_eq(&id))
+        {
+            return key.clone();
+        }
+        let key = Self(pbkdf2_sha256(
+            password,
+            PASSWORD_KEY_CONTEXT,
+            PASSWORD_KEY_ROUNDS,
+        ));
+        *memo = Some((id, key.clone()));
+        key
     }
 
     /// HMAC of the parts (each length-prefixed, so `("ab","c")` and `("a","bc")` differ),
@@ -56,6 +80,28 @@ fn mac(key: &[u8], parts: &[&[u8]]) -> [u8; 32] {
         m.update(p);
     }
     m.finalize().into_bytes().into()
+}
+
+/// PBKDF2-HMAC-SHA256 (RFC 8018) with a 32-byte output, which is a single block.
+fn pbkdf2_sha256(password: &[u8], salt: &[u8], rounds: u32) -> [u8; 32] {
+    let Ok(prf) = Hmac::<Sha256>::new_from_slice(password) else {
+        unreachable!("HMAC accepts keys of every length")
+    };
+    // Cloning the keyed state skips re-hashing the key pads in every round.
+    let mut m = prf.clone();
+    m.update(salt);
+    m.update(&1u32.to_be_bytes());
+    let mut u: [u8; 32] = m.finalize().into_bytes().into();
+    let mut out = u;
+    for _ in 1..rounds {
+        let mut m = prf.clone();
+        m.update(&u);
+        u = m.finalize().into_bytes().into();
+        for (o, b) in out.iter_mut().zip(u) {
+            *o ^= b;
+        }
+    }
+    out
 }
 
 /// Lowercase hex of `bytes`.
@@ -93,6 +139,27 @@ mod tests {
         assert!(!k.verify(&[b"a", b"bc"], &tag));
         assert!(!SigningKey::from_password(b"pw2").verify(&[b"ab", b"c"], &tag));
         assert_eq!(tag.len(), 64);
+    }
+
+    #[test]
+    fn pbkdf2_matches_the_published_vectors() {
+        // PBKDF2-HMAC-SHA256, P = "password", S = "salt", dkLen = 32.
+        for (rounds, expected) in [
+            (
+                1,
+                "120fb6cffcf8b32c43e7225256c4f837a86548c92ccc35480805987cb70be17b",
+            ),
+            (
+                2,
+                "ae4d0c95af6b46d32d0adff928f06dd02a303f8ef3c251dfd6e2d85a95474c43",
+            ),
+            (
+                4096,
+                "c5e478d59288c841aa530db6845c4c8d962893a001ce4e11a4963873aa98134a",
+            ),
+        ] {
+            assert_eq!(hex(&pbkdf2_sha256(b"password", b"salt", rounds)), expected);
+        }
     }
 
     #[test]
