@@ -82,25 +82,10 @@ fn mac(key: &[u8], parts: &[&[u8]]) -> [u8; 32] {
     m.finalize().into_bytes().into()
 }
 
-/// PBKDF2-HMAC-SHA256 (RFC 8018) with a 32-byte output, which is a single block.
+/// PBKDF2-HMAC-SHA256 (RFC 8018, the `pbkdf2` crate) with a 32-byte output.
 fn pbkdf2_sha256(password: &[u8], salt: &[u8], rounds: u32) -> [u8; 32] {
-    let Ok(prf) = Hmac::<Sha256>::new_from_slice(password) else {
-        unreachable!("HMAC accepts keys of every length")
-    };
-    // Cloning the keyed state skips re-hashing the key pads in every round.
-    let mut m = prf.clone();
-    m.update(salt);
-    m.update(&1u32.to_be_bytes());
-    let mut u: [u8; 32] = m.finalize().into_bytes().into();
-    let mut out = u;
-    for _ in 1..rounds {
-        let mut m = prf.clone();
-        m.update(&u);
-        u = m.finalize().into_bytes().into();
-        for (o, b) in out.iter_mut().zip(u) {
-            *o ^= b;
-        }
-    }
+    let mut out = [0u8; 32];
+    pbkdf2::pbkdf2_hmac::<Sha256>(password, salt, rounds, &mut out);
     out
 }
 
