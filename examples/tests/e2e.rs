@@ -4,118 +4,19 @@
 //! Every wait polls with a deadline (no sleep stands in for synchronisation). When a test
 //! fails, each process's log is printed (and the Redis log, by `TestRedis`).
 
+mod support;
+
 use queue_core::testing::TestRedis;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use std::fs::File;
-use std::net::TcpListener;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::ExitStatus;
 use std::time::{Duration, Instant};
+use support::{POLL, Proc, free_port};
 
 /// `REPORT_SECONDS` of every worker here: a default report is 3 pages of 1 s.
 const REPORT_SECONDS: &str = "3";
 /// Longest any single wait of these tests may take before the test fails.
 const DEADLINE: Duration = Duration::from_secs(60);
-/// Pause between two polls of something that has no long poll (a process, a port).
-const POLL: Duration = Duration::from_millis(20);
-
-/// A child process whose stdout and stderr go to files; killed on drop.
-struct Proc {
-    name: String,
-    child: Child,
-    out: PathBuf,
-    err: PathBuf,
-}
-
-impl Proc {
-    /// Starts `bin` with exactly `env` (plus `NO_COLOR`), stdout to `name.out`, stderr to
-    /// `name.err` in `dir` (the web and worker processes log to stdout). The environment is
-    /// cleared so that a developer's `REDIS_TLS_URL` or `DYNO` cannot leak into the test.
-    fn spawn(name: &str, bin: &str, args: &[&str], dir: &Path, env: &[(&str, String)]) -> Self {
-        let out = dir.join(format!("{name}.out"));
-        let err = dir.join(format!("{name}.err"));
-        let child = Command::new(bin)
-            .args(args)
-            .env_clear()
-            .env("NO_COLOR", "1")
-            .env("RUST_LOG", "info")
-            .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
-            .stdin(Stdio::null())
-            .stdout(File::create(&out).unwrap())
-            .stderr(File::create(&err).unwrap())
-            .spawn()
-            .unwrap();
-        Self {
-            name: name.to_owned(),
-            child,
-            out,
-            err,
-        }
-    }
-
-    /// Everything the process wrote so far: stdout (the log of `web` and `worker`), stderr.
-    fn output(&self) -> (String, String) {
-        let read = |p: &Path| std::fs::read_to_string(p).unwrap_or_default();
-        (read(&self.out), read(&self.err))
-    }
-
-    fn exited(&mut self) -> Option<ExitStatus> {
-        self.child.try_wait().unwrap()
-    }
-
-    /// Sends `signal` (`TERM`, `KILL`, ...) with `kill`, as the platform would.
-    fn signal(&self, signal: &str) {
-        let status = Command::new("kill")
-            .arg(format!("-{signal}"))
-            .arg(self.child.id().to_string())
-            .status()
-            .unwrap();
-        assert!(status.success(), "kill -{signal} {} failed", self.name);
-    }
-
-    /// Waits for the process to exit, at most `within`.
-    async fn wait_exit(&mut self, within: Duration) -> ExitStatus {
-        let deadline = Instant::now() + within;
-        loop {
-            if let Some(status) = self.exited() {
-                return status;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "{} still running after {within:?}",
-                self.name
-            );
-            tokio::time::sleep(POLL).await;
-        }
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        if std::thread::panicking() {
-            let (out, err) = self.output();
-            for (what, text) in [("stdout", out), ("stderr", err)] {
-                let tail: Vec<&str> = text.lines().rev().take(60).collect();
-                eprintln!("--- {} {what} (last {} lines) ---", self.name, tail.len());
-                for line in tail.into_iter().rev() {
-                    eprintln!("{line}");
-                }
-            }
-        }
-    }
-}
-
-/// A port that was free a moment ago (the web process fails loudly if it is taken since).
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 /// Redis, one web process and some workers. Fields drop in order: processes first (their
 /// logs are printed while the temp dir still exists), then Redis, then the temp dir.

@@ -6,21 +6,18 @@
 //! One browser for the whole binary: the scenarios run one after another in one test, so
 //! Chromium starts once.
 
+mod browser;
 mod dashboard_support;
 
+use browser::{
+    DEADLINE, assert_no_payload_ran, console_problems, log_in, open_browser, start_driver,
+    wait_until,
+};
 use dashboard_support::{Dash, MOUNT, PASSWORD, failed_job};
-use fantoccini::wd::WebDriverCompatibleCommand;
-use fantoccini::{Client as Browser, ClientBuilder, Locator};
+use fantoccini::{Client as Browser, Locator};
 use queue_core::Inspector;
 use queue_core::testing::TestRedis;
 use serde_json::{Value, json};
-use std::net::TcpListener;
-use std::process::{Child, Command, Stdio};
-use std::time::Duration;
-use tokio::time::Instant;
-
-/// How long any one wait in this test may take.
-const DEADLINE: Duration = Duration::from_secs(20);
 
 /// Every page a browser opens, with the name of its screenshot.
 const PAGES: [(&str, &str); 10] = [
@@ -35,117 +32,6 @@ const PAGES: [(&str, &str); 10] = [
     ("/jobs/xss1", "dashboard-job-xss.png"),
     ("/search?q=Job&in=dead", "dashboard-search.png"),
 ];
-
-/// chromedriver on a free port; killed on drop.
-struct Driver {
-    child: Child,
-    url: String,
-}
-
-impl Drop for Driver {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-async fn start_driver() -> Driver {
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let child = Command::new("chromedriver")
-        .arg(format!("--port={port}"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("chromedriver (Debian's chromium-driver; script/ensure-chromium installs it)");
-    let url = format!("http://127.0.0.1:{port}");
-    let until = Instant::now() + DEADLINE;
-    while tokio::net::TcpStream::connect(("127.0.0.1", port))
-        .await
-        .is_err()
-    {
-        assert!(Instant::now() < until, "chromedriver did not listen");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    Driver { child, url }
-}
-
-async fn open_browser(driver: &Driver) -> Browser {
-    let mut caps = serde_json::Map::new();
-    caps.insert(
-        "goog:chromeOptions".into(),
-        json!({"args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                        "--window-size=1280,900", "--hide-scrollbars"]}),
-    );
-    caps.insert("goog:loggingPrefs".into(), json!({"browser": "ALL"}));
-    ClientBuilder::native()
-        .capabilities(caps)
-        .connect(&driver.url)
-        .await
-        .unwrap()
-}
-
-/// chromedriver's console log (`POST /session/{id}/se/log`), drained by each read.
-#[derive(Debug)]
-struct BrowserLog;
-
-impl WebDriverCompatibleCommand for BrowserLog {
-    fn endpoint(
-        &self,
-        base: &url::Url,
-        session: Option<&str>,
-    ) -> Result<url::Url, url::ParseError> {
-        base.join(&format!("session/{}/se/log", session.unwrap_or_default()))
-    }
-    fn method_and_body(&self, _: &url::Url) -> (axum::http::Method, Option<String>) {
-        (
-            axum::http::Method::POST,
-            Some(json!({"type": "browser"}).to_string()),
-        )
-    }
-}
-
-/// Console messages of level WARNING or SEVERE since the last read (CSP violations and
-/// script errors are SEVERE).
-async fn console_problems(browser: &Browser) -> Vec<String> {
-    let log = browser.issue_cmd(BrowserLog).await.unwrap();
-    log.as_array()
-        .into_iter()
-        .flatten()
-        .filter(|e| matches!(e["level"].as_str(), Some("SEVERE" | "WARNING")))
-        .map(|e| e["message"].as_str().unwrap_or_default().to_owned())
-        // The browser asks for a favicon the dashboard does not have.
-        .filter(|m| !m.contains("favicon.ico"))
-        .collect()
-}
-
-/// Whether a payload ran: it would set `window.pwned` or open an alert.
-async fn assert_no_payload_ran(browser: &Browser, page: &str) {
-    let pwned = browser
-        .execute("return typeof window.pwned === 'undefined';", vec![])
-        .await
-        .unwrap();
-    assert_eq!(pwned, Value::Bool(true), "a payload ran on {page}");
-    assert!(
-        browser.get_alert_text().await.is_err(),
-        "an alert is open on {page}"
-    );
-}
-
-async fn wait_until<F, Fut>(what: &str, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let until = Instant::now() + DEADLINE;
-    while !check().await {
-        assert!(Instant::now() < until, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
 
 fn now_secs() -> f64 {
     queue_core::Timestamp::now().as_secs_f64()
@@ -310,27 +196,7 @@ async fn the_dashboard_works_in_a_real_browser() {
 
 async fn scenarios(dash: &Dash, browser: &Browser) {
     // Log in through the form.
-    browser.goto(&dash.url("")).await.unwrap();
-    let password = browser
-        .wait()
-        .at_most(DEADLINE)
-        .for_element(Locator::Id("password"))
-        .await
-        .unwrap();
-    password.send_keys(PASSWORD).await.unwrap();
-    browser
-        .find(Locator::Css("main.login button[type=submit]"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-    browser
-        .wait()
-        .at_most(DEADLINE)
-        .for_element(Locator::XPath("//h1[text()='Overview']"))
-        .await
-        .unwrap();
+    log_in(browser, &dash.url(""), PASSWORD).await;
     assert_eq!(browser.current_url().await.unwrap().path(), MOUNT);
     let _ = console_problems(browser).await;
 
