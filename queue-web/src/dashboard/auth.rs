@@ -265,6 +265,17 @@ fn basic_ok(headers: &HeaderMap, password: &[u8]) -> bool {
     }
 }
 
+/// Whether `given` is `password`, in time that depends on neither: the digests compared have
+/// one length, so not even the password's length shows in the timing (`ct_eq` on slices of
+/// different lengths returns at once).
+fn same_password(given: &[u8], password: &[u8]) -> bool {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(given)
+        .as_slice()
+        .ct_eq(Sha256::digest(password).as_slice())
+        .into()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -316,15 +327,4 @@ mod tests {
         let auth = DashboardAuth::password("hunter2").unwrap();
         assert!(!format!("{auth:?}").contains("hunter2"));
     }
-}
-
-/// Whether `given` is `password`, in time that depends on neither: the digests compared have
-/// one length, so not even the password's length shows in the timing (`ct_eq` on slices of
-/// different lengths returns at once).
-fn same_password(given: &[u8], password: &[u8]) -> bool {
-    use sha2::{Digest, Sha256};
-    Sha256::digest(given)
-        .as_slice()
-        .ct_eq(Sha256::digest(password).as_slice())
-        .into()
 }
