@@ -147,6 +147,21 @@ impl Client {
         next: i64,
         kind: TickKind,
     ) -> Result<Ticked> {
+        self.enqueue_tick_shifted(def, digest, tick, next, kind, 0)
+            .await
+    }
+
+    /// [`Client::enqueue_tick`] with Redis's clock shifted by `clock_offset_ms` as the script
+    /// sees it (the worker's `clock_offset_ms`: tests only, 0 in production).
+    pub async fn enqueue_tick_shifted(
+        &self,
+        def: &PeriodicDefinition,
+        digest: &str,
+        tick: i64,
+        next: i64,
+        kind: TickKind,
+        clock_offset_ms: i64,
+    ) -> Result<Ticked> {
         let now = Timestamp::now();
         let now_s = secs_str(now);
         let jid = tick_job_id(&def.name, tick);
@@ -169,6 +184,7 @@ impl Client {
                 queue: &p.queue,
                 json: &p.json,
                 status: status.as_deref(),
+                clock_offset_ms,
             },
         )
         .await

@@ -546,3 +546,50 @@ async fn each_verb_announces_a_watched_record() {
         .unwrap();
     assert_eq!(next().await, (c.to_owned(), 4));
 }
+
+#[tokio::test]
+async fn killing_a_unique_job_gives_its_key_back_deleting_keeps_it() {
+    use queue_core::{EnqueueOptions, Unique};
+    use std::time::Duration;
+    let redis = TestRedis::start();
+    let (client, mut conn) = setup(&redis, "manage_unique").await;
+    let keys = client.keys().clone();
+    let inspect = Inspector::new(&client);
+    let unique = || Unique::until_succeeded(Duration::from_secs(3600));
+    for (verb, key) in [("kill", "killed"), ("delete", "deleted")] {
+        let options = || {
+            EnqueueOptions::new()
+                .delay(Duration::from_secs(3600))
+                .unique_by(key, unique())
+        };
+        let first = client
+            .enqueue_with(&Greet::new("x"), options())
+            .await
+            .unwrap();
+        let members: Vec<Vec<u8>> = cmd(&mut conn, &["ZRANGE", &keys.schedule(), "0", "-1"]).await;
+        let raw = members
+            .iter()
+            .find(|m| String::from_utf8_lossy(m).contains(first.as_str()))
+            .unwrap();
+        let acted = if verb == "kill" {
+            inspect.kill(JobSet::Schedule, raw).await.unwrap()
+        } else {
+            inspect.delete(JobSet::Schedule, raw).await.unwrap()
+        };
+        assert_eq!(acted, Acted::Done);
+        let second = client
+            .enqueue_with(&Greet::new("x"), options())
+            .await
+            .unwrap();
+        if verb == "kill" {
+            // A death releases every lifetime: an equal enqueue must not get the dead job's id.
+            assert_ne!(
+                second, first,
+                "after kill, the key still named the dead job"
+            );
+        } else {
+            // Documented (as Sidekiq Enterprise): a delete keeps the key until its TTL.
+            assert_eq!(second, first);
+        }
+    }
+}

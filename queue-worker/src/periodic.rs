@@ -222,11 +222,16 @@ struct Slot {
 pub(crate) struct PeriodicLoop {
     client: queue_core::Client,
     slots: Vec<Slot>,
+    clock_offset_ms: i64,
 }
 
 impl PeriodicLoop {
     /// A loop for `entries` (none: the loop returns at once).
-    pub(crate) fn new(client: queue_core::Client, entries: Vec<Periodic>) -> Self {
+    pub(crate) fn new(
+        client: queue_core::Client,
+        entries: Vec<Periodic>,
+        clock_offset_ms: i64,
+    ) -> Self {
         let slots = entries
             .into_iter()
             .map(|entry| Slot {
@@ -235,7 +240,11 @@ impl PeriodicLoop {
                 next: None,
             })
             .collect();
-        Self { client, slots }
+        Self {
+            client,
+            slots,
+            clock_offset_ms,
+        }
     }
 
     /// Registers this process's entries (forgetting removed ones) before the loop starts.
@@ -264,7 +273,15 @@ impl PeriodicLoop {
             if slot.entry.missed == Missed::RunOnce
                 && let Some(missed) = slot.entry.tick_at_or_before(now - grace)
             {
-                offer(&self.client, slot, missed, TickKind::Missed, &stop).await;
+                offer(
+                    &self.client,
+                    self.clock_offset_ms,
+                    slot,
+                    missed,
+                    TickKind::Missed,
+                    &stop,
+                )
+                .await;
             }
             // Ticks inside the grace window are on time: a process that starts just after a
             // tick (a restart, a deploy) still pushes it if nobody did.
@@ -289,7 +306,15 @@ impl PeriodicLoop {
                 };
                 let grace = chrono::Duration::from_std(slot.entry.grace(now)).unwrap_or_default();
                 if now - tick <= grace {
-                    offer(&self.client, slot, tick, TickKind::Due, &stop).await;
+                    offer(
+                        &self.client,
+                        self.clock_offset_ms,
+                        slot,
+                        tick,
+                        TickKind::Due,
+                        &stop,
+                    )
+                    .await;
                 } else {
                     // This process stalled past the grace: the ticks it slept through are
                     // missed here (another process may have pushed them).
@@ -313,6 +338,7 @@ impl PeriodicLoop {
 /// time; an `Early` answer means this process's clock runs ahead of Redis's).
 async fn offer(
     client: &queue_core::Client,
+    clock_offset_ms: i64,
     slot: &Slot,
     tick: DateTime<Utc>,
     kind: TickKind,
@@ -321,9 +347,17 @@ async fn offer(
     let name = slot.entry.name();
     let next = slot.entry.tick_after(tick).map_or(0, |t| t.timestamp());
     let mut backoff = Duration::from_millis(50);
-    for _ in 0..100 {
+    let mut failures = 0;
+    while failures < 100 {
         match client
-            .enqueue_tick(&slot.entry.def, &slot.digest, tick.timestamp(), next, kind)
+            .enqueue_tick_shifted(
+                &slot.entry.def,
+                &slot.digest,
+                tick.timestamp(),
+                next,
+                kind,
+                clock_offset_ms,
+            )
             .await
         {
             Ok(Ticked::Pushed { late_ms }) => {
@@ -344,12 +378,24 @@ async fn offer(
                 return;
             }
             Ok(Ticked::Early) => {
+                // Not counted as a failure: a process whose clock runs seconds ahead of
+                // Redis's waits for Redis to reach the tick rather than give it up (it used to
+                // give up after 2 s, so with every clock that far ahead no tick ever ran).
+                if (Utc::now() - tick).to_std().unwrap_or_default() > MAX_GRACE {
+                    tracing::warn!(
+                        entry = name,
+                        tick = tick.timestamp(),
+                        "periodic tick still ahead of Redis's clock after a minute; this process's clock runs fast"
+                    );
+                    return;
+                }
                 tokio::select! {
                     _ = stop.cancelled() => return,
                     _ = tokio::time::sleep(EARLY_RETRY) => {}
                 }
             }
             Err(e) => {
+                failures += 1;
                 tracing::warn!(entry = name, error = %e, "could not offer a periodic tick; retrying");
                 tokio::select! {
                     _ = stop.cancelled() => return,

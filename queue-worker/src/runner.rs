@@ -72,8 +72,9 @@ pub(crate) async fn run(
         return;
     };
     let permit = (unsettled, slot);
-    if crate::expiry::is_expired(&job) {
-        crate::expiry::drop_expired(&shared, &ident, &raw, &job).await;
+    if let Some(deadline) = crate::expiry::deadline_of(&job)
+        && !crate::expiry::runs_before_deadline(&shared, &ident, &raw, &job, deadline).await
+    {
         release_unacked(&shared, permit);
         return;
     }

@@ -245,7 +245,13 @@ async fn hand_back_entry(
                     recovered - 1
                 ));
                 tracing::error!(job_id = %job.jid, class = crate::retry::for_log(&job.class), "job keeps killing its worker; moved to the dead set");
-                fail(shared, ident, raw, job, &failure).await?;
+                // A death releases every unique lifetime, here as in the runner.
+                let unique = crate::unique::held(&job);
+                if matches!(fail(shared, ident, raw, job, &failure).await?, Failed::Dead)
+                    && let Some(held) = unique
+                {
+                    held.release_at(shared, crate::unique::Moment::Died).await;
+                }
                 return Ok(());
             }
             tracing::warn!(job_id = %job.jid, class = crate::retry::for_log(&job.class), recovered, "recovered job of a dead worker process");

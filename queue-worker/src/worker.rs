@@ -343,7 +343,11 @@ impl Worker {
     pub async fn run_until(self, shutdown: impl Future<Output = ()>) -> Result<()> {
         let shared = self.shared;
         let client = &shared.client;
-        let periodic = crate::periodic::PeriodicLoop::new(client.clone(), self.periodic);
+        let periodic = crate::periodic::PeriodicLoop::new(
+            client.clone(),
+            self.periodic,
+            shared.config.clock_offset_ms,
+        );
         periodic.register().await?;
         check_server_version(client).await?;
         retry_transient("loading scripts", || {

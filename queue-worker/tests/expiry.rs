@@ -82,3 +82,77 @@ async fn a_job_past_its_deadline_is_expired_and_a_timeout_per_enqueue_applies() 
     assert!(error.contains("Timeout"), "{error}");
     assert_eq!(ran.load(Ordering::SeqCst), 2, "the expired job never ran");
 }
+
+/// A worker running `Nap` jobs whose view of Redis's clock is shifted by `offset_ms` (the
+/// tests' stand-in for a dyno whose clock is off), counting the jobs it runs.
+fn skewed_worker(
+    client: &queue_core::Client,
+    offset_ms: i64,
+    ran: Arc<AtomicUsize>,
+) -> queue_worker::RunningWorker {
+    Worker::builder()
+        .config(queue_worker::WorkerConfig {
+            clock_offset_ms: offset_ms,
+            ..fast_config()
+        })
+        .register(move |_: Nap, _: JobContext| {
+            let ran = ran.clone();
+            async move {
+                ran.fetch_add(1, Ordering::SeqCst);
+                Ok::<_, Failure>(())
+            }
+        })
+        .build(client.clone())
+        .unwrap()
+        .start()
+}
+
+#[tokio::test]
+async fn deadlines_are_judged_by_redis_clock_not_the_worker_clock() {
+    let redis = TestRedis::start();
+    let client = client(&redis, "expiry_skew").await;
+    let keys = client.keys().clone();
+    let mut conn = raw(&redis).await;
+
+    // Redis's clock is 5 minutes ahead of this worker's: a deadline 4 minutes ahead on the
+    // worker's clock passed a minute ago on Redis's, so the job must not run (before the fix
+    // it ran, minutes late).
+    let stale = client
+        .enqueue_with(
+            &Nap(0),
+            EnqueueOptions::new().expires_in(Duration::from_secs(240)),
+        )
+        .await
+        .unwrap();
+    let ran = Arc::new(AtomicUsize::new(0));
+    let worker = skewed_worker(&client, 300_000, ran.clone());
+    wait_for_state(&client, &stale, JobState::Expired).await;
+    worker.shutdown().await.unwrap();
+    assert_eq!(ran.load(Ordering::SeqCst), 0, "a job past its deadline ran");
+
+    // Redis's clock is 5 minutes behind this worker's: a deadline 4 minutes past on the
+    // worker's clock is still a minute ahead on Redis's, so the job runs (before the fix it
+    // was dropped minutes early).
+    let (secs, _micros): (u64, u64) = redis::cmd("TIME").query_async(&mut conn).await.unwrap();
+    let job = serde_json::json!({
+        "class": Nap::NAME, "args": [0], "jid": "skewfast0000000000000000", "queue": "default",
+        "retry": true, "created_at": secs as f64, "enqueued_at": secs as f64,
+        "expires_at": secs as f64 - 240.0,
+    });
+    let _: () = conn.sadd(keys.queues(), "default").await.unwrap();
+    let _: () = conn
+        .lpush(keys.queue("default"), job.to_string())
+        .await
+        .unwrap();
+    let worker = skewed_worker(&client, -300_000, ran.clone());
+    wait_for(
+        "the job a minute before its deadline to run",
+        Duration::from_secs(15),
+        || {
+            let ran = ran.clone();
+            async move { (ran.load(Ordering::SeqCst) == 1).then_some(()) }
+        },
+    )
+    .await;
+    worker.shutdown().await.unwrap();
+}

@@ -305,3 +305,52 @@ async fn shutdown_stays_bounded_when_redis_hangs() {
     // shutdown_timeout (1 s) + the documented slack (4 s), with a margin for a loaded machine.
     assert!(took < Duration::from_secs(7), "shutdown took {took:?}");
 }
+
+/// A job that keeps killing its worker is buried by the reaper; a death releases every
+/// unique lifetime, so its key goes too (it used to last until its TTL, answering equal
+/// enqueues with the dead job's id).
+#[tokio::test]
+async fn a_unique_job_buried_by_the_reaper_gives_its_key_back() {
+    let redis = TestRedis::start();
+    let client = client(&redis, "buried_unique").await;
+    let keys = client.keys().clone();
+    let mut conn = raw(&redis).await;
+    let _: () = conn.sadd(keys.workers(), "h:2:gone:0").await.unwrap();
+    let job = r#"{"jid":"poison","class":"Quick","args":[1],"queue":"default","recovered":3,"recovered_from":["h:2:gone","h:2:gone","h:2:gone"],"unique_key":"poison-key","unique_until":"succeeded"}"#;
+    let _: () = conn
+        .hset_multiple(
+            keys.status("poison"),
+            &[("state", "running"), ("queue", "default")],
+        )
+        .await
+        .unwrap();
+    let _: () = redis::cmd("SET")
+        .arg(keys.unique("poison-key"))
+        .arg("poison")
+        .arg("PX")
+        .arg(3_600_000)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let _: () = conn
+        .lpush(keys.processing("h:2:gone:0"), job)
+        .await
+        .unwrap();
+    let w = start(&client, |_| {});
+    let poison = queue_core::JobId::parse("poison").unwrap();
+    wait_for_state(&client, &poison, JobState::Dead).await;
+    wait_for(
+        "the buried job's unique key to go",
+        Duration::from_secs(10),
+        || {
+            let mut conn = conn.clone();
+            let key = keys.unique("poison-key");
+            async move {
+                let held: bool = conn.exists(key).await.unwrap();
+                (!held).then_some(())
+            }
+        },
+    )
+    .await;
+    w.shutdown().await.unwrap();
+}

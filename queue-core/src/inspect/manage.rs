@@ -65,19 +65,43 @@ impl Inspector<'_> {
     }
 
     /// Moves entry `raw` of `set` (`schedule` or `retry`) to the dead set now; its record
-    /// says `dead`. An entry of the dead set is left as it is ([`Acted::Done`]).
+    /// says `dead`, and a unique job gives its key back, as a death in a worker does. An entry
+    /// of the dead set is left as it is ([`Acted::Done`]).
     pub async fn kill(&self, set: JobSet, raw: &[u8]) -> Result<Acted> {
         let now = self.redis_now().await?;
-        scripts::kill(self.client, set, raw, now).await
+        let acted = scripts::kill(self.client, set, raw, now).await?;
+        if acted == Acted::Done {
+            self.release_unique(raw).await?;
+        }
+        Ok(acted)
     }
 
     /// Removes entry `raw` of `set`, and its status record when the record describes it
     /// (its state is the set's, or cancelled): a status request for the job then answers
     /// "not found", as for a job that never existed. A record that says `queued` or
-    /// `running` belongs to a copy of the job that lives elsewhere, and stays.
+    /// `running` belongs to a copy of the job that lives elsewhere, and stays. A unique job's
+    /// key is kept until its TTL, as in Sidekiq Enterprise (to free it, kill the job).
     pub async fn delete(&self, set: JobSet, raw: &[u8]) -> Result<Acted> {
         let acted = scripts::delete(self.client, set, &[raw]).await?;
         Ok(acted.first().copied().unwrap_or(Acted::Gone))
+    }
+
+    /// Gives back the unique key of `raw`, a job an operator killed: the key would otherwise
+    /// answer equal enqueues with the dead job's id until its TTL. The release
+    /// deletes the key only while it names this job (`unique_release.lua`); an entry that is
+    /// not job JSON, or has no key, releases nothing.
+    async fn release_unique(&self, raw: &[u8]) -> Result<()> {
+        let Ok(job) = serde_json::from_slice::<serde_json::Value>(raw) else {
+            return Ok(());
+        };
+        let key = job
+            .get(crate::unique::UNIQUE_KEY_FIELD)
+            .and_then(|k| k.as_str());
+        let jid = job.get("jid").and_then(|j| j.as_str());
+        if let (Some(key), Some(jid)) = (key, jid) {
+            scripts::unique_release(self.client, key, jid).await?;
+        }
+        Ok(())
     }
 
     /// Sends every entry of `set` to its queue ([`Inspector::retry_now`] for each), in

@@ -7,7 +7,9 @@
 -- ARGV[4] 'due' (a tick on time) or 'missed' (the newest tick missed while no worker ran,
 --         for the run-once policy: only pushed when an earlier tick ran, none after it)
 -- ARGV[5] job id    ARGV[6] queue name    ARGV[7] job JSON    ARGV[8] '1' tracked, '0' not
--- ARGV[9] status ttl (s)    ARGV[10] wake channel    ARGV[11..] status record: field, value, ...
+-- ARGV[9] status ttl (s)    ARGV[10] wake channel
+-- ARGV[11] added to Redis's clock (ms; tests shift time with it, 0 otherwise)
+-- ARGV[12..] status record: field, value, ...
 -- Returns: {1, late_ms} pushed (late_ms: Redis's clock minus the tick); {0} this tick or a
 -- later one was already pushed (nothing written); {3} the entry is not registered with this
 -- definition (removed, or changed by a newer deploy: nothing written); {4} the tick is still
@@ -29,7 +31,7 @@ if ARGV[4] == 'missed' and not last then
   -- An entry that never ran has missed nothing.
   return {0}
 end
-local now = now_secs()
+local now = now_secs() + tonumber(ARGV[11]) / 1000
 if tick > now then
   return {4}
 end
@@ -44,7 +46,7 @@ elseif refused then
 end
 local late_ms = math.floor((now - tick) * 1000)
 if ARGV[8] == '1' then
-  redis.call('HSET', KEYS[4], unpack(ARGV, 11))
+  redis.call('HSET', KEYS[4], unpack(ARGV, 12))
   redis.call('EXPIRE', KEYS[4], ARGV[9])
 end
 redis.call('SADD', KEYS[3], ARGV[6])

@@ -18,6 +18,7 @@ pub(crate) struct PeriodicTick<'a> {
     pub(crate) queue: &'a str,
     pub(crate) json: &'a [u8],
     pub(crate) status: Option<&'a [(&'static str, &'a str)]>,
+    pub(crate) clock_offset_ms: i64,
 }
 
 /// Offers the tick; see [`Ticked`] for the replies.
@@ -40,7 +41,8 @@ pub(crate) async fn periodic_tick(client: &Client, t: &PeriodicTick<'_>) -> Resu
         .arg(t.json)
         .arg(flag(t.status.is_some()))
         .arg(client.config().status_retention.active.as_secs())
-        .arg(keys.wake_channel());
+        .arg(keys.wake_channel())
+        .arg(t.clock_offset_ms);
     for (f, v) in t.status.unwrap_or_default() {
         inv.arg(*f).arg(*v);
     }
