@@ -195,6 +195,29 @@ async fn drain_stops_a_job_that_enqueues_itself_forever() {
 }
 
 #[tokio::test]
+async fn inline_mode_stops_a_job_that_enqueues_itself_forever() {
+    // Each inline push performs its job inside the pusher's poll: unbounded, this chain
+    // overflows the thread's stack and aborts the whole test binary.
+    let fake = FakeClient::new();
+    let again = fake.clone();
+    let builder = Worker::builder()
+        .register(move |f: Forever, _ctx: JobContext| {
+            let again = again.clone();
+            async move {
+                again.enqueue(&Forever(f.0 + 1)).await?;
+                Ok::<_, Failure>(())
+            }
+        })
+        .register(|_: Greet, _ctx: JobContext| async { Ok::<_, Failure>(()) });
+    let jobs = TestWorker::new(builder, &fake);
+    jobs.inline();
+    let err = fake.enqueue(&Forever(0)).await.unwrap_err();
+    assert!(err.to_string().contains("nested deeper than"), "{err}");
+    // The depth unwinds with the chain: the next push runs as usual.
+    fake.enqueue(&Greet("again".into())).await.unwrap();
+}
+
+#[tokio::test]
 async fn a_test_context_records_progress_and_can_be_cancelled() {
     let ctx = JobContext::for_test();
     ctx.progress(30, "a").await.unwrap();
