@@ -84,16 +84,35 @@ impl Visit for Pairs<'_> {
 
 fn push_pair(line: &mut String, key: &str, value: &str) {
     let key = if key == "message" { "msg" } else { key };
-    let needs_quotes = value.is_empty() || value.contains([' ', '"', '=', '\n']);
-    if needs_quotes {
-        let escaped = value
-            .replace('\\', "\\\\")
-            .replace('"', "\\\"")
-            .replace('\n', "\\n");
-        let _ = write!(line, " {key}=\"{escaped}\"");
-    } else {
+    let needs_quotes = value.is_empty()
+        || value
+            .chars()
+            .any(|c| c == '"' || c == '=' || unsafe_char(c) || c == ' ');
+    if !needs_quotes {
         let _ = write!(line, " {key}={value}");
+        return;
     }
+    let _ = write!(line, " {key}=\"");
+    for c in value.chars() {
+        let _ = match c {
+            '\\' => line.write_str("\\\\"),
+            '"' => line.write_str("\\\""),
+            '\n' => line.write_str("\\n"),
+            '\r' => line.write_str("\\r"),
+            '\t' => line.write_str("\\t"),
+            c if unsafe_char(c) => write!(line, "\\u{:04x}", u32::from(c)),
+            c => line.write_char(c),
+        };
+    }
+    line.push('"');
+}
+
+/// A character no log line may hold raw: a control character (a carriage return that some
+/// shippers split lines on, the ESC of a terminal escape) or a separator other than the
+/// plain space (a tab splits a logfmt pair; U+2028 breaks lines in some viewers). Values
+/// come from jobs, which are untrusted.
+fn unsafe_char(c: char) -> bool {
+    c.is_control() || (c.is_whitespace() && c != ' ')
 }
 
 #[cfg(test)]
@@ -107,5 +126,21 @@ mod tests {
         push_pair(&mut line, "job_id", "abc");
         push_pair(&mut line, "error", "say \"hi\"");
         assert_eq!(line, r#" msg="job failed" job_id=abc error="say \"hi\"""#);
+    }
+
+    #[test]
+    fn control_characters_from_a_job_cannot_forge_a_line_or_a_terminal_escape() {
+        // A foreign client's job id or a handler's error text is untrusted: a carriage
+        // return starts a new line for some log shippers, ESC drives the terminal of
+        // whoever tails the logs, a tab splits a pair for logfmt parsers.
+        let mut line = String::new();
+        push_pair(&mut line, "job_id", "abc\rat=error");
+        push_pair(&mut line, "class", "X\u{1b}[2J\u{7}");
+        push_pair(&mut line, "error", "a\tb\u{2028}c");
+        assert_eq!(
+            line,
+            r#" job_id="abc\rat=error" class="X\u001b[2J\u0007" error="a\tb\u2028c""#
+        );
+        assert!(!line.chars().any(|c| c.is_control() || c == '\u{2028}'));
     }
 }

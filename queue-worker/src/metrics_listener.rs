@@ -4,19 +4,25 @@
 //! Off by default, and given a bare port it binds loopback only: a worker dyno has no routed
 //! port, and the page names every job class. A minimal HTTP/1.1 responder, not a web
 //! framework: it answers `GET /metrics` and closes; anything else gets 404. Each request is
-//! read with a size cap and a deadline, so a stuck or hostile client holds one small task.
+//! read with a size cap and a deadline, so a stuck or hostile client holds one small task,
+//! and at most `MAX_CONNECTIONS` are held at once: a flood of idle connections is closed
+//! on arrival rather than left to use up the file descriptors the worker's Redis
+//! connections need (scrapes fail during the flood; jobs keep running).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
 use crate::shared::Shared;
 
 /// Longest request head read (a scrape's is a few hundred bytes).
 const MAX_REQUEST_BYTES: usize = 8 * 1024;
+/// Connections answered at once (a Prometheus scrapes with one).
+pub(crate) const MAX_CONNECTIONS: usize = 16;
 /// Time a client gets to send its request and read the answer.
 const REQUEST_DEADLINE: Duration = Duration::from_secs(5);
 
@@ -29,14 +35,20 @@ pub(crate) async fn bind(addr: SocketAddr) -> crate::Result<TcpListener> {
 
 /// Serves `/metrics` on `listener` until `stop`.
 pub(crate) async fn run(listener: TcpListener, shared: Arc<Shared>, stop: CancellationToken) {
+    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     loop {
         tokio::select! {
             _ = stop.cancelled() => break,
             accepted = listener.accept() => match accepted {
                 Ok((stream, _)) => {
+                    // No slot: dropping the stream closes it at once.
+                    let Ok(slot) = Arc::clone(&slots).try_acquire_owned() else {
+                        continue;
+                    };
                     let shared = Arc::clone(&shared);
                     tokio::spawn(async move {
                         let _ = tokio::time::timeout(REQUEST_DEADLINE, answer(stream, &shared)).await;
+                        drop(slot);
                     });
                 }
                 Err(e) => {

@@ -199,6 +199,16 @@ impl Inner {
     }
 }
 
+/// Inline jobs one push may nest (a job that enqueues a job that enqueues …): each runs
+/// inside its pusher's poll, so an endless chain would overflow the stack and abort the
+/// whole test binary; past this depth the push fails instead.
+pub const MAX_INLINE_DEPTH: usize = 32;
+
+tokio::task_local! {
+    /// How deep the inline job running now is nested (1 for one pushed by the test).
+    static INLINE_DEPTH: usize;
+}
+
 /// The fake's inline runner: holds the test worker weakly, since the worker holds the fake
 /// (and its handlers, clones of it).
 struct Inline(Weak<Inner>);
@@ -206,6 +216,8 @@ struct Inline(Weak<Inner>);
 impl InlineRunner for Inline {
     fn run(&self, job: JobPayload) -> BoxFuture<'static, queue_core::Result<()>> {
         let inner = self.0.upgrade();
+        // Read here, while the pushing job's scope (if any) is current.
+        let depth = INLINE_DEPTH.try_with(|d| *d).unwrap_or(0) + 1;
         Box::pin(async move {
             let Some(inner) = inner else {
                 return Err(queue_core::Error::InlineJobFailed {
@@ -213,7 +225,15 @@ impl InlineRunner for Inline {
                     message: "the TestWorker was dropped".to_owned(),
                 });
             };
-            let performed = inner.perform(job).await;
+            if depth > MAX_INLINE_DEPTH {
+                return Err(queue_core::Error::InlineJobFailed {
+                    class: job.class,
+                    message: format!(
+                        "inline jobs nested deeper than {MAX_INLINE_DEPTH}: does a job enqueue itself?"
+                    ),
+                });
+            }
+            let performed = INLINE_DEPTH.scope(depth, inner.perform(job)).await;
             match performed.outcome {
                 Ok(_) => Ok(()),
                 Err(failure) => Err(queue_core::Error::InlineJobFailed {

@@ -288,3 +288,62 @@ async fn an_operators_quiet_runs_the_quiet_hooks_once() {
     worker.shutdown().await.unwrap();
     assert_eq!(*events.lock().unwrap(), ["quiet"]);
 }
+
+/// The answer to a scrape of `port`, once the listener answers one.
+fn scrape_when_up(port: u16) -> String {
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    let attempt = || -> std::io::Result<String> {
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", port))?;
+        write!(s, "GET /metrics HTTP/1.1\r\nhost: x\r\n\r\n")?;
+        let mut out = String::new();
+        s.read_to_string(&mut out)?;
+        Ok(out)
+    };
+    loop {
+        match attempt() {
+            Ok(answer) if !answer.is_empty() => return answer,
+            other if std::time::Instant::now() > deadline => panic!("no answer: {other:?}"),
+            _ => std::thread::yield_now(),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_of_idle_metrics_connections_is_turned_away_not_held() {
+    let redis = TestRedis::start();
+    let client = client(&redis, "metrics_flood").await;
+    let port = free_port();
+    let mut config = fast_config();
+    config.metrics_addr = Some(([127, 0, 0, 1], port).into());
+    let worker = Worker::builder()
+        .config(config)
+        .register(|_: Fine, _: JobContext| async { Ok::<_, Failure>(()) })
+        .build(client.clone())
+        .unwrap()
+        .start();
+    let (last, recovered) = tokio::task::spawn_blocking(move || {
+        assert!(scrape_when_up(port).starts_with("HTTP/1.1 200 OK\r\n"));
+        // Clients that connect and send nothing (slowloris): each one held costs the worker
+        // a task and a file descriptor, the ones its Redis connections need too.
+        let idle: Vec<_> = (0..200)
+            .map(|_| std::net::TcpStream::connect(("127.0.0.1", port)).unwrap())
+            .collect();
+        let mut last = idle.last().unwrap().try_clone().unwrap();
+        // Well inside the 5 s each request may take: a held connection times out here.
+        last.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+        let read = last.read(&mut [0u8; 1]);
+        drop(idle);
+        drop(last);
+        // Once the flood is gone, scrapes are answered again.
+        (read, scrape_when_up(port))
+    })
+    .await
+    .unwrap();
+    match last {
+        Ok(0) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {}
+        other => panic!("the 200th idle connection was held open: {other:?}"),
+    }
+    assert!(recovered.starts_with("HTTP/1.1 200 OK\r\n"), "{recovered}");
+    worker.shutdown().await.unwrap();
+}

@@ -8,7 +8,6 @@ use queue_worker::middleware::{AttemptFuture, Middleware, Next};
 use queue_worker::testing::{MAX_DRAINED, TestWorker};
 use queue_worker::{Failure, JobContext, Worker};
 use serde::{Deserialize, Serialize};
-use std::io::Write;
 use std::sync::{Arc, Mutex};
 
 #[derive(Serialize, Deserialize)]
@@ -195,6 +194,29 @@ async fn drain_stops_a_job_that_enqueues_itself_forever() {
 }
 
 #[tokio::test]
+async fn inline_mode_stops_a_job_that_enqueues_itself_forever() {
+    // Each inline push performs its job inside the pusher's poll: unbounded, this chain
+    // overflows the thread's stack and aborts the whole test binary.
+    let fake = FakeClient::new();
+    let again = fake.clone();
+    let builder = Worker::builder()
+        .register(move |f: Forever, _ctx: JobContext| {
+            let again = again.clone();
+            async move {
+                again.enqueue(&Forever(f.0 + 1)).await?;
+                Ok::<_, Failure>(())
+            }
+        })
+        .register(|_: Greet, _ctx: JobContext| async { Ok::<_, Failure>(()) });
+    let jobs = TestWorker::new(builder, &fake);
+    jobs.inline();
+    let err = fake.enqueue(&Forever(0)).await.unwrap_err();
+    assert!(err.to_string().contains("nested deeper than"), "{err}");
+    // The depth unwinds with the chain: the next push runs as usual.
+    fake.enqueue(&Greet("again".into())).await.unwrap();
+}
+
+#[tokio::test]
 async fn a_test_context_records_progress_and_can_be_cancelled() {
     let ctx = JobContext::for_test();
     ctx.progress(30, "a").await.unwrap();
@@ -206,59 +228,4 @@ async fn a_test_context_records_progress_and_can_be_cancelled() {
     assert!(!ctx.is_cancelled());
     ctx.cancel_for_test();
     ctx.cancelled().await;
-}
-
-/// Collects formatted log lines.
-#[derive(Clone, Default)]
-struct Buffer(Arc<Mutex<Vec<u8>>>);
-impl Write for Buffer {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-#[test]
-fn every_event_in_a_handler_names_its_job_in_logfmt() {
-    let buffer = Buffer::default();
-    let writer = buffer.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .fmt_fields(queue_core::platform::LogfmtFields)
-        .event_format(queue_core::platform::Logfmt)
-        .with_writer(move || writer.clone())
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .build()
-        .unwrap();
-    let id = runtime.block_on(async {
-        let fake = FakeClient::new();
-        let builder = Worker::builder().register(|g: Greet, _ctx: JobContext| async move {
-            tracing::info!(greeting = %g.0, "inside the handler");
-            Ok::<_, Failure>(())
-        });
-        let id = fake
-            .enqueue_with(
-                &Greet("hello there".into()),
-                queue_core::EnqueueOptions::new().queue("mail"),
-            )
-            .await
-            .unwrap();
-        TestWorker::new(builder, &fake).drain().await;
-        id
-    });
-    let text = String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap();
-    let line = text
-        .lines()
-        .find(|l| l.contains("inside the handler"))
-        .unwrap();
-    assert!(
-        line.ends_with(&format!(
-            r#"greeting="hello there" job.id={id} job.class=Greet job.queue=mail attempt=1"#
-        )),
-        "{line}"
-    );
 }
