@@ -119,9 +119,11 @@ pub(crate) async fn run(
     };
     let outcome = match crate::perform::attempt(&shared.extensions.middleware, &reg, &job, ctx) {
         Err(e) => {
-            // The detail quotes argument values: log it, but keep it out of the status
-            // record and the dead set, which web pages show.
-            tracing::error!(job_id = %job.jid, class = %job.class, error = %e, "arguments do not fit the job type");
+            // serde's message quotes the offending value, which may be a secret: the log
+            // gets its category and position only, and the status record and dead set
+            // (which web pages show) not even that.
+            tracing::error!(job_id = %job.jid, class = %job.class, error = %without_values(&e),
+                "arguments do not fit the job type");
             Outcome::Failed(Failure::dead(
                 "arguments do not fit the job type (details in the worker log)",
             ))
@@ -356,6 +358,21 @@ pub(crate) async fn hand_back(shared: &Shared, ident: &Identity, raw: &[u8], whe
     }
 }
 
+/// What an argument mismatch says without quoting the arguments: serde's category and the
+/// position in the arguments' JSON.
+fn without_values(e: &queue_core::Error) -> String {
+    match e {
+        queue_core::Error::ArgumentMismatch { class, source } => format!(
+            "arguments of job {} do not match its type ({:?} error at line {} column {})",
+            crate::retry::for_log(class),
+            source.classify(),
+            source.line(),
+            source.column()
+        ),
+        other => other.to_string(),
+    }
+}
+
 pub(crate) fn panic_message(payload: Box<dyn std::any::Any + Send>) -> String {
     let text = payload
         .downcast_ref::<&str>()
@@ -363,4 +380,28 @@ pub(crate) fn panic_message(payload: Box<dyn std::any::Any + Send>) -> String {
         .or_else(|| payload.downcast_ref::<String>().cloned())
         .unwrap_or_else(|| "panic with a non-string payload".to_owned());
     format!("panicked: {text}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_mismatch_is_logged_without_the_argument_values() {
+        let source = serde_json::from_str::<u32>(r#""s3cret-token""#).unwrap_err();
+        let e = queue_core::Error::ArgumentMismatch {
+            class: "Charge".into(),
+            source,
+        };
+        assert!(
+            e.to_string().contains("s3cret-token"),
+            "serde quotes the value"
+        );
+        let logged = without_values(&e);
+        assert!(!logged.contains("s3cret"), "{logged}");
+        assert!(
+            logged.contains("Charge") && logged.contains("column"),
+            "{logged}"
+        );
+    }
 }
