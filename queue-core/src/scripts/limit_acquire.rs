@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use crate::client::Client;
 use crate::error::Result;
-use crate::scripts::lua;
+use crate::scripts::{lua, release_slot};
 
 lua!(LIMIT_ACQUIRE, "limit_acquire.lua");
 
@@ -42,15 +42,5 @@ pub async fn limit_acquire(
 
 /// Gives `holder`'s slot of `class` back (one `ZREM`; no script needed).
 pub async fn limit_release(client: &Client, class: &str, holder: &str) -> Result<()> {
-    let mut conn = client.connection();
-    let key = client.keys().concurrency(class);
-    let _: i64 = client
-        .bounded(
-            redis::cmd("ZREM")
-                .arg(key)
-                .arg(holder)
-                .query_async(&mut conn),
-        )
-        .await?;
-    Ok(())
+    release_slot(client, client.keys().concurrency(class), holder).await
 }

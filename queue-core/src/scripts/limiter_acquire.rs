@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use crate::client::Client;
 use crate::error::Result;
-use crate::scripts::lua;
+use crate::scripts::{lua, release_slot};
 
 lua!(LIMITER_ACQUIRE, "limiter_acquire.lua");
 
@@ -93,15 +93,5 @@ pub async fn limiter_acquire(
 
 /// Gives `holder`'s slot of concurrent limiter `name` back (one `ZREM`; no script needed).
 pub async fn limiter_release(client: &Client, name: &str, holder: &str) -> Result<()> {
-    let mut conn = client.connection();
-    let key = client.keys().limiter(name);
-    let _: i64 = client
-        .bounded(
-            redis::cmd("ZREM")
-                .arg(key)
-                .arg(holder)
-                .query_async(&mut conn),
-        )
-        .await?;
-    Ok(())
+    release_slot(client, client.keys().limiter(name), holder).await
 }

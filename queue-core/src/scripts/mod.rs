@@ -113,6 +113,21 @@ pub enum Acted {
     NotAJob,
 }
 
+/// Gives `holder`'s slot in the sorted set of slots at `key` back (one `ZREM`, no script
+/// needed): how a class's concurrency slot and a concurrent limiter's slot are released.
+pub(crate) async fn release_slot(client: &Client, key: String, holder: &str) -> Result<()> {
+    let mut conn = client.connection();
+    let _: i64 = client
+        .bounded(
+            redis::cmd("ZREM")
+                .arg(key)
+                .arg(holder)
+                .query_async(&mut conn),
+        )
+        .await?;
+    Ok(())
+}
+
 /// A script, loaded once per process, with the file name its errors report.
 pub(crate) struct Lua {
     name: &'static str,
