@@ -1,7 +1,5 @@
 //! The client: enqueue from a request handler in one round trip, read and cancel jobs.
 
-use redis::aio::ConnectionManager;
-
 use serde::Serialize;
 use serde_json::Value;
 use std::collections::HashMap;
@@ -11,6 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::client_middleware::{ClientChain, ClientMiddleware};
+use crate::cluster::SharedConnection;
 use crate::config::ClientConfig;
 use crate::connection::{check_memory_policy, shared_connection};
 use crate::error::{Error, Result};
@@ -42,7 +41,7 @@ use crate::unique::{Unique, default_key};
 /// ```
 #[derive(Clone)]
 pub struct Client {
-    conn: ConnectionManager,
+    conn: SharedConnection,
     keys: Keys,
     config: Arc<ClientConfig>,
     middleware: ClientChain,
@@ -318,13 +317,13 @@ impl Client {
     }
 
     /// A clone of the shared connection: only this crate builds Redis commands.
-    pub(crate) fn connection(&self) -> ConnectionManager {
+    pub(crate) fn connection(&self) -> SharedConnection {
         self.conn.clone()
     }
 
     /// A clone of the shared connection, for tests and benches that plant or read raw state.
     #[cfg(feature = "test-support")]
-    pub fn raw_connection(&self) -> ConnectionManager {
+    pub fn raw_connection(&self) -> SharedConnection {
         self.conn.clone()
     }
 

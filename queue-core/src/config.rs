@@ -8,6 +8,9 @@ use crate::status::StatusRetention;
 
 /// Default bound on every Redis call made by the client.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(2);
+/// The key prefix of cluster mode when `QUEUE_PREFIX` is unset: its hash tag puts every
+/// key in one slot (see [`crate::cluster`]).
+pub const DEFAULT_CLUSTER_PREFIX: &str = "{queue}:";
 /// Default cap on one encoded job (small managed plans have 25-50 MB in all).
 pub const DEFAULT_MAX_PAYLOAD_BYTES: usize = 256 * 1024;
 
@@ -38,6 +41,10 @@ pub struct ClientConfig {
     pub connection_name: Option<String>,
     /// How long status records are kept.
     pub status_retention: StatusRetention,
+    /// The nodes of a Redis Cluster to start from (any of its masters or replicas); empty
+    /// for a single server at `url`. Not shown by `Debug`: the URLs may hold a password.
+    /// In cluster mode the prefix must carry a hash tag (see [`crate::cluster`]).
+    pub cluster_nodes: Vec<String>,
 }
 
 impl ClientConfig {
@@ -51,11 +58,35 @@ impl ClientConfig {
             accept_invalid_certs: false,
             connection_name: None,
             status_retention: StatusRetention::default(),
+            cluster_nodes: Vec::new(),
         }
+    }
+
+    /// Cluster mode: starts from the nodes at `urls` (at least one), with every key under
+    /// `prefix`, which must carry a hash tag such as `{app}:`.
+    ///
+    /// ```
+    /// use queue_core::ClientConfig;
+    /// let config = ClientConfig::cluster(["redis://10.0.0.1:7000", "redis://10.0.0.2:7000"], "{app}:");
+    /// assert!(config.is_cluster());
+    /// assert_eq!(config.url, "redis://10.0.0.1:7000");
+    /// ```
+    pub fn cluster<I, S>(urls: I, prefix: impl Into<String>) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        let nodes: Vec<String> = urls.into_iter().map(Into::into).collect();
+        let mut config = Self::new(nodes.first().cloned().unwrap_or_default()).prefix(prefix);
+        config.cluster_nodes = nodes;
+        config
     }
 
     /// From the environment: `REDIS_TLS_URL`, else `REDIS_URL`; `DYNO` names the connection;
     /// `QUEUE_PREFIX` sets the key prefix.
+    ///
+    /// `REDIS_CLUSTER_URLS`, a comma-separated list of node URLs, selects cluster mode and
+    /// wins over the other two; the prefix then defaults to [`DEFAULT_CLUSTER_PREFIX`].
     ///
     /// Certificate checks are skipped for a `rediss://` URL when `REDIS_TLS_SKIP_VERIFY` is
     /// `1`/`true`, or when it is unset and `DYNO` is set (the platform's managed Redis only
@@ -82,7 +113,19 @@ impl ClientConfig {
     pub fn from_vars(lookup: impl Fn(&str) -> Option<String>) -> Result<Self> {
         // An empty variable counts as unset, as shells and platform dashboards produce them.
         let var = |k: &str| lookup(k).filter(|v| !v.is_empty());
-        let url = var("REDIS_TLS_URL")
+        let cluster_nodes: Vec<String> = var("REDIS_CLUSTER_URLS")
+            .map(|list| {
+                list.split(',')
+                    .map(str::trim)
+                    .filter(|url| !url.is_empty())
+                    .map(str::to_owned)
+                    .collect()
+            })
+            .unwrap_or_default();
+        let url = cluster_nodes
+            .first()
+            .cloned()
+            .or_else(|| var("REDIS_TLS_URL"))
             .or_else(|| var("REDIS_URL"))
             .ok_or(Error::MissingRedisUrl)?;
         let dyno = var("DYNO");
@@ -94,6 +137,10 @@ impl ClientConfig {
         let mut config = Self::new(url);
         config.accept_invalid_certs = skip_verify;
         config.connection_name = dyno;
+        if !cluster_nodes.is_empty() {
+            config.prefix = DEFAULT_CLUSTER_PREFIX.to_owned();
+            config.cluster_nodes = cluster_nodes;
+        }
         if let Some(prefix) = var("QUEUE_PREFIX") {
             config.prefix = prefix;
         }
@@ -140,6 +187,11 @@ impl ClientConfig {
     pub fn is_tls(&self) -> bool {
         self.url.starts_with("rediss://")
     }
+
+    /// Whether this configuration talks to a Redis Cluster.
+    pub fn is_cluster(&self) -> bool {
+        !self.cluster_nodes.is_empty()
+    }
 }
 
 impl fmt::Debug for ClientConfig {
@@ -152,6 +204,7 @@ impl fmt::Debug for ClientConfig {
             .field("accept_invalid_certs", &self.accept_invalid_certs)
             .field("connection_name", &self.connection_name)
             .field("status_retention", &self.status_retention)
+            .field("cluster_nodes", &self.cluster_nodes.len())
             .finish()
     }
 }
@@ -223,6 +276,28 @@ mod tests {
                 .prefix,
             ""
         );
+    }
+
+    #[test]
+    fn cluster_urls_select_cluster_mode_with_a_hash_tagged_prefix() {
+        let c = ClientConfig::from_vars(vars(&[
+            ("REDIS_URL", "redis://single"),
+            ("REDIS_CLUSTER_URLS", "redis://a:7000, redis://b:7001,"),
+        ]))
+        .unwrap();
+        assert!(c.is_cluster());
+        assert_eq!(c.cluster_nodes, ["redis://a:7000", "redis://b:7001"]);
+        assert_eq!(c.url, "redis://a:7000");
+        assert_eq!(c.prefix, DEFAULT_CLUSTER_PREFIX);
+        let c = ClientConfig::from_vars(vars(&[
+            ("REDIS_CLUSTER_URLS", "redis://a:7000"),
+            ("QUEUE_PREFIX", "{billing}:"),
+        ]))
+        .unwrap();
+        assert_eq!(c.prefix, "{billing}:");
+        let single = ClientConfig::from_vars(vars(&[("REDIS_URL", "redis://h")])).unwrap();
+        assert!(!single.is_cluster());
+        assert!(format!("{c:?}").contains("cluster_nodes: 1"));
     }
 
     #[test]

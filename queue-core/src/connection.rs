@@ -4,6 +4,7 @@ use redis::Client as RedisClient;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use std::time::Duration;
 
+use crate::cluster::{SharedConnection, check_cluster_prefix, cluster_connection};
 use crate::config::ClientConfig;
 use crate::error::{Error, Result};
 
@@ -18,8 +19,15 @@ const INSECURE_FRAGMENT: &str = "#insecure";
 /// copied between apps and dashboards; a fragment in it must not switch off verification
 /// that the environment asked for.
 pub fn redis_client(config: &ClientConfig) -> Result<RedisClient> {
-    let mut url = config.url.clone();
-    if config.is_tls() {
+    RedisClient::open(url_with_tls_choice(&config.url, config))
+        .map_err(|e| Error::InvalidRedisUrl(format!("{:?}", e.kind())))
+}
+
+/// `url` with [`ClientConfig::accept_invalid_certs`] applied: the `#insecure` fragment added
+/// or removed (see [`redis_client`]); a plain `redis://` URL is returned as it is.
+pub(crate) fn url_with_tls_choice(url: &str, config: &ClientConfig) -> String {
+    let mut url = url.to_owned();
+    if url.starts_with("rediss://") {
         // rustls needs a process-wide crypto provider; a second install is a harmless no-op.
         let _ = rustls::crypto::ring::default_provider().install_default();
         if let Some(stripped) = url.strip_suffix(INSECURE_FRAGMENT) {
@@ -35,11 +43,18 @@ pub fn redis_client(config: &ClientConfig) -> Result<RedisClient> {
             url.push_str(INSECURE_FRAGMENT);
         }
     }
-    RedisClient::open(url).map_err(|e| Error::InvalidRedisUrl(format!("{:?}", e.kind())))
+    url
 }
 
-/// The shared, self-reconnecting multiplexed connection that serves every caller.
-pub async fn shared_connection(config: &ClientConfig) -> Result<ConnectionManager> {
+/// The shared connection that serves every caller: a self-reconnecting multiplexed
+/// connection to one server, or the cluster client when [`ClientConfig::cluster_nodes`] is set.
+pub async fn shared_connection(config: &ClientConfig) -> Result<SharedConnection> {
+    if config.is_cluster() {
+        check_cluster_prefix(config)?;
+        let mut conn = SharedConnection::Cluster(cluster_connection(config).await?);
+        name_connection(&mut conn, config).await?;
+        return Ok(conn);
+    }
     let client = redis_client(config)?;
     let manager_config = ConnectionManagerConfig::new()
         .set_connection_timeout(Some(config.timeout))
@@ -54,7 +69,7 @@ pub async fn shared_connection(config: &ClientConfig) -> Result<ConnectionManage
     .map_err(|_| Error::Timeout(config.timeout))?
     .map_err(|e| Error::from_bounded(e, config.timeout))?;
     name_connection(&mut conn, config).await?;
-    Ok(conn)
+    Ok(SharedConnection::Single(conn))
 }
 
 /// Sets `CLIENT SETNAME` from the configured name, so operators see `worker.1` in `CLIENT LIST`.

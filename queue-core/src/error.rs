@@ -47,6 +47,10 @@ pub enum Error {
     /// The Redis URL could not be parsed (the URL itself is not repeated: it may hold a password).
     #[error("invalid Redis URL: {0}")]
     InvalidRedisUrl(String),
+    /// Cluster mode was asked for with a key prefix that has no hash tag: the app's keys
+    /// would spread over slots and its multi-key scripts would be refused.
+    #[error("in cluster mode the key prefix must carry a hash tag such as {{app}}:, not {0:?}")]
+    ClusterPrefixWithoutHashTag(String),
     /// Redis did not answer within the configured timeout.
     #[error("Redis did not answer within {0:?}")]
     Timeout(Duration),

@@ -41,6 +41,7 @@
 mod bulk;
 pub mod client;
 pub mod client_middleware;
+pub mod cluster;
 pub mod config;
 pub mod connection;
 mod enqueue;

@@ -5,7 +5,8 @@
 use futures_util::{Stream, StreamExt};
 
 use crate::client::Client;
-use crate::connection::{name_connection, redis_client};
+use crate::cluster::subscription_client;
+use crate::connection::name_connection;
 use crate::error::{Error, Result};
 
 impl Client {
@@ -98,7 +99,7 @@ impl Client {
     /// by the client timeout).
     pub(crate) async fn subscription(&self, channel: String) -> Result<redis::aio::PubSub> {
         let config = self.config();
-        let client = redis_client(config)?;
+        let client = subscription_client(config)?;
         let mut pubsub = tokio::time::timeout(config.timeout, client.get_async_pubsub())
             .await
             .map_err(|_| Error::Timeout(config.timeout))??;

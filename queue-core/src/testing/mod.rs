@@ -5,13 +5,18 @@
 //!   `queue_worker::testing::TestWorker`). Always compiled: it has no dependencies and
 //!   does nothing unless used, so apps need no feature to test their jobs.
 //! - For this workspace's own tests (feature `test-support`): a private `redis-server` per
-//!   test (`TestRedis`) and a TCP proxy for network faults (`TcpProxy`). They need
+//!   test (`TestRedis`), a private Redis Cluster (`TestCluster`) and a TCP proxy for network
+//!   faults (`TcpProxy`). They need
 //!   `tempfile` and a `redis-server` binary, so they stay out of apps' builds.
 
+#[cfg(feature = "test-support")]
+mod cluster;
 mod fake;
 #[cfg(feature = "test-support")]
 mod server;
 
+#[cfg(feature = "test-support")]
+pub use cluster::*;
 pub use fake::{FakeClient, InlineRunner};
 #[cfg(feature = "test-support")]
 pub use server::*;

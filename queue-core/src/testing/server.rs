@@ -196,6 +196,27 @@ impl TestRedis {
         panic!("redis-server did not restart; log:\n{}", self.log());
     }
 
+    /// Sends one command and returns its reply as text: a bulk or simple string as it is,
+    /// an integer in decimal, an error as `ERR …` (plain servers only).
+    pub fn command(&self, parts: &[&str]) -> String {
+        let client = redis::Client::open(self.url()).expect("url");
+        let mut conn = client
+            .get_connection_with_timeout(Duration::from_secs(5))
+            .expect("connect");
+        let mut cmd = redis::cmd(parts[0]);
+        for p in &parts[1..] {
+            cmd.arg(*p);
+        }
+        match cmd.query::<redis::Value>(&mut conn) {
+            Ok(redis::Value::BulkString(b)) => String::from_utf8_lossy(&b).into_owned(),
+            Ok(redis::Value::SimpleString(s)) => s,
+            Ok(redis::Value::VerbatimString { text, .. }) => text,
+            Ok(redis::Value::Int(n)) => n.to_string(),
+            Ok(other) => format!("{other:?}"),
+            Err(e) => format!("ERR {e}"),
+        }
+    }
+
     /// Sends one command over a raw connection and returns the raw reply (plain servers only).
     pub fn raw_command(&self, parts: &[&str]) -> String {
         let mut stream = TcpStream::connect(("127.0.0.1", self.port)).expect("connect");

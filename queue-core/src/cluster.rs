@@ -1,0 +1,141 @@
+//! Redis Cluster mode: the connection every caller shares, and the rule that keeps every
+//! script legal on a cluster.
+//!
+//! A cluster routes each command by the hash slot of its keys and refuses a script or a
+//! pipeline whose keys fall in different slots. Every key a script touches arrives in KEYS
+//! (see [`crate::scripts`]), and in cluster mode the key prefix must carry a hash tag
+//! (`{app}:`), so that every key of the app hashes to one slot: every script and pipeline
+//! stays atomic exactly as on a single server, and the cluster client follows `MOVED`, `ASK`
+//! and failovers underneath. ARCHITECTURE.md ("Redis Cluster") says what this buys and what
+//! it does not (one slot is one master).
+//!
+//! Pub/sub needs no slot: a cluster forwards every `PUBLISH` to every node, so the wake and
+//! status subscribers connect to any one node ([`subscription_client`]), the next one in
+//! the list after each reconnect.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use redis::aio::{ConnectionLike, ConnectionManager};
+use redis::cluster::{ClusterClient, ClusterClientBuilder};
+use redis::cluster_async::ClusterConnection;
+use redis::{Cmd, Pipeline, RedisFuture, Value};
+
+use crate::config::ClientConfig;
+use crate::connection::{redis_client, url_with_tls_choice};
+use crate::error::{Error, Result};
+
+/// How many times the cluster client retries a command that met `MOVED`, `ASK`, a
+/// `TRYAGAIN` or a broken connection before it gives up; each call is bounded by the client
+/// timeout anyway, so this only caps the work inside that bound.
+const CLUSTER_RETRIES: u32 = 6;
+
+/// The connection every caller of one [`Client`](crate::Client) shares: one multiplexed
+/// connection to a single Redis, or in cluster mode the cluster client (one multiplexed
+/// connection per master, whatever the number of callers).
+#[derive(Clone)]
+pub enum SharedConnection {
+    /// A single Redis server (or a proxy in front of one).
+    Single(ConnectionManager),
+    /// A Redis Cluster.
+    Cluster(ClusterConnection),
+}
+
+impl std::fmt::Debug for SharedConnection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Single(_) => "SharedConnection::Single",
+            Self::Cluster(_) => "SharedConnection::Cluster",
+        })
+    }
+}
+
+impl ConnectionLike for SharedConnection {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
+        match self {
+            Self::Single(conn) => conn.req_packed_command(cmd),
+            Self::Cluster(conn) => conn.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipeline: &'a Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisFuture<'a, Vec<Value>> {
+        match self {
+            Self::Single(conn) => conn.req_packed_commands(pipeline, offset, count),
+            Self::Cluster(conn) => conn.req_packed_commands(pipeline, offset, count),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            Self::Single(conn) => conn.get_db(),
+            Self::Cluster(conn) => conn.get_db(),
+        }
+    }
+}
+
+/// The hash tag of `prefix`, as Redis Cluster reads it: the text between the first `{` and
+/// the first `}` after it, when that text is not empty.
+///
+/// ```
+/// use queue_core::cluster::hash_tag;
+/// assert_eq!(hash_tag("{app}:"), Some("app"));
+/// assert_eq!(hash_tag("app:"), None);
+/// assert_eq!(hash_tag("{}:"), None);
+/// ```
+pub fn hash_tag(prefix: &str) -> Option<&str> {
+    let open = prefix.find('{')?;
+    let rest = &prefix[open + 1..];
+    let close = rest.find('}')?;
+    let tag = &rest[..close];
+    (!tag.is_empty()).then_some(tag)
+}
+
+/// Checks that a cluster-mode configuration keeps every key in one slot.
+pub(crate) fn check_cluster_prefix(config: &ClientConfig) -> Result<()> {
+    if config.is_cluster() && hash_tag(&config.prefix).is_none() {
+        return Err(Error::ClusterPrefixWithoutHashTag(config.prefix.clone()));
+    }
+    Ok(())
+}
+
+/// The cluster client's connection for `config.cluster_nodes`, with the configured TLS
+/// choice applied to each node's URL and the client timeout on connects and replies.
+pub(crate) async fn cluster_connection(config: &ClientConfig) -> Result<ClusterConnection> {
+    let nodes: Vec<String> = config
+        .cluster_nodes
+        .iter()
+        .map(|url| url_with_tls_choice(url, config))
+        .collect();
+    let client: ClusterClient = ClusterClientBuilder::new(nodes)
+        .connection_timeout(config.timeout)
+        .response_timeout(config.timeout)
+        .retries(CLUSTER_RETRIES)
+        .min_retry_wait(10)
+        .max_retry_wait(500)
+        .build()
+        .map_err(|e| Error::InvalidRedisUrl(format!("{:?}", e.kind())))?;
+    tokio::time::timeout(config.timeout, client.get_async_connection())
+        .await
+        .map_err(|_| Error::Timeout(config.timeout))?
+        .map_err(|e| Error::from_bounded(e, config.timeout))
+}
+
+/// Which node the next pub/sub connection of this process goes to (cluster mode): each
+/// reconnect takes the next one, so a dead node is left behind.
+static NEXT_SUBSCRIPTION_NODE: AtomicUsize = AtomicUsize::new(0);
+
+/// The client for a new pub/sub connection: the configured server, or in cluster mode the
+/// next node of the list.
+pub(crate) fn subscription_client(config: &ClientConfig) -> Result<redis::Client> {
+    if !config.is_cluster() {
+        return redis_client(config);
+    }
+    let n = NEXT_SUBSCRIPTION_NODE.fetch_add(1, Ordering::Relaxed);
+    let url = &config.cluster_nodes[n % config.cluster_nodes.len()];
+    redis::Client::open(url_with_tls_choice(url, config))
+        .map_err(|e| Error::InvalidRedisUrl(format!("{:?}", e.kind())))
+}
