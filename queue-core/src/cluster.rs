@@ -13,11 +13,13 @@
 //! status subscribers connect to any one node ([`subscription_client`]), the next one in
 //! the list after each reconnect.
 
+use std::sync::LazyLock;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use redis::aio::{ConnectionLike, ConnectionManager};
 use redis::cluster::{ClusterClient, ClusterClientBuilder};
 use redis::cluster_async::ClusterConnection;
+use redis::cluster_routing::{Route, RoutingInfo, SingleNodeRoutingInfo, SlotAddr};
 use redis::{Cmd, Pipeline, RedisFuture, Value};
 
 use crate::config::ClientConfig;
@@ -29,6 +31,14 @@ use crate::error::{Error, Result};
 /// timeout anyway, so this only caps the work inside that bound.
 const CLUSTER_RETRIES: u32 = 6;
 
+/// Commands without keys that are about "the server": in cluster mode they go to the master
+/// of the app's slot (its clock, its version, its memory policy), not to a random node or to
+/// all of them (the cluster client's default, which would merge replies into a map).
+/// `SCRIPT LOAD` and `CLIENT SETNAME` keep the default: every node needs them.
+const HOME_COMMANDS: [&[u8]; 8] = [
+    b"TIME", b"INFO", b"CONFIG", b"DBSIZE", b"SLOWLOG", b"MEMORY", b"LATENCY", b"PING",
+];
+
 /// The connection every caller of one [`Client`](crate::Client) shares: one multiplexed
 /// connection to a single Redis, or in cluster mode the cluster client (one multiplexed
 /// connection per master, whatever the number of callers).
@@ -36,15 +46,28 @@ const CLUSTER_RETRIES: u32 = 6;
 pub enum SharedConnection {
     /// A single Redis server (or a proxy in front of one).
     Single(ConnectionManager),
-    /// A Redis Cluster.
-    Cluster(ClusterConnection),
+    /// A Redis Cluster, and the route to the master of the app's slot.
+    Cluster(ClusterConnection, Route),
+}
+
+/// Whether `cmd` is one of [`HOME_COMMANDS`] (`CLIENT LIST` too, but not `CLIENT SETNAME`).
+fn goes_home(cmd: &Cmd) -> bool {
+    let mut args = cmd.args_iter().map(|arg| match arg {
+        redis::Arg::Simple(bytes) => bytes.to_ascii_uppercase(),
+        _ => Vec::new(),
+    });
+    let Some(name) = args.next() else {
+        return false;
+    };
+    HOME_COMMANDS.contains(&name.as_slice())
+        || (name == b"CLIENT" && args.next().is_some_and(|sub| sub == b"LIST"))
 }
 
 impl std::fmt::Debug for SharedConnection {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
             Self::Single(_) => "SharedConnection::Single",
-            Self::Cluster(_) => "SharedConnection::Cluster",
+            Self::Cluster(..) => "SharedConnection::Cluster",
         })
     }
 }
@@ -53,7 +76,15 @@ impl ConnectionLike for SharedConnection {
     fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
         match self {
             Self::Single(conn) => conn.req_packed_command(cmd),
-            Self::Cluster(conn) => conn.req_packed_command(cmd),
+            Self::Cluster(conn, home) => {
+                if goes_home(cmd) {
+                    let routing =
+                        RoutingInfo::SingleNode(SingleNodeRoutingInfo::SpecificNode(*home));
+                    Box::pin(conn.route_command(cmd.clone(), routing))
+                } else {
+                    conn.req_packed_command(cmd)
+                }
+            }
         }
     }
 
@@ -65,14 +96,23 @@ impl ConnectionLike for SharedConnection {
     ) -> RedisFuture<'a, Vec<Value>> {
         match self {
             Self::Single(conn) => conn.req_packed_commands(pipeline, offset, count),
-            Self::Cluster(conn) => conn.req_packed_commands(pipeline, offset, count),
+            // A pipeline with a key goes to that key's slot (the cluster client's rule); one
+            // of server commands only (an inspector's `TIME`) goes home.
+            Self::Cluster(conn, home) => {
+                if pipeline.cmd_iter().all(goes_home) {
+                    let route = SingleNodeRoutingInfo::SpecificNode(*home);
+                    Box::pin(conn.route_pipeline(pipeline.clone(), offset, count, route))
+                } else {
+                    conn.req_packed_commands(pipeline, offset, count)
+                }
+            }
         }
     }
 
     fn get_db(&self) -> i64 {
         match self {
             Self::Single(conn) => conn.get_db(),
-            Self::Cluster(conn) => conn.get_db(),
+            Self::Cluster(conn, _) => conn.get_db(),
         }
     }
 }
@@ -104,7 +144,14 @@ pub(crate) fn check_cluster_prefix(config: &ClientConfig) -> Result<()> {
 
 /// The cluster client's connection for `config.cluster_nodes`, with the configured TLS
 /// choice applied to each node's URL and the client timeout on connects and replies.
-pub(crate) async fn cluster_connection(config: &ClientConfig) -> Result<ClusterConnection> {
+pub(crate) async fn cluster_connection(config: &ClientConfig) -> Result<SharedConnection> {
+    check_cluster_prefix(config)?;
+    // The prefix's hash tag decides the slot of every key the app writes.
+    let home = Route::with_key(config.prefix.as_bytes(), SlotAddr::Master);
+    Ok(SharedConnection::Cluster(connect(config).await?, home))
+}
+
+async fn connect(config: &ClientConfig) -> Result<ClusterConnection> {
     let nodes: Vec<String> = config
         .cluster_nodes
         .iter()
@@ -125,8 +172,10 @@ pub(crate) async fn cluster_connection(config: &ClientConfig) -> Result<ClusterC
 }
 
 /// Which node the next pub/sub connection of this process goes to (cluster mode): each
-/// reconnect takes the next one, so a dead node is left behind.
-static NEXT_SUBSCRIPTION_NODE: AtomicUsize = AtomicUsize::new(0);
+/// reconnect takes the next one, so a dead node is left behind. Processes start at
+/// different nodes (by process id), so a fleet's subscribers spread over the cluster.
+static NEXT_SUBSCRIPTION_NODE: LazyLock<AtomicUsize> =
+    LazyLock::new(|| AtomicUsize::new(std::process::id() as usize));
 
 /// The client for a new pub/sub connection: the configured server, or in cluster mode the
 /// next node of the list.

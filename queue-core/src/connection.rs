@@ -4,7 +4,7 @@ use redis::Client as RedisClient;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use std::time::Duration;
 
-use crate::cluster::{SharedConnection, check_cluster_prefix, cluster_connection};
+use crate::cluster::{SharedConnection, cluster_connection};
 use crate::config::ClientConfig;
 use crate::error::{Error, Result};
 
@@ -50,8 +50,7 @@ pub(crate) fn url_with_tls_choice(url: &str, config: &ClientConfig) -> String {
 /// connection to one server, or the cluster client when [`ClientConfig::cluster_nodes`] is set.
 pub async fn shared_connection(config: &ClientConfig) -> Result<SharedConnection> {
     if config.is_cluster() {
-        check_cluster_prefix(config)?;
-        let mut conn = SharedConnection::Cluster(cluster_connection(config).await?);
+        let mut conn = cluster_connection(config).await?;
         name_connection(&mut conn, config).await?;
         return Ok(conn);
     }

@@ -46,6 +46,10 @@ impl TestCluster {
                     "nodes.conf",
                     "--cluster-node-timeout",
                     &timeout,
+                    // A replica that has never synced cannot take over; the default 5 s
+                    // delay before the first sync would leave a fresh cluster without one.
+                    "--repl-diskless-sync-delay",
+                    "0",
                 ])
             })
             .collect();
@@ -139,11 +143,16 @@ impl TestCluster {
     fn wait_until_healthy(&self, live: &[usize]) {
         let deadline = Instant::now() + CLUSTER_DEADLINE;
         loop {
+            // Every live node sees every slot served, and every live replica has synced
+            // with its master (only then can it take over).
             let healthy = live.iter().all(|&i| {
                 let info = self.nodes[i].command(&["CLUSTER", "INFO"]);
+                let replication = self.nodes[i].command(&["INFO", "replication"]);
                 info.contains("cluster_state:ok")
                     && info.contains("cluster_slots_ok:16384")
                     && info.contains(&format!("cluster_size:{MASTERS}"))
+                    && (replication.contains("role:master")
+                        || replication.contains("master_link_status:up"))
             });
             if healthy {
                 return;

@@ -203,6 +203,8 @@ impl TestRedis {
         let mut conn = client
             .get_connection_with_timeout(Duration::from_secs(5))
             .expect("connect");
+        conn.set_read_timeout(Some(Duration::from_secs(5)))
+            .expect("read timeout");
         let mut cmd = redis::cmd(parts[0]);
         for p in &parts[1..] {
             cmd.arg(*p);
