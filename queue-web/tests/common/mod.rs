@@ -31,6 +31,11 @@ impl App {
     /// Starts the sample app against `redis`, with key prefix `{test_name}:`.
     pub(crate) async fn start(redis: &TestRedis, test_name: &str) -> App {
         let client = Client::connect(redis.config(test_name)).await.unwrap();
+        Self::with_client(client).await
+    }
+
+    /// Starts the sample app on `client` (a cluster's, say).
+    pub(crate) async fn with_client(client: Client) -> App {
         let status = StatusState::new(client.clone(), owner_or_capability);
         let base = serve(sample_router(client.clone(), status.clone())).await;
         let http = reqwest::Client::builder()
