@@ -248,6 +248,8 @@ impl WorkerBuilder {
         let shared = Shared {
             membership: Membership::new(host_name()),
             client,
+            // Slots last as long as the lease: renewed with it, recovered with its jobs.
+            slot_leases: crate::slot_leases::SlotLeases::new(self.config.lease_ttl),
             config: self.config,
             registry: self.registry,
             busy: AtomicUsize::new(0),
