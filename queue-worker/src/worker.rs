@@ -345,7 +345,7 @@ impl Worker {
     pub async fn run_until(self, shutdown: impl Future<Output = ()>) -> Result<()> {
         let shared = self.shared;
         let client = &shared.client;
-        let periodic = crate::periodic::PeriodicLoop::new(
+        let mut periodic = crate::periodic::PeriodicLoop::new(
             client.clone(),
             self.periodic,
             shared.config.clock_offset_ms,
