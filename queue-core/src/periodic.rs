@@ -122,13 +122,18 @@ impl Client {
         }
         let keys = self.keys();
         let mut conn = self.connection();
-        let registered: Vec<String> = self
+        let registered: Vec<String> = match self
             .bounded(
                 redis::cmd("SMEMBERS")
                     .arg(keys.periodic())
                     .query_async(&mut conn),
             )
-            .await?;
+            .await
+        {
+            // Another type at `periodic`: the script names the key (`Error::WrongType`).
+            Err(Error::Redis(e)) if e.code() == Some("WRONGTYPE") => Vec::new(),
+            other => other?,
+        };
         let removed: Vec<&str> = registered
             .iter()
             .map(String::as_str)

@@ -1,5 +1,7 @@
 //! `limiter_acquire.lua` through its wrapper, and the raw state it leaves.
 
+mod common;
+
 use queue_core::Client;
 use queue_core::scripts::{Admission, LimiterKind, limiter_acquire, limiter_release};
 use queue_core::testing::TestRedis;
@@ -105,4 +107,59 @@ async fn each_kind_admits_up_to_its_limit_and_says_how_long_to_wait() {
     assert!(limiter_acquire(&client, "odd", win, "1").await.is_err());
     let v: String = conn.get(keys.limiter("odd")).await.unwrap();
     assert_eq!(v, "x");
+}
+
+/// `slot_renew.lua`: a held slot gets a new expiry (also with Redis full), a released one is
+/// not taken again, and a key of another type is skipped.
+#[tokio::test]
+async fn renewal_extends_held_slots_only() {
+    use queue_core::scripts::{HeldSlot, SlotSet, limit_acquire, slot_renew};
+    let redis =
+        TestRedis::start_with_args(&["--maxmemory", "4mb", "--maxmemory-policy", "noeviction"]);
+    let client = Client::connect(redis.config("slot_renew")).await.unwrap();
+    let keys = client.keys().clone();
+    let mut conn = client.raw_connection();
+    let short = LimiterKind::Concurrent {
+        limit: 5,
+        lifetime: Duration::from_secs(1),
+    };
+    for h in ["a", "b"] {
+        limiter_acquire(&client, "db", short, h).await.unwrap();
+    }
+    limit_acquire(&client, "Report", "w:1", 1, Duration::from_secs(1))
+        .await
+        .unwrap();
+    limiter_release(&client, "db", "b").await.unwrap();
+    let _: () = conn.set(keys.limiter("planted"), "x").await.unwrap();
+    let slot = |set: SlotSet, holder: &str| HeldSlot {
+        set,
+        holder: holder.to_owned(),
+    };
+    let slots = [
+        slot(SlotSet::Limiter("db".into()), "a"),
+        slot(SlotSet::Limiter("db".into()), "b"),
+        slot(SlotSet::Class("Report".into()), "w:1"),
+        slot(SlotSet::Limiter("planted".into()), "a"),
+    ];
+    let mut filler = common::raw(&redis).await;
+    common::fill_to_out_of_memory(&mut filler, keys.prefix()).await;
+    let renewed = slot_renew(&client, &slots, Duration::from_secs(600))
+        .await
+        .unwrap();
+    assert_eq!(renewed, 2);
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as f64;
+    let a: Option<f64> = conn.zscore(keys.limiter("db"), "a").await.unwrap();
+    assert!(a.unwrap() > now_ms + 500_000.0, "{a:?}");
+    let b: Option<f64> = conn.zscore(keys.limiter("db"), "b").await.unwrap();
+    assert_eq!(b, None);
+    let w: Option<f64> = conn
+        .zscore(keys.concurrency("Report"), "w:1")
+        .await
+        .unwrap();
+    assert!(w.unwrap() > now_ms + 500_000.0, "{w:?}");
+    let planted: String = conn.get(keys.limiter("planted")).await.unwrap();
+    assert_eq!(planted, "x");
 }

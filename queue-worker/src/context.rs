@@ -5,6 +5,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use tokio_util::sync::{CancellationToken, WaitForCancellationFuture};
 
 use crate::error::Result;
+use crate::slot_leases::SlotLeases;
 
 /// Longest progress message stored (it is shown to users, and kept in Redis).
 const MAX_PROGRESS_MESSAGE_BYTES: usize = 1024;
@@ -18,6 +19,8 @@ pub struct JobContext {
     pub(crate) tracked: bool,
     pub(crate) reports: Reports,
     pub(crate) cancel: CancellationToken,
+    /// Where a concurrent limiter's slot is kept renewed while the job runs.
+    pub(crate) slot_leases: SlotLeases,
 }
 
 /// Where progress goes: the job's status record, or a list a test reads.
@@ -64,6 +67,8 @@ impl JobContext {
             tracked: true,
             reports: Reports::Recorded(Arc::default()),
             cancel: CancellationToken::new(),
+            // Never renewed: a test context takes no slots (its limiters admit at once).
+            slot_leases: SlotLeases::new(std::time::Duration::ZERO),
         }
     }
 

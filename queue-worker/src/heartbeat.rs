@@ -136,14 +136,19 @@ impl Heartbeater {
                 // An operator's signal waits (`signals.rs`): beat now rather than at the tick.
                 _ = shared.beat_now.notified() => {
                     let ident = shared.membership.current();
-                    if let Ok(false) = renew(shared, &ident).await {
-                        lease_lost(shared, &ident).await;
+                    match renew(shared, &ident).await {
+                        Ok(true) => shared.slot_leases.renew(&shared.client).await,
+                        Ok(false) => {
+                            lease_lost(shared, &ident).await;
+                        }
+                        Err(_) => {}
                     }
                 }
                 _ = tick.tick() => {
                     let ident = shared.membership.current();
                     match renew(shared, &ident).await {
                         Ok(true) => {
+                            shared.slot_leases.renew(&shared.client).await;
                             // A reconnect of the shared connection loses its name; set it again.
                             let _ = shared.client.rename_connection().await;
                         }

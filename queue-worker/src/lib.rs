@@ -97,6 +97,7 @@ mod scheduler;
 mod settle;
 mod shared;
 mod signals;
+mod slot_leases;
 pub mod testing;
 mod unique;
 mod wake;

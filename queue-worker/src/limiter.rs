@@ -3,7 +3,7 @@
 //! inside a handler or on a job type.
 //!
 //! - **concurrent** `(name, n)`: at most `n` holders at once; the slot is held until the
-//!   permit is dropped (or, if the process dies, until the job's timeout plus a minute);
+//!   permit is dropped (or, if the process dies, until its lease expires: `slot_leases.rs`);
 //! - **window** `(name, n, interval)`: at most `n` admissions in any `interval` (sliding);
 //! - **bucket** `(name, n, interval)`: `n` per `interval`, evenly spaced.
 //!
@@ -46,16 +46,14 @@
 
 use futures_util::future::BoxFuture;
 use queue_core::Client;
-use queue_core::scripts::{self, Admission, LimiterKind};
+use queue_core::scripts::{self, Admission, HeldSlot, LimiterKind, SlotSet};
 use std::sync::Arc;
 use std::time::Duration;
 
 use crate::context::JobContext;
 use crate::failure::Failure;
 use crate::registry::{Attempt, Perform};
-
-/// Lifetime of a concurrent slot taken inside a handler when the process dies holding it.
-const SLOT_LIFETIME: Duration = Duration::from_secs(3600);
+use crate::slot_leases::SlotLeases;
 
 /// How long a handler waits for an admission by default before its job is rescheduled
 /// (Sidekiq Enterprise's `wait_timeout` default is also 5 s).
@@ -83,6 +81,8 @@ pub struct LimiterPermit {
     client: Option<Client>,
     name: String,
     holder: String,
+    /// Renews the slot with the process's lease until the permit drops.
+    leases: SlotLeases,
 }
 
 impl Drop for LimiterPermit {
@@ -94,6 +94,10 @@ impl Drop for LimiterPermit {
             std::mem::take(&mut self.name),
             std::mem::take(&mut self.holder),
         );
+        self.leases.forget(&HeldSlot {
+            set: SlotSet::Limiter(name.clone()),
+            holder: holder.clone(),
+        });
         // Drop cannot wait: the release runs on its own. If it fails, the slot expires.
         if let Ok(rt) = tokio::runtime::Handle::try_current() {
             rt.spawn(async move {
@@ -128,15 +132,25 @@ impl Limiter<'_> {
     /// At most `n` of these at once across every process; held until the permit is dropped.
     pub async fn concurrent(self, n: u32) -> Result<LimiterPermit, Failure> {
         let holder = format!("{}:{}", self.ctx.id, fastrand::u64(..));
+        // The slot lasts as long as the lease, renewed with it while the permit lives: a
+        // process that dies holding it gives it back when its jobs are recovered.
+        let leases = self.ctx.slot_leases.clone();
         let kind = LimiterKind::Concurrent {
             limit: n,
-            lifetime: SLOT_LIFETIME,
+            lifetime: leases.lifetime(),
         };
         self.admit(kind, &holder).await?;
+        if self.ctx.client().is_some() {
+            leases.hold(HeldSlot {
+                set: SlotSet::Limiter(self.name.clone()),
+                holder: holder.clone(),
+            });
+        }
         Ok(LimiterPermit {
             client: self.ctx.client().cloned(),
             name: self.name,
             holder,
+            leases,
         })
     }
 

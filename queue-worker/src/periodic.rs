@@ -248,16 +248,30 @@ impl PeriodicLoop {
     }
 
     /// Registers this process's entries (forgetting removed ones) before the loop starts.
-    pub(crate) async fn register(&self) -> Result<()> {
+    ///
+    /// A key of another type in the way (`periodic`, `periodic:NAME`: another app's, under
+    /// the same prefix) is logged and this process offers no ticks; it still works its
+    /// queues. Exiting instead would stop every job for a registry only cron entries need.
+    pub(crate) async fn register(&mut self) -> Result<()> {
         if self.slots.is_empty() {
             return Ok(());
         }
         let defs: Vec<PeriodicDefinition> =
             self.slots.iter().map(|s| s.entry.def.clone()).collect();
-        let removed = retry_transient("registering periodic entries", || {
+        let removed = match retry_transient("registering periodic entries", || {
             self.client.register_periodic(&defs)
         })
-        .await?;
+        .await
+        {
+            Ok(removed) => removed,
+            Err(e @ queue_core::Error::WrongType { .. }) => {
+                tracing::error!(error = %e,
+                    "periodic entries not registered; this process pushes no periodic jobs until the key is removed and it restarts");
+                self.slots.clear();
+                return Ok(());
+            }
+            Err(e) => return Err(e.into()),
+        };
         tracing::info!(entries = defs.len(), removed, "periodic entries registered");
         Ok(())
     }

@@ -82,7 +82,7 @@ pub(crate) async fn run(
         .or(reg.timeout)
         .unwrap_or(shared.config.default_job_timeout);
     if let Some(limit) = reg.concurrency_limit {
-        match crate::limit::acquire(&shared, &ident, &job, limit, timeout).await {
+        match crate::limit::acquire(&shared, &ident, &job, limit).await {
             Ok(true) => {}
             Ok(false) => {
                 tracing::debug!(job_id = %job.jid, class = %job.class, limit, "class at its concurrency limit; deferred");
@@ -116,6 +116,7 @@ pub(crate) async fn run(
         tracked: reg.track_status,
         reports: Reports::Redis(shared.client.clone()),
         cancel: cancel.clone(),
+        slot_leases: shared.slot_leases.clone(),
     };
     let outcome = match crate::perform::attempt(&shared.extensions.middleware, &reg, &job, ctx) {
         Err(e) => {

@@ -16,6 +16,7 @@ use crate::in_flight::InFlight;
 use crate::membership::Membership;
 use crate::paused::Paused;
 use crate::registry::Registry;
+use crate::slot_leases::SlotLeases;
 
 /// Everything the exchange, runners and loops share.
 #[derive(Debug)]
@@ -51,6 +52,8 @@ pub(crate) struct Shared {
     pub(crate) finished: AtomicUsize,
     /// The processing-list entries this process is handling.
     pub(crate) in_flight: InFlight,
+    /// The concurrency slots its running jobs hold, renewed with the lease.
+    pub(crate) slot_leases: SlotLeases,
     /// Middleware, hooks, the finished-job log and the metrics.
     pub(crate) extensions: Extensions,
 }

@@ -248,6 +248,8 @@ impl WorkerBuilder {
         let shared = Shared {
             membership: Membership::new(host_name()),
             client,
+            // Slots last as long as the lease: renewed with it, recovered with its jobs.
+            slot_leases: crate::slot_leases::SlotLeases::new(self.config.lease_ttl),
             config: self.config,
             registry: self.registry,
             busy: AtomicUsize::new(0),
@@ -343,7 +345,7 @@ impl Worker {
     pub async fn run_until(self, shutdown: impl Future<Output = ()>) -> Result<()> {
         let shared = self.shared;
         let client = &shared.client;
-        let periodic = crate::periodic::PeriodicLoop::new(
+        let mut periodic = crate::periodic::PeriodicLoop::new(
             client.clone(),
             self.periodic,
             shared.config.clock_offset_ms,

@@ -126,3 +126,80 @@ async fn twenty_processes_never_exceed_either_limit_and_reach_the_rate() {
         "throughput {rate:.1}/s is not within 10% of {PER_SECOND}/s"
     );
 }
+
+/// The members of concurrent limiter `name`'s slot set.
+async fn slot_holders(client: &Client, name: &str) -> Vec<String> {
+    let mut conn = client.raw_connection();
+    redis::cmd("ZRANGE")
+        .arg(client.keys().limiter(name))
+        .arg(0)
+        .arg(-1)
+        .query_async(&mut conn)
+        .await
+        .unwrap()
+}
+
+/// A process killed with SIGKILL while its job holds a concurrent limiter's slot: the slot
+/// is given back about when the process's lease expires, not an hour later. (It used to last
+/// an hour: with a limit of 1, every job of the limiter, the recovered one included, was
+/// deferred again and again for that hour.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slot_held_by_a_killed_process_is_freed_when_its_lease_expires() {
+    let redis = TestRedis::start();
+    let client = Client::connect(redis.config("slotkill")).await.unwrap();
+    let harness = Harness::new("slot_killed", &redis.url(), "{slotkill}:");
+    let mut holder = harness.spawn("holder", 2, 5, &FAST_RECOVERY);
+    wait_registered(&client, holder.pid(), Duration::from_secs(20)).await;
+    let mut job = NewJob::new(
+        "queue::Limited",
+        vec![json!({"concurrent": 1, "per_second": 1000, "millis": 60_000})],
+    );
+    job.track_status = false;
+    client.push_bulk(vec![job]).await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let held = loop {
+        let held = slot_holders(&client, "diag-concurrent").await;
+        if !held.is_empty() {
+            break held;
+        }
+        assert!(Instant::now() < deadline, "the job never took the slot");
+        tokio::time::sleep(POLL).await;
+    };
+    holder.kill9();
+    let rescuer = harness.spawn("rescuer", 2, 5, &FAST_RECOVERY);
+    wait_registered(&client, rescuer.pid(), Duration::from_secs(20)).await;
+    // Lease 1 s, reaper 0.3 s: the dead holder's slot must be gone well within 10 s (the
+    // recovered job may take the slot again, under a new holder).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let now = slot_holders(&client, "diag-concurrent").await;
+        if !now.contains(&held[0]) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the killed process's slot {held:?} is still held"
+        );
+        tokio::time::sleep(POLL).await;
+    }
+    // The recovered job runs again and takes the slot: a live holder's slot is renewed with
+    // its lease, so it outlives many lease lifetimes while the job runs.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let again = loop {
+        let now = slot_holders(&client, "diag-concurrent").await;
+        if let Some(h) = now.into_iter().find(|h| *h != held[0]) {
+            break h;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the recovered job never took the slot"
+        );
+        tokio::time::sleep(POLL).await;
+    };
+    let until = Instant::now() + Duration::from_secs(4);
+    while Instant::now() < until {
+        let now = slot_holders(&client, "diag-concurrent").await;
+        assert_eq!(now, vec![again.clone()], "a running job's slot expired");
+        tokio::time::sleep(POLL).await;
+    }
+}

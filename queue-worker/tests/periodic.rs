@@ -113,3 +113,38 @@ async fn every_tick_is_enqueued_exactly_once_while_workers_are_killed() {
         late_ms[late_ms.len() - 1],
     );
 }
+
+/// Another app's keys where the periodic registry lives (`periodic`, `periodic:NAME`, of
+/// another type) must not keep a worker from working: it used to exit at start with
+/// WRONGTYPE, so no job ran at all. It runs its jobs and says which key is in the way.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_planted_periodic_key_does_not_stop_the_worker() {
+    let redis = TestRedis::start();
+    // Sidekiq's own key names (no prefix), where another app's keys may sit.
+    let client = Client::connect(redis.config("").prefix("")).await.unwrap();
+    let mut conn = client.raw_connection();
+    let harness = Harness::new("periodic_planted", &redis.url(), "");
+    let entries =
+        r#"[{"name":"beat","cron":"* * * * * *","class":"queue::Sleep","args":[{"millis":0}]}]"#;
+    for planted in ["periodic", "periodic:beat"] {
+        let _: () = redis::cmd("FLUSHALL").query_async(&mut conn).await.unwrap();
+        let _: () = redis::cmd("SET")
+            .arg(planted)
+            .arg("another app's")
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        let worker = harness.spawn(planted, 2, 5, &[("PERIODIC_JOBS", entries)]);
+        let job = queue_core::NewJob::new("queue::Sleep", vec![serde_json::json!({"millis": 0})]);
+        let id = client.push_bulk(vec![job]).await.unwrap().remove(0);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while ledger_count(&client, &id).await == 0 {
+            assert!(
+                Instant::now() < deadline,
+                "planted {planted}: the job never ran"
+            );
+            tokio::time::sleep(POLL).await;
+        }
+        worker.wait_for_log(planted, Duration::from_secs(5)).await;
+    }
+}

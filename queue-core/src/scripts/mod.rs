@@ -59,6 +59,7 @@ mod requeue;
 mod retry_now;
 mod schedule;
 mod signal;
+mod slot_renew;
 mod start;
 mod unique_release;
 mod unregister;
@@ -89,6 +90,7 @@ pub use requeue::{Requeue, Requeued, requeue};
 pub use retry_now::retry_now;
 pub(crate) use schedule::{Schedule, schedule};
 pub use signal::{SIGNAL_NOTICE, Signal, signal};
+pub use slot_renew::{HeldSlot, SlotSet, slot_renew};
 pub use start::{StartJob, Started, start};
 pub use unique_release::unique_release;
 pub use unregister::unregister;
@@ -281,7 +283,7 @@ fn operator_scripts() -> [&'static Lua; 4] {
 }
 
 /// The scripts a worker process uses, for preloading at start.
-fn worker_scripts() -> [&'static Lua; 16] {
+fn worker_scripts() -> [&'static Lua; 17] {
     [
         &ack_fetch::ACK_FETCH,
         &start::START,
@@ -299,6 +301,7 @@ fn worker_scripts() -> [&'static Lua; 16] {
         &expire::EXPIRE,
         &periodic_tick::PERIODIC_TICK,
         &periodic_register::PERIODIC_REGISTER,
+        &slot_renew::SLOT_RENEW,
     ]
 }
 
