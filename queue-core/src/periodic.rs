@@ -10,6 +10,7 @@
 
 use sha2::{Digest, Sha256};
 use std::fmt::Write as _;
+use std::time::Duration;
 
 use crate::client::{Client, NewJob, new_status, secs_str};
 use crate::error::{Error, Result};
@@ -20,6 +21,10 @@ use crate::timestamp::Timestamp;
 
 /// Longest entry name: a tick's job id is `cron-<name>-<epoch s>` and ids have 64 characters.
 pub const MAX_PERIODIC_NAME_LEN: usize = 40;
+/// [`PeriodicDefinition::missed`] of the run-once policy (the newest missed tick runs once).
+pub const MISSED_RUN_ONCE: &str = "once";
+/// [`PeriodicDefinition::missed`] of the skip policy (missed ticks are not run).
+pub const MISSED_SKIP: &str = "skip";
 
 /// The definition of a periodic entry, as registered in Redis and shown by `inspect`.
 #[derive(Debug, Clone)]
@@ -111,6 +116,12 @@ pub enum Ticked {
     NotRegistered,
     /// Redis's clock has not reached the tick yet: offer it again shortly.
     Early,
+    /// The offer reached Redis too late to count as on time (it waited out a Redis stall, or
+    /// this process's clock runs far behind Redis's); nothing was written.
+    Stale {
+        /// Redis's clock minus the tick time.
+        late_ms: i64,
+    },
 }
 
 impl Client {
@@ -152,12 +163,17 @@ impl Client {
         next: i64,
         kind: TickKind,
     ) -> Result<Ticked> {
-        self.enqueue_tick_shifted(def, digest, tick, next, kind, 0)
+        self.enqueue_tick_shifted(def, digest, tick, next, kind, 0, None)
             .await
     }
 
     /// [`Client::enqueue_tick`] with Redis's clock shifted by `clock_offset_ms` as the script
-    /// sees it (the worker's `clock_offset_ms`: tests only, 0 in production).
+    /// sees it (the worker's `clock_offset_ms`: tests only, 0 in production), and a tick
+    /// that reaches Redis more than `stale_after` late (by Redis's clock) refused as
+    /// [`Ticked::Stale`]: under the run-once policy ([`PeriodicDefinition::missed`]) only when
+    /// the tick after it is due too. An offer that waited in a frozen Redis is run only if
+    /// it is still on time, so a Redis stall does not end in a burst of old ticks.
+    #[allow(clippy::too_many_arguments)]
     pub async fn enqueue_tick_shifted(
         &self,
         def: &PeriodicDefinition,
@@ -166,6 +182,7 @@ impl Client {
         next: i64,
         kind: TickKind,
         clock_offset_ms: i64,
+        stale_after: Option<Duration>,
     ) -> Result<Ticked> {
         let now = Timestamp::now();
         let now_s = secs_str(now);
@@ -190,6 +207,8 @@ impl Client {
                 json: &p.json,
                 status: status.as_deref(),
                 clock_offset_ms,
+                stale_after_ms: stale_after.map_or(0, |d| d.as_millis().max(1) as u64),
+                newest_may_run: def.missed == MISSED_RUN_ONCE,
             },
         )
         .await

@@ -184,3 +184,65 @@ async fn a_bad_entry_name_is_refused_before_anything_is_written() {
         );
     }
 }
+
+/// An offer that waited out a Redis stall arrives late by Redis's clock: under the skip
+/// policy it is refused; under run-once it runs only if the tick after it is not due yet.
+#[tokio::test]
+async fn an_offer_that_arrives_stale_is_refused_unless_it_is_the_newest_under_run_once() {
+    let redis = TestRedis::start();
+    let client = Client::connect(redis.config("periodic_stale"))
+        .await
+        .unwrap();
+    let keys = client.keys().clone();
+    let mut conn = client.raw_connection();
+    let every_second = def("fast", "* * * * * *");
+    let nightly = PeriodicDefinition {
+        missed: "once".to_owned(),
+        ..def("nightly", "30 2 * * *")
+    };
+    let burst = PeriodicDefinition {
+        missed: "once".to_owned(),
+        ..def("burst", "* * * * * *")
+    };
+    client
+        .register_periodic(&[every_second.clone(), nightly.clone(), burst.clone()])
+        .await
+        .unwrap();
+    let stale_after = Some(std::time::Duration::from_secs(6));
+    let t = now() - 20;
+    let offer = |d: &PeriodicDefinition, tick: i64, next: i64| {
+        let (client, d) = (client.clone(), d.clone());
+        async move {
+            client
+                .enqueue_tick_shifted(&d, &d.digest(), tick, next, TickKind::Due, 0, stale_after)
+                .await
+                .unwrap()
+        }
+    };
+    // Skip: 20 s late with a 6 s limit is stale; nothing is written.
+    let r = offer(&every_second, t, t + 1).await;
+    assert!(
+        matches!(r, Ticked::Stale { late_ms } if late_ms >= 19_000),
+        "{r:?}"
+    );
+    // Run-once: stale, and the tick after it is due too, so it is refused as well...
+    let r = offer(&burst, t, t + 1).await;
+    assert!(matches!(r, Ticked::Stale { .. }), "{r:?}");
+    // ...but the newest one (the next tick is still ahead) runs once.
+    let r = offer(&nightly, t, t + 86_400).await;
+    assert!(
+        matches!(r, Ticked::Pushed { late_ms } if late_ms >= 19_000),
+        "{r:?}"
+    );
+    // On time: pushed whatever the limit.
+    let r = offer(&every_second, now() - 1, now()).await;
+    assert!(matches!(r, Ticked::Pushed { .. }), "{r:?}");
+    let queued: Vec<String> = conn.lrange(keys.queue("default"), 0, -1).await.unwrap();
+    assert_eq!(queued.len(), 2, "{queued:?}");
+    let fast: std::collections::HashMap<String, String> =
+        conn.hgetall(keys.periodic_entry("fast")).await.unwrap();
+    assert_ne!(
+        fast.get("last").map(String::as_str),
+        Some(t.to_string().as_str())
+    );
+}

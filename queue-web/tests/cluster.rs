@@ -19,7 +19,9 @@ const ANSWER_WITHIN: Duration = Duration::from_secs(1);
 #[tokio::test]
 async fn status_long_poll_health_and_metrics_work_on_a_cluster() {
     let cluster = TestCluster::start();
-    let client = Client::connect(cluster.config("web_cluster")).await.unwrap();
+    let client = Client::connect(cluster.config("web_cluster"))
+        .await
+        .unwrap();
     let app = App::with_client(client.clone()).await;
 
     let created = app.create_report(None, "s3cret").await;

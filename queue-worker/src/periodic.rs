@@ -47,6 +47,10 @@ const MAX_NAP: Duration = Duration::from_secs(30);
 
 /// How long to wait before offering again a tick Redis's clock has not reached.
 const EARLY_RETRY: Duration = Duration::from_millis(20);
+/// How much later than its grace a tick may reach Redis (by Redis's clock) and still be
+/// pushed: room for this process's clock running behind Redis's. Later than that, the offer
+/// waited out a Redis stall, and pushing it would add a burst of old ticks after the stall.
+pub const STALE_SLACK: Duration = Duration::from_secs(5);
 
 /// What happens to ticks missed while no worker ran.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
@@ -62,8 +66,8 @@ pub enum Missed {
 impl Missed {
     fn as_str(self) -> &'static str {
         match self {
-            Self::Skip => "skip",
-            Self::RunOnce => "once",
+            Self::Skip => queue_core::periodic::MISSED_SKIP,
+            Self::RunOnce => queue_core::periodic::MISSED_RUN_ONCE,
         }
     }
 }
@@ -371,6 +375,7 @@ async fn offer(
                 next,
                 kind,
                 clock_offset_ms,
+                Some(slot.entry.grace(tick) + STALE_SLACK),
             )
             .await
         {
@@ -384,6 +389,15 @@ async fn offer(
                 return;
             }
             Ok(Ticked::AlreadyDone) => return,
+            Ok(Ticked::Stale { late_ms }) => {
+                tracing::warn!(
+                    entry = name,
+                    tick = tick.timestamp(),
+                    late_ms,
+                    "periodic tick reached Redis too late (a Redis stall?); not pushed"
+                );
+                return;
+            }
             Ok(Ticked::NotRegistered) => {
                 tracing::debug!(
                     entry = name,

@@ -5,6 +5,7 @@ mod worker_binary;
 
 use queue_core::testing::TestRedis;
 use queue_core::{Client, JobPayload};
+use queue_worker::periodic::STALE_SLACK;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use worker_binary::*;
@@ -147,4 +148,98 @@ async fn a_planted_periodic_key_does_not_stop_the_worker() {
         }
         worker.wait_for_log(planted, Duration::from_secs(5)).await;
     }
+}
+
+/// Redis frozen (SIGSTOP) for `FREEZE`: the offers workers sent meanwhile wait in Redis's
+/// socket buffers and run when it resumes. Under the skip policy those that are by then more
+/// than the grace plus `STALE_SLACK` late must not be pushed (they used to come out as a
+/// burst of old ticks).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ticks_offered_while_redis_was_frozen_do_not_come_out_as_a_burst() {
+    const FREEZE: Duration = Duration::from_secs(14);
+    let redis = TestRedis::start();
+    let client = Client::connect(redis.config("cron_freeze")).await.unwrap();
+    let harness = Harness::new("cron_freeze", &redis.url(), "{cron_freeze}:");
+    let entry = r#"[{"name":"every-second","cron":"* * * * * *","class":"queue::Noop",
+        "queue":"cron-out","track_status":false}]"#;
+    let env = [("PERIODIC_JOBS", entry), ("WORKER_QUEUES", "default")];
+    let workers: Vec<_> = (0..3)
+        .map(|i| harness.spawn(&format!("w{i}"), 2, 5, &env))
+        .collect();
+    for w in &workers {
+        wait_registered(&client, w.pid(), Duration::from_secs(10)).await;
+    }
+    let key = client.keys().queue("cron-out");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while llen(&client, &key).await < 2 {
+        assert!(Instant::now() < deadline, "no tick before the freeze");
+        tokio::time::sleep(POLL).await;
+    }
+    let pid = redis.pid().unwrap().to_string();
+    let stopped = now_secs();
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-STOP", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    // The freeze's length is the stimulus, not a synchronisation.
+    tokio::time::sleep(FREEZE).await;
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-CONT", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let resumed = now_secs();
+    // Wait until ticks after the resume are pushed again.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let ticks: Vec<i64> = loop {
+        let mut conn = client.raw_connection();
+        let entries: Vec<Vec<u8>> = redis::cmd("LRANGE")
+            .arg(&key)
+            .arg(0)
+            .arg(-1)
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        let ticks: Vec<i64> = entries
+            .iter()
+            .map(|raw| {
+                let jid = JobPayload::from_json(raw).unwrap().jid;
+                jid.as_str()
+                    .strip_prefix("cron-every-second-")
+                    .unwrap()
+                    .parse()
+                    .unwrap()
+            })
+            .collect();
+        if ticks.iter().any(|&t| t as f64 > resumed + 1.0) {
+            break ticks;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no tick after the resume: {ticks:?}"
+        );
+        tokio::time::sleep(POLL).await;
+    };
+    // Ticks of the freeze's first part reached Redis more than grace (1 s) + slack (5 s)
+    // late: none may be there. (The grace of a 1 s schedule is 1 s.)
+    let stale_until = resumed - 1.0 - STALE_SLACK.as_secs_f64() - 1.0;
+    let stale: Vec<i64> = ticks
+        .iter()
+        .copied()
+        .filter(|&t| t as f64 > stopped + 1.0 && (t as f64) < stale_until)
+        .collect();
+    assert!(
+        stale.is_empty(),
+        "stale ticks pushed after the freeze: {stale:?} (all {ticks:?})"
+    );
+    let mut sorted = ticks.clone();
+    sorted.sort_unstable();
+    sorted.dedup();
+    assert_eq!(sorted.len(), ticks.len(), "a tick pushed twice: {ticks:?}");
+    drop(workers);
 }

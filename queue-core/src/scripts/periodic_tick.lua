@@ -9,11 +9,14 @@
 -- ARGV[5] job id    ARGV[6] queue name    ARGV[7] job JSON    ARGV[8] '1' tracked, '0' not
 -- ARGV[9] status ttl (s)    ARGV[10] wake channel
 -- ARGV[11] added to Redis's clock (ms; tests shift time with it, 0 otherwise)
--- ARGV[12..] status record: field, value, ...
+-- ARGV[12] a 'due' tick later than this by Redis's clock is stale (ms; 0: never)
+-- ARGV[13] '1': a stale tick still runs when the tick after it is not due (run-once policy)
+-- ARGV[14..] status record: field, value, ...
 -- Returns: {1, late_ms} pushed (late_ms: Redis's clock minus the tick); {0} this tick or a
 -- later one was already pushed (nothing written); {3} the entry is not registered with this
 -- definition (removed, or changed by a newer deploy: nothing written); {4} the tick is still
 -- ahead on Redis's clock (this process's clock runs fast: nothing written, try again);
+-- {5, late_ms} the offer arrived stale (it waited out a Redis stall: nothing written);
 -- {-1, key} that key holds another type (nothing written).
 if kind(KEYS[1]) ~= 'hash' then
   return {3}
@@ -35,6 +38,12 @@ local now = now_secs() + tonumber(ARGV[11]) / 1000
 if tick > now then
   return {4}
 end
+local late_ms = math.floor((now - tick) * 1000)
+local stale_after = tonumber(ARGV[12])
+if ARGV[4] == 'due' and stale_after > 0 and late_ms > stale_after
+  and (ARGV[13] ~= '1' or tonumber(ARGV[3]) <= now) then
+  return {5, late_ms}
+end
 local refused = refused_unless(KEYS[2], 'list') or refused_unless(KEYS[3], 'set')
   or (ARGV[8] == '1' and known_id(KEYS[4]))
 if refused == 0 then
@@ -44,9 +53,8 @@ if refused == 0 then
 elseif refused then
   return refused
 end
-local late_ms = math.floor((now - tick) * 1000)
 if ARGV[8] == '1' then
-  redis.call('HSET', KEYS[4], unpack(ARGV, 12))
+  redis.call('HSET', KEYS[4], unpack(ARGV, 14))
   redis.call('EXPIRE', KEYS[4], ARGV[9])
 end
 redis.call('SADD', KEYS[3], ARGV[6])

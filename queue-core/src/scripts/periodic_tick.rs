@@ -19,6 +19,10 @@ pub(crate) struct PeriodicTick<'a> {
     pub(crate) json: &'a [u8],
     pub(crate) status: Option<&'a [(&'static str, &'a str)]>,
     pub(crate) clock_offset_ms: i64,
+    /// Refuse a `due` tick more than this late by Redis's clock (0: never).
+    pub(crate) stale_after_ms: u64,
+    /// A stale tick may still run when the tick after it is not due yet (run-once policy).
+    pub(crate) newest_may_run: bool,
 }
 
 /// Offers the tick; see [`Ticked`] for the replies.
@@ -42,7 +46,9 @@ pub(crate) async fn periodic_tick(client: &Client, t: &PeriodicTick<'_>) -> Resu
         .arg(flag(t.status.is_some()))
         .arg(client.config().status_retention.active.as_secs())
         .arg(keys.wake_channel())
-        .arg(t.clock_offset_ms);
+        .arg(t.clock_offset_ms)
+        .arg(t.stale_after_ms)
+        .arg(flag(t.newest_may_run));
     for (f, v) in t.status.unwrap_or_default() {
         inv.arg(*f).arg(*v);
     }
@@ -60,6 +66,9 @@ pub(crate) async fn periodic_tick(client: &Client, t: &PeriodicTick<'_>) -> Resu
         [redis::Value::Int(0)] => Ok(Ticked::AlreadyDone),
         [redis::Value::Int(3)] => Ok(Ticked::NotRegistered),
         [redis::Value::Int(4)] => Ok(Ticked::Early),
+        [redis::Value::Int(5), redis::Value::Int(late_ms)] => {
+            Ok(Ticked::Stale { late_ms: *late_ms })
+        }
         _ => Err(PERIODIC_TICK.unexpected(reply)),
     }
 }
