@@ -7,7 +7,7 @@
 mod worker_binary;
 
 use queue_core::testing::{TestCluster, TestRedis};
-use queue_core::{Client, EnqueueOptions, JobId, JobPayload, NewJob};
+use queue_core::{Client, EnqueueOptions, JobId, NewJob};
 use serde_json::json;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -200,22 +200,8 @@ async fn run_fleet(name: &str, client: Client, target: Target) {
     for w in &mut workers {
         assert!(w.wait_exit(Duration::from_secs(30)).await.success());
     }
-    let ticks: Vec<Vec<u8>> = redis::cmd("LRANGE")
-        .arg(keys.queue("cron-out"))
-        .arg(0)
-        .arg(-1)
-        .query_async(&mut conn)
-        .await
-        .unwrap();
     let mut per_tick: BTreeMap<i64, usize> = BTreeMap::new();
-    for raw in &ticks {
-        let jid = JobPayload::from_json(raw).unwrap().jid;
-        let tick: i64 = jid
-            .as_str()
-            .strip_prefix("cron-fleet-tick-")
-            .unwrap()
-            .parse()
-            .unwrap();
+    for tick in queued_ticks(&client, "cron-out", "fleet-tick").await {
         *per_tick.entry(tick).or_default() += 1;
     }
     let duplicates: HashMap<&i64, &usize> = per_tick.iter().filter(|(_, n)| **n > 1).collect();

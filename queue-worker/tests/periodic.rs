@@ -3,8 +3,8 @@
 
 mod worker_binary;
 
+use queue_core::Client;
 use queue_core::testing::TestRedis;
-use queue_core::{Client, JobPayload};
 use queue_worker::periodic::STALE_SLACK;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -64,19 +64,9 @@ async fn every_tick_is_enqueued_exactly_once_while_workers_are_killed() {
         w.kill9();
     }
 
-    let key = client.keys().queue("cron-out");
-    let mut conn = client.raw_connection();
-    let entries: Vec<Vec<u8>> = redis::cmd("LRANGE")
-        .arg(&key)
-        .arg(0)
-        .arg(-1)
-        .query_async(&mut conn)
-        .await
-        .unwrap();
     let mut per_tick: BTreeMap<i64, usize> = BTreeMap::new();
     let mut late_ms: Vec<f64> = Vec::new();
-    for raw in &entries {
-        let job = JobPayload::from_json(raw).unwrap();
+    for job in queued_jobs(&client, "cron-out").await {
         let tick: i64 = job
             .jid
             .as_str()
@@ -197,25 +187,7 @@ async fn ticks_offered_while_redis_was_frozen_do_not_come_out_as_a_burst() {
     // Wait until ticks after the resume are pushed again.
     let deadline = Instant::now() + Duration::from_secs(15);
     let ticks: Vec<i64> = loop {
-        let mut conn = client.raw_connection();
-        let entries: Vec<Vec<u8>> = redis::cmd("LRANGE")
-            .arg(&key)
-            .arg(0)
-            .arg(-1)
-            .query_async(&mut conn)
-            .await
-            .unwrap();
-        let ticks: Vec<i64> = entries
-            .iter()
-            .map(|raw| {
-                let jid = JobPayload::from_json(raw).unwrap().jid;
-                jid.as_str()
-                    .strip_prefix("cron-every-second-")
-                    .unwrap()
-                    .parse()
-                    .unwrap()
-            })
-            .collect();
+        let ticks = queued_ticks(&client, "cron-out", "every-second").await;
         if ticks.iter().any(|&t| t as f64 > resumed + 1.0) {
             break ticks;
         }

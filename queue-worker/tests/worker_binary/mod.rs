@@ -310,6 +310,39 @@ pub async fn processing_lists(client: &Client) -> HashMap<String, usize> {
     out
 }
 
+/// Every job waiting in `queue`, newest first (as LPUSHed).
+pub async fn queued_jobs(client: &Client, queue: &str) -> Vec<queue_core::JobPayload> {
+    let mut conn = client.raw_connection();
+    let entries: Vec<Vec<u8>> = redis::cmd("LRANGE")
+        .arg(client.keys().queue(queue))
+        .arg(0)
+        .arg(-1)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    entries
+        .iter()
+        .map(|raw| queue_core::JobPayload::from_json(raw).unwrap())
+        .collect()
+}
+
+/// The tick (epoch s) of each job of periodic entry `entry` waiting in `queue`, newest first.
+pub async fn queued_ticks(client: &Client, queue: &str, entry: &str) -> Vec<i64> {
+    let prefix = format!("cron-{entry}-");
+    queued_jobs(client, queue)
+        .await
+        .iter()
+        .map(|job| {
+            job.jid
+                .as_str()
+                .strip_prefix(&prefix)
+                .unwrap()
+                .parse()
+                .unwrap()
+        })
+        .collect()
+}
+
 /// The diagnostics ledger: completed executions of `queue::Sleep` per job id.
 pub async fn ledger(client: &Client) -> HashMap<String, u64> {
     let mut conn = client.raw_connection();
