@@ -52,15 +52,20 @@ pub enum SharedConnection {
 
 /// Whether `cmd` is one of [`HOME_COMMANDS`] (`CLIENT LIST` too, but not `CLIENT SETNAME`).
 fn goes_home(cmd: &Cmd) -> bool {
-    let mut args = cmd.args_iter().map(|arg| match arg {
-        redis::Arg::Simple(bytes) => bytes.to_ascii_uppercase(),
-        _ => Vec::new(),
+    let mut args = cmd.args_iter().filter_map(|arg| match arg {
+        redis::Arg::Simple(bytes) => Some(bytes),
+        _ => None,
     });
     let Some(name) = args.next() else {
         return false;
     };
-    HOME_COMMANDS.contains(&name.as_slice())
-        || (name == b"CLIENT" && args.next().is_some_and(|sub| sub == b"LIST"))
+    HOME_COMMANDS
+        .iter()
+        .any(|home| name.eq_ignore_ascii_case(home))
+        || (name.eq_ignore_ascii_case(b"CLIENT")
+            && args
+                .next()
+                .is_some_and(|sub| sub.eq_ignore_ascii_case(b"LIST")))
 }
 
 impl std::fmt::Debug for SharedConnection {
@@ -187,4 +192,41 @@ pub(crate) fn subscription_client(config: &ClientConfig) -> Result<redis::Client
     let url = &config.cluster_nodes[n % config.cluster_nodes.len()];
     redis::Client::open(url_with_tls_choice(url, config))
         .map_err(|e| Error::InvalidRedisUrl(format!("{:?}", e.kind())))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn server_commands_go_home_and_keyed_or_per_node_ones_do_not() {
+        for home in [
+            redis::cmd("TIME"),
+            redis::cmd("info").arg("server").clone(),
+            redis::cmd("CONFIG")
+                .arg("GET")
+                .arg("maxmemory-policy")
+                .clone(),
+            redis::cmd("CLIENT").arg("list").clone(),
+            redis::cmd("PING"),
+        ] {
+            assert!(goes_home(&home), "{:?}", home.get_packed_command());
+        }
+        for elsewhere in [
+            redis::cmd("CLIENT").arg("SETNAME").arg("worker.1").clone(),
+            redis::cmd("SCRIPT").arg("LOAD").arg("return 1").clone(),
+            redis::cmd("EVALSHA")
+                .arg("abc")
+                .arg(1)
+                .arg("{app}:queue:x")
+                .clone(),
+            redis::cmd("LLEN").arg("{app}:queue:x").clone(),
+        ] {
+            assert!(
+                !goes_home(&elsewhere),
+                "{:?}",
+                elsewhere.get_packed_command()
+            );
+        }
+    }
 }
