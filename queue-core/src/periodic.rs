@@ -122,6 +122,16 @@ pub enum Ticked {
         /// Redis's clock minus the tick time.
         late_ms: i64,
     },
+    /// Pushed, over an entry whose `last` tick lay more than a minute ahead of Redis's clock
+    /// (planted, or left by a Redis clock that stepped back): trusted, it would have stopped
+    /// the entry until then. No tick is pushed before Redis's clock reaches it, so that `last`
+    /// was not a tick this entry ran; it is replaced by this one.
+    PushedOverFuture {
+        /// Redis's clock at the push minus the tick time.
+        late_ms: i64,
+        /// The `last` tick (epoch s) that was replaced.
+        last: i64,
+    },
 }
 
 impl Client {

@@ -163,3 +163,79 @@ async fn renewal_extends_held_slots_only() {
     let planted: String = conn.get(keys.limiter("planted")).await.unwrap();
     assert_eq!(planted, "x");
 }
+
+/// State no limiter writes, planted far in the future (a slot expiring in the year 33,000,
+/// a window admission or a bucket's next admission as far ahead), used to hold the limiter
+/// at its limit forever: every job under it was deferred again and again. A slot expires at
+/// most one lifetime (or a day) from now, an admission is scored now, a bucket is at most one
+/// step ahead: anything beyond is not the limiter's and is dropped.
+#[tokio::test]
+async fn state_planted_far_in_the_future_does_not_hold_a_limiter_forever() {
+    let redis = TestRedis::start();
+    let client = Client::connect(redis.config("limiter_future"))
+        .await
+        .unwrap();
+    let keys = client.keys().clone();
+    let mut conn = client.raw_connection();
+    let far = 1e15;
+
+    let () = conn.zadd(keys.limiter("db"), "ghost", far).await.unwrap();
+    let conc = LimiterKind::Concurrent {
+        limit: 1,
+        lifetime: Duration::from_secs(15),
+    };
+    assert!(matches!(
+        limiter_acquire(&client, "db", conc, "a").await.unwrap(),
+        Admission::Admitted { .. }
+    ));
+    // A live holder's slot, taken with a long lifetime, is not dropped.
+    let long = LimiterKind::Concurrent {
+        limit: 1,
+        lifetime: Duration::from_secs(7200),
+    };
+    assert!(matches!(
+        limiter_acquire(&client, "ops", long, "slow").await.unwrap(),
+        Admission::Admitted { .. }
+    ));
+    assert_eq!(
+        limiter_acquire(&client, "ops", conc, "quick")
+            .await
+            .unwrap(),
+        Admission::Over(None)
+    );
+
+    let () = conn.zadd(keys.limiter("api"), "ghost", far).await.unwrap();
+    let win = LimiterKind::Window {
+        limit: 1,
+        interval: Duration::from_secs(1),
+    };
+    assert!(matches!(
+        limiter_acquire(&client, "api", win, "1").await.unwrap(),
+        Admission::Admitted { .. }
+    ));
+
+    let () = conn
+        .set(keys.limiter("mail"), format!("{far}"))
+        .await
+        .unwrap();
+    let bucket = LimiterKind::Bucket {
+        limit: 1,
+        interval: Duration::from_secs(1),
+    };
+    assert!(matches!(
+        limiter_acquire(&client, "mail", bucket, "").await.unwrap(),
+        Admission::Admitted { .. }
+    ));
+
+    // A class's slots (`Job::CONCURRENCY_LIMIT`) likewise.
+    let () = conn
+        .zadd(keys.concurrency("Report"), "ghost", far)
+        .await
+        .unwrap();
+    assert_eq!(
+        queue_core::scripts::limit_acquire(&client, "Report", "r1", 1, Duration::from_secs(15))
+            .await
+            .unwrap(),
+        queue_core::scripts::Slot::Taken
+    );
+}

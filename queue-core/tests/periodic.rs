@@ -246,3 +246,73 @@ async fn an_offer_that_arrives_stale_is_refused_unless_it_is_the_newest_under_ru
         Some(t.to_string().as_str())
     );
 }
+
+/// An entry whose `last` tick lies far ahead of Redis's clock (planted, or left by a Redis
+/// clock that stepped back) used to stop firing until that time, silently: every offer read
+/// "already pushed". No tick is pushed before Redis's clock reaches it, so such a `last` is
+/// not this script's: the tick is pushed, the entry's `last` replaced, and the reply says so.
+#[tokio::test]
+async fn a_last_tick_far_in_the_future_does_not_stop_the_entry() {
+    let redis = TestRedis::start();
+    let client = Client::connect(redis.config("periodic_future"))
+        .await
+        .unwrap();
+    let keys = client.keys().clone();
+    let mut conn = client.raw_connection();
+    let every_second = def("fast", "* * * * * *");
+    let nightly = PeriodicDefinition {
+        missed: "once".to_owned(),
+        ..def("nightly", "30 2 * * *")
+    };
+    client
+        .register_periodic(&[every_second.clone(), nightly.clone()])
+        .await
+        .unwrap();
+    let year_3000 = 32_503_680_000_i64;
+    for name in ["fast", "nightly"] {
+        let () = conn
+            .hset(keys.periodic_entry(name), "last", year_3000)
+            .await
+            .unwrap();
+    }
+    let t = now() - 1;
+    let r = client
+        .enqueue_tick(
+            &every_second,
+            &every_second.digest(),
+            t,
+            t + 1,
+            TickKind::Due,
+        )
+        .await
+        .unwrap();
+    assert!(
+        matches!(r, Ticked::PushedOverFuture { last, .. } if last == year_3000),
+        "{r:?}"
+    );
+    let last: i64 = conn
+        .hget(keys.periodic_entry("fast"), "last")
+        .await
+        .unwrap();
+    assert_eq!(last, t);
+    // Exactly once still holds for the tick pushed.
+    let r = client
+        .enqueue_tick(
+            &every_second,
+            &every_second.digest(),
+            t,
+            t + 1,
+            TickKind::Due,
+        )
+        .await
+        .unwrap();
+    assert_eq!(r, Ticked::AlreadyDone);
+    // A run-once entry's missed tick: it ran before (it has a `last`), so it runs once.
+    let r = client
+        .enqueue_tick(&nightly, &nightly.digest(), t, t + 86_400, TickKind::Missed)
+        .await
+        .unwrap();
+    assert!(matches!(r, Ticked::PushedOverFuture { .. }), "{r:?}");
+    let queued: Vec<String> = conn.lrange(keys.queue("default"), 0, -1).await.unwrap();
+    assert_eq!(queued.len(), 2, "{queued:?}");
+}

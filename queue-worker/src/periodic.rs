@@ -388,6 +388,16 @@ async fn offer(
                 );
                 return;
             }
+            Ok(Ticked::PushedOverFuture { late_ms, last }) => {
+                tracing::warn!(
+                    entry = name,
+                    tick = tick.timestamp(),
+                    late_ms,
+                    replaced_last = last,
+                    "periodic job enqueued; the entry's last tick lay in the future (planted, or Redis's clock stepped back) and was replaced"
+                );
+                return;
+            }
             Ok(Ticked::AlreadyDone) => return,
             Ok(Ticked::Stale { late_ms }) => {
                 tracing::warn!(

@@ -203,3 +203,38 @@ async fn a_slot_held_by_a_killed_process_is_freed_when_its_lease_expires() {
         tokio::time::sleep(POLL).await;
     }
 }
+
+/// A slot planted with an expiry far in the future (year 33,000) used to hold a concurrent
+/// limiter of 1 at its limit for ever: the job was deferred again and again and never ran.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slot_planted_far_in_the_future_does_not_hold_the_limiter_for_ever() {
+    let redis = TestRedis::start();
+    let client = Client::connect(redis.config("slotghost")).await.unwrap();
+    let harness = Harness::new("slot_ghost", &redis.url(), "{slotghost}:");
+    let mut conn = client.raw_connection();
+    let () = redis::cmd("ZADD")
+        .arg(client.keys().limiter("diag-concurrent"))
+        .arg("1e15")
+        .arg("ghost")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let worker = harness.spawn("w0", 2, 5, &[]);
+    wait_registered(&client, worker.pid(), Duration::from_secs(20)).await;
+    let mut job = NewJob::new(
+        "queue::Limited",
+        vec![json!({"concurrent": 1, "per_second": 1000, "millis": 10})],
+    );
+    job.track_status = false;
+    client.push_bulk(vec![job]).await.unwrap();
+    let key = client.keys().diagnostics_spans();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while llen(&client, &key).await < 1 {
+        assert!(
+            Instant::now() < deadline,
+            "the job never ran: limiter holders {:?}",
+            slot_holders(&client, "diag-concurrent").await
+        );
+        tokio::time::sleep(POLL).await;
+    }
+}

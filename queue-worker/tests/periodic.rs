@@ -215,3 +215,44 @@ async fn ticks_offered_while_redis_was_frozen_do_not_come_out_as_a_burst() {
     assert_eq!(sorted.len(), ticks.len(), "a tick pushed twice: {ticks:?}");
     drop(workers);
 }
+
+/// A `last` tick planted far in the future (year 3000) used to stop the entry for ever,
+/// silently: every offer read "already pushed". The worker pushes the next tick, replacing
+/// it, and warns.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_last_tick_planted_in_the_future_does_not_stop_the_entry() {
+    let redis = TestRedis::start();
+    let client = Client::connect(redis.config("cron_future")).await.unwrap();
+    let harness = Harness::new("cron_future", &redis.url(), "{cron_future}:");
+    let entry = r#"[{"name":"every-second","cron":"* * * * * *","class":"queue::Noop",
+        "queue":"cron-out","track_status":false}]"#;
+    let env = [("PERIODIC_JOBS", entry), ("WORKER_QUEUES", "default")];
+    let worker = harness.spawn("w0", 2, 5, &env);
+    wait_registered(&client, worker.pid(), Duration::from_secs(10)).await;
+    let key = client.keys().queue("cron-out");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while llen(&client, &key).await < 1 {
+        assert!(Instant::now() < deadline, "no tick before the plant");
+        tokio::time::sleep(POLL).await;
+    }
+    let mut conn = client.raw_connection();
+    let () = redis::cmd("HSET")
+        .arg(client.keys().periodic_entry("every-second"))
+        .arg("last")
+        .arg(32_503_680_000_i64)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let planted = llen(&client, &key).await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while llen(&client, &key).await < planted + 2 {
+        assert!(
+            Instant::now() < deadline,
+            "the entry stopped firing after a last tick was planted in the future"
+        );
+        tokio::time::sleep(POLL).await;
+    }
+    worker
+        .wait_for_log("last tick lay in the future", Duration::from_secs(5))
+        .await;
+}

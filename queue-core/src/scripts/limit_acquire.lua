@@ -10,6 +10,11 @@ if k ~= 'zset' and k ~= 'none' then
 end
 local now = now_ms()
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+-- A slot expiring more than its lifetime (or a day) from now was not written here: planted,
+-- or left by a Redis clock that stepped back. Kept, it would hold the class at its limit
+-- until then (for ever, for a huge score).
+redis.call('ZREMRANGEBYSCORE', KEYS[1],
+  '(' .. string.format('%d', now + math.max(tonumber(ARGV[3]), 86400000)), '+inf')
 if redis.call('ZSCORE', KEYS[1], ARGV[1]) then
   return 1
 end

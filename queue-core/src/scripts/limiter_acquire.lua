@@ -18,8 +18,14 @@ if refused then
   return refused
 end
 local now = now_ms()
+-- State beyond what this script ever writes (a slot expiring more than its lifetime, or a
+-- day, from now; an admission scored ahead of now by more than the interval; a bucket more
+-- than the interval ahead) is planted, or left by a Redis clock that stepped back: kept, it
+-- would hold the limiter at its limit until then, for ever for a huge score. It is dropped.
 if kind == 'concurrent' then
   redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+  redis.call('ZREMRANGEBYSCORE', KEYS[1], '(' .. string.format('%d', now + math.max(span, 86400000)),
+    '+inf')
   if not redis.call('ZSCORE', KEYS[1], ARGV[5]) then
     if redis.call('ZCARD', KEYS[1]) >= limit then
       return {0, 0}
@@ -31,6 +37,7 @@ if kind == 'concurrent' then
 elseif kind == 'window' then
   -- A sliding window: at most `limit` admissions in any `span` ms.
   redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - span)
+  redis.call('ZREMRANGEBYSCORE', KEYS[1], '(' .. string.format('%d', now + span), '+inf')
   if redis.call('ZCARD', KEYS[1]) >= limit then
     local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
     return {0, math.max(1, tonumber(oldest[2]) + span - now + 1)}
@@ -46,6 +53,9 @@ else
   local t = redis.call('TIME')
   local precise = tonumber(t[1]) * 1000 + tonumber(t[2]) / 1000
   local tat = tonumber(redis.call('GET', KEYS[1]) or '') or precise
+  if tat ~= tat or tat > precise + span then
+    tat = precise
+  end
   if tat > precise then
     return {0, math.ceil(tat - precise)}
   end

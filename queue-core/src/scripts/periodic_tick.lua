@@ -17,6 +17,7 @@
 -- definition (removed, or changed by a newer deploy: nothing written); {4} the tick is still
 -- ahead on Redis's clock (this process's clock runs fast: nothing written, try again);
 -- {5, late_ms} the offer arrived stale (it waited out a Redis stall: nothing written);
+-- {6, late_ms, last} pushed, replacing a `last` tick more than a minute ahead of Redis's clock;
 -- {-1, key} that key holds another type (nothing written).
 if kind(KEYS[1]) ~= 'hash' then
   return {3}
@@ -27,14 +28,24 @@ if entry[1] ~= ARGV[1] then
 end
 local tick = tonumber(ARGV[2])
 local last = tonumber(entry[2] or '')
+local ran = last ~= nil
+local now = now_secs() + tonumber(ARGV[11]) / 1000
+-- No tick is pushed before Redis's clock reaches it, so a `last` more than a minute ahead of
+-- that clock is not a tick this entry ran: planted, or left by a Redis clock that stepped
+-- back. Trusted, it would stop the entry until then (for ever, for a year-3000 value),
+-- silently; it is replaced by this tick, and the reply says so.
+local future = nil
+if last and last > now + 60 then
+  future = last
+  last = nil
+end
 if last and last >= tick then
   return {0}
 end
-if ARGV[4] == 'missed' and not last then
+if ARGV[4] == 'missed' and not ran then
   -- An entry that never ran has missed nothing.
   return {0}
 end
-local now = now_secs() + tonumber(ARGV[11]) / 1000
 if tick > now then
   return {4}
 end
@@ -62,4 +73,7 @@ redis.call('LPUSH', KEYS[2], ARGV[7])
 redis.call('PUBLISH', ARGV[10], ARGV[6])
 redis.call('HSET', KEYS[1], 'last', ARGV[2], 'next', ARGV[3], 'last_jid', ARGV[5],
   'last_enqueued_at', string.format('%.6f', now), 'last_late_ms', string.format('%d', late_ms))
+if future then
+  return {6, late_ms, math.floor(math.min(future, 1e15))}
+end
 return {1, late_ms}

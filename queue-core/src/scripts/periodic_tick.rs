@@ -63,6 +63,14 @@ pub(crate) async fn periodic_tick(client: &Client, t: &PeriodicTick<'_>) -> Resu
         [redis::Value::Int(1), redis::Value::Int(late_ms)] => {
             Ok(Ticked::Pushed { late_ms: *late_ms })
         }
+        [
+            redis::Value::Int(6),
+            redis::Value::Int(late_ms),
+            redis::Value::Int(last),
+        ] => Ok(Ticked::PushedOverFuture {
+            late_ms: *late_ms,
+            last: *last,
+        }),
         [redis::Value::Int(0)] => Ok(Ticked::AlreadyDone),
         [redis::Value::Int(3)] => Ok(Ticked::NotRegistered),
         [redis::Value::Int(4)] => Ok(Ticked::Early),
