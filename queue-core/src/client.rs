@@ -22,7 +22,7 @@ use crate::queue_name::validate_queue_name;
 use crate::scripts;
 use crate::status::{JobState, JobStatus, field};
 use crate::timestamp::Timestamp;
-use crate::unique::{Unique, default_key};
+use crate::unique::{Unique, UniqueUntil, default_key};
 
 /// A handle on the queue: cheap to clone, shares one multiplexed connection.
 ///
@@ -416,15 +416,28 @@ impl Client {
                 given_id: p.given_id,
                 run_at: p.run_at,
             };
-            return match scripts::enqueue_unique(self, &job).await? {
-                scripts::UniqueEnqueued::Duplicate(holder) => {
-                    tracing::debug!(job_id = %holder, "unique job already enqueued; its id returned");
-                    Ok(holder)
+            let mut took_over = false;
+            loop {
+                match scripts::enqueue_unique(self, &job).await? {
+                    scripts::UniqueEnqueued::Duplicate(holder) => {
+                        // A holder whose record shows it is past its lifetime left its key
+                        // behind (its release failed): give the key back for it, once, and
+                        // try again. A holder without a record (untracked, or its record
+                        // expired) cannot be judged and keeps the key until its TTL.
+                        if !took_over && self.left_over(&holder, unique.until).await {
+                            took_over = true;
+                            scripts::unique_release(self, key, holder.as_str()).await?;
+                            tracing::warn!(job_id = %holder, "unique key left by a finished job taken over");
+                            continue;
+                        }
+                        tracing::debug!(job_id = %holder, "unique job already enqueued; its id returned");
+                        return Ok(holder);
+                    }
+                    scripts::UniqueEnqueued::Pushed | scripts::UniqueEnqueued::Known => {
+                        return Ok(p.jid.clone());
+                    }
                 }
-                scripts::UniqueEnqueued::Pushed | scripts::UniqueEnqueued::Known => {
-                    Ok(p.jid.clone())
-                }
-            };
+            }
         }
         let created = match p.run_at {
             None => {
@@ -511,6 +524,14 @@ impl Client {
             .bounded(redis::cmd("HGETALL").arg(key).query_async(&mut conn))
             .await?;
         Ok(JobStatus::from_hash(hash))
+    }
+
+    /// Whether unique job `holder` is past the key lifetime `until` by its status record.
+    async fn left_over(&self, holder: &JobId, until: UniqueUntil) -> bool {
+        match self.status(holder).await {
+            Ok(Some(status)) => until.released_in(status.state),
+            _ => false,
+        }
     }
 
     /// Cancels job `id` unless it has finished. A job that has not started is skipped by the

@@ -48,6 +48,8 @@
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 use std::fmt::Write as _;
+
+use crate::status::JobState;
 use std::time::Duration;
 
 /// When a unique job gives its key back (besides dying, being cancelled, or its TTL passing).
@@ -68,6 +70,28 @@ impl UniqueUntil {
             Self::Started => "start",
             Self::Succeeded => "success",
             Self::Expired => "ttl",
+        }
+    }
+
+    /// Whether a job in `state` no longer holds its key under this lifetime: it was given
+    /// back at the start, the success, the death, the cancel or the expiry that led there.
+    /// A key still naming such a job is left over (its release failed, for example while
+    /// Redis stalled), and the next enqueue may take it over.
+    ///
+    /// ```
+    /// # use queue_core::unique::UniqueUntil;
+    /// # use queue_core::JobState;
+    /// assert!(UniqueUntil::Started.released_in(JobState::Running));
+    /// assert!(!UniqueUntil::Succeeded.released_in(JobState::Retrying));
+    /// assert!(UniqueUntil::Succeeded.released_in(JobState::Dead));
+    /// assert!(!UniqueUntil::Expired.released_in(JobState::Succeeded));
+    /// ```
+    pub fn released_in(self, state: JobState) -> bool {
+        match state {
+            JobState::Queued | JobState::Scheduled => false,
+            JobState::Running | JobState::Retrying => self == Self::Started,
+            JobState::Succeeded => self != Self::Expired,
+            JobState::Dead | JobState::Cancelled | JobState::Expired => true,
         }
     }
 

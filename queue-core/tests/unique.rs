@@ -158,3 +158,51 @@ async fn release_deletes_the_key_only_for_its_holder() {
     assert!(!exists);
     assert!(!unique_release(&client, "k", holder.as_str()).await.unwrap());
 }
+
+/// A key left behind by a holder that is past its lifetime (its release failed, say while
+/// Redis stalled) is taken over by the next enqueue; a live holder, or one that cannot be
+/// judged (no record), keeps it.
+#[tokio::test]
+async fn a_key_left_by_a_finished_holder_is_taken_over() {
+    let redis = TestRedis::start();
+    let client = Client::connect(redis.config("unique_left_over"))
+        .await
+        .unwrap();
+    let keys = client.keys().clone();
+    let mut conn = raw(&redis).await;
+    let once = Unique::until_succeeded(Duration::from_secs(600));
+    let job = |key: &str| NewJob {
+        options: EnqueueOptions::new().unique_by(key.to_owned(), once),
+        ..NewJob::new("Report", vec![serde_json::json!(1)])
+    };
+    for (key, holder_state, taken_over) in [
+        ("dead-holder", Some("dead"), true),
+        ("succeeded-holder", Some("succeeded"), true),
+        ("retrying-holder", Some("retrying"), false),
+        ("no-record", None, false),
+    ] {
+        let holder = JobId::new();
+        let _: () = conn
+            .set_ex(keys.unique(key), holder.as_str(), 600)
+            .await
+            .unwrap();
+        if let Some(state) = holder_state {
+            let _: () = conn
+                .hset_multiple(
+                    keys.status(holder.as_str()),
+                    &[("state", state), ("queue", "default"), ("class", "Report")],
+                )
+                .await
+                .unwrap();
+        }
+        let id = client.push(job(key)).await.unwrap();
+        let now_held: String = conn.get(keys.unique(key)).await.unwrap();
+        if taken_over {
+            assert_ne!(id, holder, "{key}");
+            assert_eq!(now_held, id.as_str(), "{key}");
+        } else {
+            assert_eq!(id, holder, "{key}");
+            assert_eq!(now_held, holder.as_str(), "{key}");
+        }
+    }
+}
