@@ -124,6 +124,7 @@ pub(crate) async fn dispatch(
             job,
             reg,
             cancel,
+            tracked: mark == Mark::Running,
         };
         running.spawn(runner::run(
             Arc::clone(shared),

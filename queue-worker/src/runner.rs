@@ -30,6 +30,10 @@ pub(crate) struct Started {
     pub(crate) reg: Registration,
     /// Fired by an operator's cancel (`cancels.rs`); dropped when the job ends.
     pub(crate) cancel: CancelHandle,
+    /// Whether the job has a status record to keep true: `start.lua` marked one running.
+    /// Its registered type's `TRACK_STATUS` decides only whether a missing one is made; a
+    /// record that an enqueuer wrote for a type this worker does not track is still kept.
+    pub(crate) tracked: bool,
 }
 
 /// How an attempt ended.
@@ -54,6 +58,7 @@ pub(crate) async fn run(
         job,
         reg,
         cancel: requested,
+        tracked,
     } = started;
     let Some(slot) = wait_for_slot(&shared, &ident, &slots, &requested.requested).await else {
         // A cancelled job's record says so: handing it back drops it (`requeue.lua`).
@@ -113,7 +118,7 @@ pub(crate) async fn run(
         id: job.jid.clone(),
         attempt: job.attempt(),
         queue: job.queue.clone(),
-        tracked: reg.track_status,
+        tracked,
         reports: Reports::Redis(shared.client.clone()),
         cancel: cancel.clone(),
         slot_leases: shared.slot_leases.clone(),
@@ -242,7 +247,7 @@ pub(crate) async fn run(
                 ident,
                 raw,
                 jid: jid.to_string(),
-                tracked: reg.track_status,
+                tracked,
                 retried: job.error_message.is_some(),
                 result: Some(result),
                 resent: false,
@@ -268,7 +273,7 @@ pub(crate) async fn run(
             let class = job.class.clone();
             let as_ran = shared.extensions.hooks.wants_deaths().then(|| job.clone());
             let unique = crate::unique::held(&job);
-            match settle::fail(&shared, &ident, &raw, job, &failure).await {
+            match settle::fail(&shared, &ident, &raw, job, &failure, tracked).await {
                 Ok(Failed::Dead) => {
                     tracing::warn!(job_id = %jid, "job moved to the dead set");
                     if let Some(held) = &unique {

@@ -26,6 +26,7 @@ pub(crate) async fn fail(
     raw: &[u8],
     mut job: JobPayload,
     failure: &Failure,
+    tracked: bool,
 ) -> queue_core::Result<Failed> {
     let now = Timestamp::now();
     // A crafted count may sit at `u32::MAX`: saturate, which is "out of retries" anyway.
@@ -45,7 +46,6 @@ pub(crate) async fn fail(
         Failure::RetryIn { delay, .. } => *delay,
         _ => backoff_with_jitter(retry_count),
     };
-    let tracked = shared.registry.tracks(&job);
     let rewritten = job.to_json()?;
     let to = if dead {
         FailTo::Dead
@@ -247,8 +247,11 @@ async fn hand_back_entry(
                 tracing::error!(job_id = %job.jid, class = crate::retry::for_log(&job.class), "job keeps killing its worker; moved to the dead set");
                 // A death releases every unique lifetime, here as in the runner.
                 let unique = crate::unique::held(&job);
-                if matches!(fail(shared, ident, raw, job, &failure).await?, Failed::Dead)
-                    && let Some(held) = unique
+                let tracked = shared.registry.tracks(&job);
+                if matches!(
+                    fail(shared, ident, raw, job, &failure, tracked).await?,
+                    Failed::Dead
+                ) && let Some(held) = unique
                 {
                     held.release_at(shared, crate::unique::Moment::Died).await;
                 }
@@ -389,7 +392,8 @@ async fn defer_entry(
                 job.class
             ));
             tracing::error!(job_id = %job.jid, class = crate::retry::for_log(&job.class), "unknown job type never came; moved to the dead set");
-            return match fail(shared, ident, raw, job.clone(), &failure).await? {
+            let tracked = shared.registry.tracks(job);
+            return match fail(shared, ident, raw, job.clone(), &failure, tracked).await? {
                 Failed::NotOwned => Ok(scripts::Deferred::NotOwned),
                 Failed::Cancelled => Ok(scripts::Deferred::Cancelled),
                 Failed::Retrying | Failed::Dead => Ok(scripts::Deferred::Later),

@@ -147,3 +147,41 @@ async fn a_cancel_holds_however_long_the_job_waits() {
         JobState::Cancelled
     );
 }
+
+#[derive(Serialize, Deserialize)]
+struct Quiet(bool);
+impl Job for Quiet {
+    const NAME: &'static str = "Quiet";
+    const TRACK_STATUS: bool = false;
+}
+
+/// An enqueuer that tracks a class this worker registers untracked (another app's setting,
+/// or an older deploy) wrote a record: the worker keeps it true to the end instead of
+/// leaving it `running` for good.
+#[tokio::test]
+async fn a_record_written_for_a_type_the_worker_does_not_track_is_still_finished() {
+    let redis = TestRedis::start();
+    let client = client(&redis, "untracked_type_record").await;
+    let worker = Worker::builder()
+        .config(fast_config())
+        .register(|job: Quiet, _ctx: JobContext| async move {
+            if job.0 {
+                Ok(())
+            } else {
+                Err(Failure::dead("no"))
+            }
+        })
+        .build(client.clone())
+        .unwrap()
+        .start();
+    let push = |ok: bool| {
+        let mut job = queue_core::NewJob::new("Quiet", vec![serde_json::json!(ok)]);
+        job.track_status = true;
+        job
+    };
+    let ok = client.push(push(true)).await.unwrap();
+    wait_for_state(&client, &ok, JobState::Succeeded).await;
+    let failed = client.push(push(false)).await.unwrap();
+    wait_for_state(&client, &failed, JobState::Dead).await;
+    drop(tokio::time::timeout(Duration::from_secs(10), worker.shutdown()).await);
+}
