@@ -206,3 +206,47 @@ async fn a_key_left_by_a_finished_holder_is_taken_over() {
         }
     }
 }
+
+/// At maxmemory (noeviction) a unique enqueue is refused whole: a typed out-of-memory error,
+/// no lock left behind without its job; once memory is freed the same enqueue goes through.
+#[tokio::test]
+async fn a_unique_enqueue_refused_by_a_full_redis_leaves_no_lock() {
+    let redis =
+        TestRedis::start_with_args(&["--maxmemory", "4mb", "--maxmemory-policy", "noeviction"]);
+    let client = Client::connect(redis.config("unique_full")).await.unwrap();
+    let keys = client.keys().clone();
+    let mut conn = raw(&redis).await;
+    // Fill with keys of our own, then free them later.
+    let mut filled = 0u32;
+    loop {
+        let reply: redis::RedisResult<i64> = redis::cmd("SETRANGE")
+            .arg(format!("fill:{filled}"))
+            .arg(64 * 1024 - 1)
+            .arg("x")
+            .query_async(&mut conn)
+            .await;
+        match reply {
+            Ok(_) => filled += 1,
+            Err(e) if e.code() == Some("OOM") => break,
+            Err(e) => panic!("{e}"),
+        }
+        assert!(filled < 10_000, "never full");
+    }
+    let once = Unique::until_succeeded(Duration::from_secs(60));
+    let job = || NewJob {
+        options: EnqueueOptions::new().unique_by("full", once),
+        ..NewJob::new("Report", vec![serde_json::json!(1)])
+    };
+    let err = client.push(job()).await.unwrap_err();
+    assert!(matches!(err, queue_core::Error::OutOfMemory(_)), "{err:?}");
+    let lock: Option<String> = conn.get(keys.unique("full")).await.unwrap();
+    assert_eq!(lock, None);
+    let queued: i64 = conn.llen(keys.queue("default")).await.unwrap();
+    assert_eq!(queued, 0);
+    for i in 0..filled {
+        let _: i64 = conn.del(format!("fill:{i}")).await.unwrap();
+    }
+    let id = client.push(job()).await.unwrap();
+    let lock: Option<String> = conn.get(keys.unique("full")).await.unwrap();
+    assert_eq!(lock.as_deref(), Some(id.as_str()));
+}
