@@ -5,8 +5,9 @@
 #   benches/scaling.sh OUT_DIR [PROCESSES...]        (default processes: 1 2 5 10 20)
 #   RUNS=3 JOBS=100000 LOADTEST=target/release/loadtest benches/scaling.sh /tmp/scaling
 #
-# Starts its own servers on free-looking ports (one redis-server; six cluster nodes, 3
-# masters + 3 replicas, formed with redis-cli --cluster create) and stops them at the end.
+# Starts its own servers on ports from BASE_PORT (7300) up (one redis-server; a cluster of
+# 3 masters + REPLICAS (1) replicas each, formed with redis-cli --cluster create) and stops
+# them at the end.
 # For every point and run it writes, as one JSON line per run in OUT_DIR/<series>.jsonl:
 # the loadtest's --json object, plus the redis-benchmark baseline of that run
 # (`redis-benchmark -t lpush -P 16 -q`, on the same server or, with --cluster, on the
@@ -24,6 +25,9 @@ JOBS=${JOBS:-100000}
 LOADTEST=${LOADTEST:-${CARGO_TARGET_DIR:-target}/release/loadtest}
 SERIES=${SERIES:-single cluster spread}
 BASE_PORT=${BASE_PORT:-7300}
+# Replicas per master (1: each master streams every write to a replica, as a production
+# cluster does; 0: no replication, which separates its cost from the cluster's own).
+REPLICAS=${REPLICAS:-1}
 mkdir -p "$OUT"
 DIR=$(mktemp -d)
 PIDS=()
@@ -75,40 +79,25 @@ baseline() { # redis-benchmark arguments selecting the target
     tr '\r' '\n' | awk '/LPUSH:/{for(i=1;i<=NF;i++) if($i ~ /^[0-9.]+$/){print $i; exit}}'
 }
 
-# ---- one server
-if [[ " $SERIES " == *" single "* ]]; then
-  PORT=$BASE_PORT
-  start_server "$PORT"
-  for n in "${PROCS[@]}"; do
-    for run in $(seq "$RUNS"); do
-      read -r s0 t0 < <(steal_ticks)
-      load0=$(cut -d' ' -f1 /proc/loadavg)
-      b=$(baseline -p "$PORT")
-      REDIS_URL=redis://127.0.0.1:$PORT "$LOADTEST" "${LT_ARGS[@]}" --processes "$n" \
-        --tag lt-single >"$DIR/a.json"
-      record single "$n" "$run" "$b" "$s0" "$t0" "$load0" "$DIR/a.json"
-      echo "single n=$n run=$run done" >&2
-    done
-  done
-fi
-
-# ---- the cluster
+# ---- the servers: one redis-server, and a cluster of 3 masters (+ REPLICAS each)
+PORT=$BASE_PORT
+[[ " $SERIES " == *" single "* ]] && start_server "$PORT"
 if [[ " $SERIES " == *" cluster "* || " $SERIES " == *" spread "* ]]; then
   NODES=()
-  for i in 1 2 3 4 5 6; do
+  for i in $(seq $((3 * (1 + REPLICAS)))); do
     p=$((BASE_PORT + 10 + i))
     start_server "$p" --cluster-enabled yes --cluster-config-file nodes.conf \
       --cluster-node-timeout 5000 --repl-diskless-sync-delay 0
     NODES+=("127.0.0.1:$p")
   done
-  redis-cli --cluster create "${NODES[@]}" --cluster-replicas 1 --cluster-yes >"$DIR/create.log"
+  redis-cli --cluster create "${NODES[@]}" --cluster-replicas "$REPLICAS" --cluster-yes >"$DIR/create.log"
   FIRST=$((BASE_PORT + 11))
   for _ in $(seq 200); do
     ok=0
     for node in "${NODES[@]}"; do
       redis-cli -p "${node#*:}" cluster info | grep -q 'cluster_state:ok' && ok=$((ok + 1))
     done
-    [[ $ok == 6 ]] && break
+    [[ $ok == "${#NODES[@]}" ]] && break
     sleep 0.1
   done
   URLS=$(printf 'redis://%s,' "${NODES[@]}")
@@ -129,34 +118,45 @@ if [[ " $SERIES " == *" cluster "* || " $SERIES " == *" spread "* ]]; then
     [[ ${#TAGS[@]} == 3 ]] && break
   done
 
-  for n in "${PROCS[@]}"; do
-    for run in $(seq "$RUNS"); do
-      if [[ " $SERIES " == *" cluster "* ]]; then
-        read -r s0 t0 < <(steal_ticks)
-        load0=$(cut -d' ' -f1 /proc/loadavg)
-        b=$(baseline --cluster -p "$FIRST")
-        REDIS_CLUSTER_URLS=$URLS "$LOADTEST" "${LT_ARGS[@]}" --processes "$n" \
-          --tag "${TAGS[0]}" >"$DIR/a.json"
-        record cluster "$n" "$run" "$b" "$s0" "$t0" "$load0" "$DIR/a.json"
-        echo "cluster n=$n run=$run done" >&2
-      fi
-      if [[ " $SERIES " == *" spread "* ]]; then
-        read -r s0 t0 < <(steal_ticks)
-        load0=$(cut -d' ' -f1 /proc/loadavg)
-        b=$(baseline --cluster -p "$FIRST")
-        # Every app's workers should be up and gated before this; the report's drain
-        # start and end times show whether they were.
-        go=$(($(date +%s%3N) + 8000 + 600 * n))
-        LT_PIDS=()
-        for k in 0 1 2; do
-          REDIS_CLUSTER_URLS=$URLS "$LOADTEST" "${LT_ARGS[@]}" --processes "$n" \
-            --tag "${TAGS[$k]}" --go-at "$go" >"$DIR/s$k.json" &
-          LT_PIDS+=($!)
-        done
-        for p in "${LT_PIDS[@]}"; do wait "$p"; done
-        record spread "$n" "$run" "$b" "$s0" "$t0" "$load0" "$DIR/s0.json" "$DIR/s1.json" "$DIR/s2.json"
-        echo "spread n=$n run=$run done" >&2
-      fi
-    done
-  done
 fi
+
+# ---- the runs, interleaved so that the series of one point meet the same machine
+for n in "${PROCS[@]}"; do
+  for run in $(seq "$RUNS"); do
+    if [[ " $SERIES " == *" single "* ]]; then
+      read -r s0 t0 < <(steal_ticks)
+      load0=$(cut -d' ' -f1 /proc/loadavg)
+      b=$(baseline -p "$PORT")
+      REDIS_URL=redis://127.0.0.1:$PORT "$LOADTEST" "${LT_ARGS[@]}" --processes "$n" \
+        --tag lt-single >"$DIR/a.json"
+      record single "$n" "$run" "$b" "$s0" "$t0" "$load0" "$DIR/a.json"
+      echo "single n=$n run=$run done" >&2
+    fi
+    if [[ " $SERIES " == *" cluster "* ]]; then
+      read -r s0 t0 < <(steal_ticks)
+      load0=$(cut -d' ' -f1 /proc/loadavg)
+      b=$(baseline --cluster -p "$FIRST")
+      REDIS_CLUSTER_URLS=$URLS "$LOADTEST" "${LT_ARGS[@]}" --processes "$n" \
+        --tag "${TAGS[0]}" >"$DIR/a.json"
+      record cluster "$n" "$run" "$b" "$s0" "$t0" "$load0" "$DIR/a.json"
+      echo "cluster n=$n run=$run done" >&2
+    fi
+    if [[ " $SERIES " == *" spread "* ]]; then
+      read -r s0 t0 < <(steal_ticks)
+      load0=$(cut -d' ' -f1 /proc/loadavg)
+      b=$(baseline --cluster -p "$FIRST")
+      # Every app's workers should be up and gated before this; the report's drain
+      # start and end times show whether they were.
+      go=$(($(date +%s%3N) + 8000 + 600 * n))
+      LT_PIDS=()
+      for k in 0 1 2; do
+        REDIS_CLUSTER_URLS=$URLS "$LOADTEST" "${LT_ARGS[@]}" --processes "$n" \
+          --tag "${TAGS[$k]}" --go-at "$go" >"$DIR/s$k.json" &
+        LT_PIDS+=($!)
+      done
+      for p in "${LT_PIDS[@]}"; do wait "$p"; done
+      record spread "$n" "$run" "$b" "$s0" "$t0" "$load0" "$DIR/s0.json" "$DIR/s1.json" "$DIR/s2.json"
+      echo "spread n=$n run=$run done" >&2
+    fi
+  done
+done

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Tables of benches/scaling.sh's output: medians (range) per series and process count.
+"""Tables of benches/scaling.sh's output: median (range) per series and process count.
 
     python3 benches/scaling_table.py OUT_DIR
 
@@ -58,10 +58,11 @@ for series in ["single", "cluster", "spread"]:
         by_n.setdefault(r["processes_per_app"], []).append(run_figures(r))
     print(f"\n### {series}\n")
     apps = len(rows[0]["apps"])
-    print("| worker processes | runs | drain jobs/s | Redis CPU µs/job | Redis CPU share (cores, busiest master) | worker CPU (cores) | drain / ceiling | loadtest ceiling jobs/s | redis-benchmark LPUSH -P16 /s | steal % drain (run) | busy % drain | load 1m | start skew ms |")
-    print("|" + "---|" * 13)
+    print("| worker processes | drain jobs/s | Redis CPU µs/job | Redis CPU, cores (busiest master) | worker CPU, cores | loadtest ceiling jobs/s | redis-benchmark LPUSH -P16 /s | steal % max, drain / run | busy % drain | load 1m | drain start skew ms |")
+    print("|" + "---|" * 11)
     for n in sorted(by_n):
         fs = by_n[n]
         col = lambda k, d=0: fmt([f[k] for f in fs], d)
         label = f"{n}" if apps == 1 else f"{apps}×{n} = {apps * n}"
-        print(f"| {label} | {len(fs)} | {col('rate')} | {col('cpu', 1)} | {col('share', 2)} | {col('workers', 2)} | {col('fraction', 2)} | {col('ceiling')} | {col('bench')} | {col('steal', 1)} ({col('run_steal', 1)}) | {col('busy')} | {col('load', 2)} | {col('skew_ms') if apps > 1 else '-'} |")
+        runs = "" if len(fs) == 3 else f" ({len(fs)} runs)"
+        print(f"| {label}{runs} | {col('rate')} | {col('cpu', 1)} | {col('share', 2)} | {col('workers', 2)} | {col('ceiling')} | {col('bench')} | {max(f['steal'] for f in fs):.1f} / {max(f['run_steal'] or 0 for f in fs):.1f} | {col('busy')} | {col('load', 2)} | {col('skew_ms') if apps > 1 else '-'} |")
