@@ -10,7 +10,8 @@ use crate::noise::measured;
 use crate::options::Options;
 use crate::pickup::pickup_phase;
 use crate::report::{TARGETS, print_table, round, slowlog_json, stats_json};
-use benches::{BenchRedis, load_average};
+use crate::target::Target;
+use benches::{info, info_f64, load_average};
 use queue_core::Client;
 use serde_json::{Map, Value, json};
 use std::time::Duration;
@@ -24,22 +25,24 @@ pub(crate) const HIGH_CONCURRENCY: usize = 100;
 
 pub(crate) async fn coordinator_main(opts: &Options) -> Result<()> {
     let load_start = load_average();
-    let redis = BenchRedis::from_env();
+    let target = Target::from_env(opts);
+    let prefix = target.prefix(opts);
     // `push_bulk` sends all its 1,000-job chunks at once and bounds each by the client
     // timeout from that same start, so a bulk of 100,000 jobs that takes more than the
     // default 2 s in all (a loaded 2-core machine) fails although every chunk is progressing.
     // The driving client gets a longer bound; the workers keep the default.
-    let config = redis
-        .config("loadtest")
+    let config = target
+        .config(&prefix)
         .connection_name("loadtest-client")
         .timeout(BULK_TIMEOUT);
     let client = Client::connect(config).await?;
-    let prefix = client.keys().prefix().to_owned();
-    let clear = || async {
-        let mut conn = client.raw_connection();
-        redis.clear(&mut conn, &prefix).await
-    };
+    let clear = || target.clear(&client, &prefix);
     clear().await?;
+    // The server (in cluster mode: the master of the run's slot) that INFO describes.
+    let redis_port = info_f64(
+        &info(&mut client.raw_connection(), "server").await?,
+        "tcp_port",
+    );
     let padding = "x".repeat(opts.payload_bytes);
     let progress = |what: &str| {
         if !opts.json {
@@ -71,7 +74,7 @@ pub(crate) async fn coordinator_main(opts: &Options) -> Result<()> {
         "bulk_and_drain",
         &mut noise,
         drain_phase(
-            &redis,
+            &target,
             &client,
             opts,
             &padding,
@@ -87,7 +90,7 @@ pub(crate) async fn coordinator_main(opts: &Options) -> Result<()> {
         let d = measured(
             "bulk_and_drain_c100",
             &mut noise,
-            drain_phase(&redis, &client, opts, &padding, 1, HIGH_CONCURRENCY, false),
+            drain_phase(&target, &client, opts, &padding, 1, HIGH_CONCURRENCY, false),
         )
         .await?;
         clear().await?;
@@ -99,7 +102,7 @@ pub(crate) async fn coordinator_main(opts: &Options) -> Result<()> {
     let pickups = measured(
         "pickup",
         &mut noise,
-        pickup_phase(&redis, &client, opts, &padding),
+        pickup_phase(&target, &client, opts, &padding),
     )
     .await?;
     clear().await?;
@@ -120,14 +123,9 @@ pub(crate) async fn coordinator_main(opts: &Options) -> Result<()> {
     put("client_threads", json!(opts.client_threads));
     put("payload_bytes", json!(opts.payload_bytes));
     put("status_tracking", json!(opts.status));
-    put(
-        "redis",
-        json!(if redis.is_private() {
-            "private"
-        } else {
-            "REDIS_URL"
-        }),
-    );
+    put("redis", json!(target.label()));
+    put("key_prefix", json!(prefix));
+    put("redis_port", json!(redis_port as u64));
     put("load_avg_1m_start", round(load_start, 2));
     put("load_avg_1m_end", round(load_end, 2));
     put("ping_rtt_us", round(ping, 1));
@@ -148,6 +146,8 @@ pub(crate) async fn coordinator_main(opts: &Options) -> Result<()> {
     put("redis_bytes_per_job", round(main.bulk_bytes_per_job, 0));
     put("drain_jobs_per_s", round(jobs / main.drain_secs, 0));
     put("drain_seconds", round(main.drain_secs, 3));
+    put("drain_started_unix_ms", round(main.started_unix_ms, 0));
+    put("drain_ended_unix_ms", round(main.ended_unix_ms, 0));
     put(
         "drain_fraction_of_ceiling",
         round(jobs / main.drain_secs / ceiling, 3),

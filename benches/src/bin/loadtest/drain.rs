@@ -5,8 +5,9 @@ use crate::options::Options;
 use crate::process_stats::connections_of;
 use crate::slowlog::{SlowRow, slowlog_collect, slowlog_start};
 use crate::snapshot::snapshot;
+use crate::target::Target;
 use crate::worker_process::WorkerProcess;
-use benches::{BenchRedis, CommandStats, gate_job, noop_job};
+use benches::{CommandStats, gate_job, noop_job};
 use queue_core::{Client, NewJob};
 use std::time::{Duration, Instant};
 
@@ -46,6 +47,13 @@ pub(crate) async fn wait_processed(client: &Client, target: u64) -> Result<()> {
     }
 }
 
+/// Now, in ms since the Unix epoch (0 before it).
+fn unix_ms() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64() * 1e3)
+}
+
 /// What one bulk enqueue + drain measured.
 pub(crate) struct Drain {
     pub(crate) bulk_secs: f64,
@@ -58,13 +66,17 @@ pub(crate) struct Drain {
     /// CPU of all worker processes during the drain, per job.
     pub(crate) worker_cpu_us_per_job: f64,
     pub(crate) slowlog: Option<Vec<SlowRow>>,
+    /// Wall-clock start and end of the drain (ms since the Unix epoch), so that the drains
+    /// of runs made side by side can be lined up.
+    pub(crate) started_unix_ms: f64,
+    pub(crate) ended_unix_ms: f64,
     /// Per worker process: its connections' names (and last command).
     pub(crate) connections: Vec<Vec<String>>,
     pub(crate) peak_rss_kib: Vec<u64>,
 }
 
 pub(crate) async fn drain_phase(
-    redis: &BenchRedis,
+    target: &Target,
     client: &Client,
     opts: &Options,
     padding: &str,
@@ -72,11 +84,13 @@ pub(crate) async fn drain_phase(
     concurrency: usize,
     slowlog: bool,
 ) -> Result<Drain> {
-    let url = redis.url();
+    let redis_env = target.worker_env();
     let prefix = client.keys().prefix().to_owned();
     let mut workers = Vec::with_capacity(processes);
     for _ in 0..processes {
-        workers.push(WorkerProcess::spawn(&url, &prefix, concurrency, opts.worker_threads).await?);
+        workers.push(
+            WorkerProcess::spawn(&redis_env, &prefix, concurrency, opts.worker_threads).await?,
+        );
     }
     for w in &mut workers {
         w.expect("ready").await?;
@@ -99,7 +113,7 @@ pub(crate) async fn drain_phase(
     let bulk_secs = start.elapsed().as_secs_f64();
     let after_bulk = snapshot(client).await?;
 
-    let slowlog_on = slowlog && redis.is_private();
+    let slowlog_on = slowlog && target.is_private_server();
     let saved = if slowlog_on {
         Some(slowlog_start(client).await?)
     } else {
@@ -107,13 +121,19 @@ pub(crate) async fn drain_phase(
     };
     let target = processed(client).await? + (processes * concurrency) as u64 + opts.jobs;
     let before_drain = snapshot(client).await?;
+    if let Some(at) = opts.go_at_unix_ms {
+        let wait = at.saturating_sub(unix_ms() as u64);
+        tokio::time::sleep(Duration::from_millis(wait)).await;
+    }
     let worker_cpu_before: f64 = workers.iter().map(WorkerProcess::cpu_secs).sum();
+    let started_unix_ms = unix_ms();
     let start = Instant::now();
     for w in &mut workers {
         w.send("go").await?;
     }
     wait_processed(client, target).await?;
     let drain_secs = start.elapsed().as_secs_f64();
+    let ended_unix_ms = unix_ms();
     let worker_cpu_after: f64 = workers.iter().map(WorkerProcess::cpu_secs).sum();
     let after_drain = snapshot(client).await?;
     let slowlog = match saved {
@@ -141,6 +161,8 @@ pub(crate) async fn drain_phase(
         drain_stats: after_drain.stats.since(&before_drain.stats),
         worker_cpu_us_per_job: (worker_cpu_after - worker_cpu_before) * 1e6 / n,
         slowlog,
+        started_unix_ms,
+        ended_unix_ms,
         connections,
         peak_rss_kib,
     })

@@ -38,7 +38,7 @@ impl fmt::Display for LoadError {
                 )
             }
             Self::Timeout(what) => write!(f, "timed out: {what}"),
-            Self::MissingRedisUrl => write!(f, "worker mode needs REDIS_URL"),
+            Self::MissingRedisUrl => write!(f, "worker mode needs REDIS_URL or REDIS_CLUSTER_URLS"),
         }
     }
 }

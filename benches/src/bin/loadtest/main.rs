@@ -11,6 +11,14 @@
 //! the server is never flushed or reconfigured), else it starts a private `redis-server`
 //! (which must be on `PATH`, or named by `REDIS_SERVER`).
 //!
+//! Redis Cluster: `REDIS_CLUSTER_URLS` (node URLs, comma-separated) or `--cluster` (a private
+//! 3-master/3-replica cluster, needs `redis-cli`) runs everything in cluster mode, worker
+//! processes included. The prefix is hash-tagged (`--tag TAG` gives `{TAG}:`), so the run's
+//! keys share one slot and one master; `INFO` (Redis CPU, memory, commandstats) is read from
+//! that master, whose port the report gives (`redis_port`). Runs side by side with tags on
+//! different masters, and the same `--go-at`, measure what spreading queues over masters
+//! gives; the report's `drain_started_unix_ms`/`drain_ended_unix_ms` line their drains up.
+//!
 //! Phases, in this order:
 //! 1. `PING` round trip: 2,000 sequential pings, the baseline of every latency ratio; then
 //!    Redis's own ceiling for a queue: pipelined `LPUSH` + `RPOP` pairs through the same
@@ -55,6 +63,7 @@ mod process_stats;
 mod report;
 mod slowlog;
 mod snapshot;
+mod target;
 mod worker_mode;
 mod worker_process;
 

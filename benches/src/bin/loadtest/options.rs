@@ -8,6 +8,7 @@ usage: loadtest [--jobs N] [--concurrency C] [--processes P] [--payload-bytes B]
                 [--no-status] [--json] [--profile] [--slowlog] [--no-c100]
                 [--worker-threads T] [--client-threads T]
                 [--ping-samples N] [--enqueue-samples N] [--pickup-samples N]
+                [--cluster] [--tag TAG] [--go-at UNIX_MS]
 
   --jobs N            jobs bulk-enqueued and drained (default 100000)
   --concurrency C     jobs run at once per worker process (default 10)
@@ -21,7 +22,14 @@ usage: loadtest [--jobs N] [--concurrency C] [--processes P] [--payload-bytes B]
   --worker-threads T  runtime threads of each worker process (default 2; 1 = current-thread)
   --client-threads T  runtime threads of this process, which also runs the pickup worker
                       (default 2; 1 = current-thread)
-REDIS_URL: use that server instead of starting a private redis-server.";
+  --cluster           start a private Redis Cluster (3 masters, 3 replicas) and run on it
+  --tag TAG           key prefix {TAG}: (default {loadtest}: on a private server, else
+                      {loadtest-PID}:); on a cluster the tag chooses the slot, so the master
+  --go-at UNIX_MS     release the drain's gates no earlier than this wall-clock time (ms
+                      since the epoch), so that runs started together drain together
+REDIS_URL: use that server instead of starting a private redis-server.
+REDIS_CLUSTER_URLS: comma-separated node URLs of a Redis Cluster to run on (wins over
+                    REDIS_URL); the worker processes get it too.";
 
 /// Command-line options.
 #[derive(Debug, Clone)]
@@ -40,6 +48,12 @@ pub(crate) struct Options {
     pub(crate) ping_samples: u64,
     pub(crate) enqueue_samples: u64,
     pub(crate) pickup_samples: u64,
+    /// `--cluster`: run on a private Redis Cluster.
+    pub(crate) private_cluster: bool,
+    /// `--tag`: the hash tag of the key prefix.
+    pub(crate) tag: Option<String>,
+    /// `--go-at`: earliest start of the drain, in ms since the Unix epoch.
+    pub(crate) go_at_unix_ms: Option<u64>,
     /// Hidden: run as a worker process with this key prefix.
     pub(crate) worker_prefix: Option<String>,
     /// Hidden: the worker process's queue.
@@ -63,6 +77,9 @@ impl Options {
             ping_samples: 2_000,
             enqueue_samples: 10_000,
             pickup_samples: 1_000,
+            private_cluster: false,
+            tag: None,
+            go_at_unix_ms: None,
             worker_prefix: None,
             worker_queue: DRAIN_QUEUE.to_owned(),
         };
@@ -100,6 +117,9 @@ impl Options {
                 "--pickup-samples" => {
                     o.pickup_samples = number("--pickup-samples", value("--pickup-samples")?)?
                 }
+                "--go-at" => o.go_at_unix_ms = Some(number("--go-at", value("--go-at")?)?),
+                "--tag" => o.tag = Some(value("--tag")?),
+                "--cluster" => o.private_cluster = true,
                 "--no-status" => o.status = false,
                 "--json" => o.json = true,
                 "--profile" => o.profile = true,
@@ -119,6 +139,35 @@ impl Options {
         if o.ping_samples == 0 || o.enqueue_samples == 0 || o.pickup_samples == 0 {
             return Err(LoadError::Usage("sample counts must be positive".into()));
         }
+        if o.tag
+            .as_deref()
+            .is_some_and(|t| t.is_empty() || t.contains(['{', '}']))
+        {
+            return Err(LoadError::Usage(
+                "--tag must be non-empty, without braces".into(),
+            ));
+        }
         Ok(o)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Options> {
+        Options::parse(args.iter().map(|a| (*a).to_owned()))
+    }
+
+    #[test]
+    fn cluster_options_are_read_and_a_tag_with_braces_is_refused() {
+        let o = parse(&["--cluster", "--tag", "lt-2", "--go-at", "1700000000000"]).unwrap();
+        assert!(o.private_cluster);
+        assert_eq!(o.tag.as_deref(), Some("lt-2"));
+        assert_eq!(o.go_at_unix_ms, Some(1_700_000_000_000));
+        let plain = parse(&[]).unwrap();
+        assert!(!plain.private_cluster && plain.tag.is_none() && plain.go_at_unix_ms.is_none());
+        assert!(parse(&["--tag", "{x}"]).is_err());
+        assert!(parse(&["--tag", ""]).is_err());
     }
 }

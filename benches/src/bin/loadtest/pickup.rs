@@ -3,8 +3,9 @@
 use crate::error::{LoadError, Result};
 use crate::histogram::histogram;
 use crate::options::Options;
+use crate::target::Target;
 use crate::worker_process::WORKER_DEADLINE;
-use benches::{BenchRedis, Noop, NoopUntracked, noop_job};
+use benches::{Noop, NoopUntracked, noop_job};
 use hdrhistogram::Histogram;
 use queue_core::Client;
 use queue_worker::{Failure, JobContext, Queues, Worker};
@@ -16,16 +17,15 @@ pub(crate) const PICKUP_QUEUE: &str = "pickup";
 pub(crate) const PICKUP_WARMUP: u64 = 50;
 
 pub(crate) async fn pickup_phase(
-    redis: &BenchRedis,
+    target: &Target,
     client: &Client,
     opts: &Options,
     padding: &str,
 ) -> Result<Histogram<u64>> {
     // The worker gets its own client (its own connection), as in a worker process.
     let worker_client = Client::connect(
-        redis
-            .config("loadtest")
-            .prefix(client.keys().prefix())
+        target
+            .config(client.keys().prefix())
             .connection_name("loadtest-pickup-worker"),
     )
     .await?;

@@ -1,10 +1,11 @@
 //! Worker-process mode: this binary re-executed with the hidden `--worker` flag.
 
-use crate::error::{LoadError, Result, io};
+use crate::error::{Result, io};
 use crate::options::Options;
+use crate::target::worker_config;
 use crate::worker_process::WORKER_DEADLINE;
 use benches::{Gates, register_noops};
-use queue_core::{Client, ClientConfig};
+use queue_core::Client;
 use queue_worker::{Queues, Worker, WorkerConfig};
 use std::io::Write as _;
 use tokio::io::{AsyncBufReadExt, BufReader};
@@ -19,10 +20,8 @@ fn say(line: &str) {
 /// A worker process: no-op and gate handlers; says `ready`, then `gated` once all its slots
 /// hold gate jobs; `go` on stdin releases them, `quit` (or EOF) shuts it down.
 pub(crate) async fn worker_main(opts: &Options, prefix: &str) -> Result<()> {
-    let url = std::env::var("REDIS_URL").map_err(|_| LoadError::MissingRedisUrl)?;
-    let config = ClientConfig::new(url)
-        .prefix(prefix)
-        .connection_name(format!("loadtest-worker-{}", std::process::id()));
+    let config =
+        worker_config(prefix)?.connection_name(format!("loadtest-worker-{}", std::process::id()));
     let client = Client::connect(config).await?;
     let gates = Gates::new();
     // The worker variables (`WORKER_PREFETCH`, ...) apply, as in a worker binary.

@@ -21,7 +21,7 @@ pub(crate) struct WorkerProcess {
 
 impl WorkerProcess {
     pub(crate) async fn spawn(
-        url: &str,
+        redis_env: &(&'static str, String),
         prefix: &str,
         concurrency: usize,
         worker_threads: usize,
@@ -36,7 +36,7 @@ impl WorkerProcess {
             .arg(DRAIN_QUEUE)
             .arg("--worker-threads")
             .arg(worker_threads.to_string())
-            .env("REDIS_URL", url)
+            .env(redis_env.0, &redis_env.1)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
