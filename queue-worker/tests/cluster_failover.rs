@@ -20,12 +20,35 @@ const KILL_AFTER: usize = 300;
 /// How long the rest may take once the cluster has recovered.
 const DRAIN_DEADLINE: Duration = Duration::from_secs(90);
 
+/// What happens to the master of the app's slot during the drain.
+#[derive(Debug, Clone, Copy)]
+enum Fault {
+    /// SIGKILL: a crashed host.
+    Kill,
+    /// SIGSTOP for longer than the node timeout, then SIGCONT: its replica takes over while
+    /// it is frozen, and it wakes up as a master that no longer is one, with the commands
+    /// that reached it meanwhile still to run.
+    Freeze,
+}
+
+/// How long a frozen master stays frozen: well past the cluster's node timeout.
+const FREEZE: Duration = Duration::from_secs(5);
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_master_loses_no_acknowledged_job_and_workers_resume() {
+    failover_during_a_drain(Fault::Kill, "failover").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_frozen_master_loses_no_acknowledged_job_and_workers_resume() {
+    failover_during_a_drain(Fault::Freeze, "freeze").await;
+}
+
+async fn failover_during_a_drain(fault: Fault, name: &str) {
     let mut cluster = TestCluster::start();
-    let config = cluster.config("failover");
+    let config = cluster.config(name);
     let client = Client::connect(config.clone()).await.unwrap();
-    let harness = Harness::new("cluster_failover", "redis://unused", client.keys().prefix());
+    let harness = Harness::new(name, "redis://unused", client.keys().prefix());
     let urls = cluster.urls().join(",");
     let env = [("REDIS_CLUSTER_URLS", urls.as_str())];
     let mut workers: Vec<_> = (0..WORKERS)
@@ -66,9 +89,30 @@ async fn a_killed_master_loses_no_acknowledged_job_and_workers_resume() {
         tokio::time::sleep(POLL).await;
     }
     let home = cluster.master_of(&client.keys().queue("default"));
-    cluster.kill(home);
     let killed_at = Instant::now();
-    cluster.wait_for_failover();
+    match fault {
+        Fault::Kill => {
+            cluster.kill(home);
+            cluster.wait_for_failover();
+        }
+        Fault::Freeze => {
+            let pid = cluster.nodes()[home].pid().unwrap().to_string();
+            let signal = |sig: &str| {
+                assert!(
+                    std::process::Command::new("kill")
+                        .args([sig, &pid])
+                        .status()
+                        .unwrap()
+                        .success()
+                )
+            };
+            signal("-STOP");
+            // The freeze's length is the fault itself, not a synchronisation.
+            tokio::time::sleep(FREEZE).await;
+            signal("-CONT");
+            cluster.wait_for_failover();
+        }
+    }
     let failover = killed_at.elapsed();
     enqueuer.await.unwrap();
 
@@ -120,7 +164,7 @@ async fn a_killed_master_loses_no_acknowledged_job_and_workers_resume() {
         "no job pushed after the kill ran"
     );
     println!(
-        "failover in {:.1} s: {} pushes acknowledged ({} refused during the failover), {} ran, \
+        "{fault:?}: failover in {:.1} s: {} pushes acknowledged ({} refused during the failover), {} ran, \
          {} ran twice, {} pushes and {} ledger lines dropped by the cluster after acknowledging \
          them, 0 lost",
         failover.as_secs_f64(),
