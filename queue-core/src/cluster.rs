@@ -10,7 +10,7 @@
 //! it does not (one slot is one master).
 //!
 //! Pub/sub needs no slot: a cluster forwards every `PUBLISH` to every node, so the wake and
-//! status subscribers connect to any one node ([`subscription_client`]), the next one in
+//! status subscribers connect to any one node (`subscription_client`), the next one in
 //! the list after each reconnect.
 
 use std::sync::LazyLock;
