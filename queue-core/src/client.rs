@@ -11,13 +11,14 @@ use std::time::Duration;
 use crate::client_middleware::{ClientChain, ClientMiddleware};
 use crate::cluster::SharedConnection;
 use crate::config::ClientConfig;
-use crate::connection::{check_memory_policy, shared_connection};
+use crate::connection::{check_memory_policy, open_shared};
 use crate::error::{Error, Result};
 use crate::job::Job;
 use crate::job_id::JobId;
 use crate::keys::Keys;
 use crate::options::{EnqueueOptions, RunAt};
 use crate::payload::Retry;
+use crate::pushes::Pushes;
 use crate::queue_name::validate_queue_name;
 use crate::scripts;
 use crate::status::{JobState, JobStatus, field};
@@ -42,6 +43,8 @@ use crate::unique::{Unique, UniqueUntil, default_key};
 #[derive(Clone)]
 pub struct Client {
     conn: SharedConnection,
+    /// The router of pub/sub messages on `conn`, where it speaks RESP3 (`pushes.rs`).
+    pushes: Option<Arc<Pushes>>,
     keys: Keys,
     config: Arc<ClientConfig>,
     middleware: ClientChain,
@@ -274,7 +277,7 @@ pub(crate) fn new_status<'a>(
 impl Client {
     /// Connects, names the connection, loads the scripts and checks `maxmemory-policy`.
     pub async fn connect(config: ClientConfig) -> Result<Self> {
-        let mut conn = shared_connection(&config).await?;
+        let (mut conn, pushes) = open_shared(&config).await?;
         if config.accept_invalid_certs && config.is_tls() {
             tracing::warn!(
                 "TLS certificate verification is off for Redis (self-signed certificates accepted)"
@@ -285,6 +288,7 @@ impl Client {
             keys: Keys::new(config.prefix.clone()),
             config: Arc::new(config),
             conn,
+            pushes,
             middleware: ClientChain::default(),
         };
         scripts::load(&client, &scripts::client_scripts()).await?;
@@ -314,6 +318,18 @@ impl Client {
     /// The configuration this client was made from.
     pub fn config(&self) -> &ClientConfig {
         &self.config
+    }
+
+    /// The router of pub/sub messages on the shared connection, `None` when subscribers
+    /// need a connection of their own (see [`crate::pushes`]).
+    pub(crate) fn pushes(&self) -> Option<&Arc<Pushes>> {
+        self.pushes.as_ref()
+    }
+
+    /// Whether wake-ups and status announcements arrive on the shared connection (RESP3),
+    /// so that this process holds one connection to Redis rather than two.
+    pub fn pushes_on_shared_connection(&self) -> bool {
+        self.pushes.is_some()
     }
 
     /// A clone of the shared connection: only this crate builds Redis commands.

@@ -1,12 +1,15 @@
 //! Opening connections: TLS options, connection names and the boot-time memory-policy check.
 
-use redis::Client as RedisClient;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::{Client as RedisClient, ProtocolVersion};
+use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::cluster::{SharedConnection, cluster_connection};
 use crate::config::ClientConfig;
 use crate::error::{Error, Result};
+use crate::pushes::{Pushes, push_sender};
 
 /// The URL fragment with which the `redis` crate skips certificate checks.
 const INSECURE_FRAGMENT: &str = "#insecure";
@@ -49,25 +52,102 @@ pub(crate) fn url_with_tls_choice(url: &str, config: &ClientConfig) -> String {
 /// The shared connection that serves every caller: a self-reconnecting multiplexed
 /// connection to one server, or the cluster client when [`ClientConfig::cluster_nodes`] is set.
 pub async fn shared_connection(config: &ClientConfig) -> Result<SharedConnection> {
+    Ok(open_shared(config).await?.0)
+}
+
+/// The shared connection and, where it speaks RESP3 (a single server of Redis 6 or later),
+/// the router of the pub/sub messages it carries ([`crate::pushes`]). `None` means
+/// subscribers open a pub/sub connection of their own: a cluster, a server that refuses
+/// `HELLO 3`, or a URL that asks for `protocol=resp2`.
+pub(crate) async fn open_shared(
+    config: &ClientConfig,
+) -> Result<(SharedConnection, Option<Arc<Pushes>>)> {
     if config.is_cluster() {
         let mut conn = cluster_connection(config).await?;
         name_connection(&mut conn, config).await?;
-        return Ok(conn);
+        return Ok((conn, None));
     }
     let client = redis_client(config)?;
-    let manager_config = ConnectionManagerConfig::new()
+    let chosen = client.get_connection_info().redis_settings().protocol();
+    let (conn, pushes) = if chosen == ProtocolVersion::RESP2 && !protocol_in_url(&config.url) {
+        match connect_resp3(&client, config).await {
+            Ok(found) => found,
+            // A server before Redis 6 (or a proxy) answers HELLO with an error reply; a
+            // server that is down, silent or refuses the password fails the same way in
+            // both protocols (those are other variants, or an authentication error).
+            Err(Error::Redis(e)) if e.kind() != redis::ErrorKind::AuthenticationFailed => {
+                tracing::info!(
+                    error = %e,
+                    "Redis refused RESP3 (HELLO 3); wake-ups and status announcements use a pub/sub connection of their own"
+                );
+                (
+                    connect_manager(client, manager_config(config), config).await?,
+                    None,
+                )
+            }
+            Err(e) => return Err(e),
+        }
+    } else if chosen.supports_resp3() {
+        connect_resp3(&client, config).await?
+    } else {
+        (
+            connect_manager(client, manager_config(config), config).await?,
+            None,
+        )
+    };
+    let mut conn = conn;
+    name_connection(&mut conn, config).await?;
+    Ok((conn, pushes))
+}
+
+/// Whether the URL chooses the protocol itself (`?protocol=resp2` turns push delivery off).
+fn protocol_in_url(url: &str) -> bool {
+    url.split_once('?')
+        .is_some_and(|(_, query)| query.split('&').any(|p| p.starts_with("protocol=")))
+}
+
+fn manager_config(config: &ClientConfig) -> ConnectionManagerConfig {
+    ConnectionManagerConfig::new()
         .set_connection_timeout(Some(config.timeout))
         .set_response_timeout(Some(config.timeout))
         .set_number_of_retries(1)
-        .set_max_delay(Duration::from_secs(2));
-    let mut conn = tokio::time::timeout(
+        .set_max_delay(Duration::from_secs(2))
+}
+
+/// The shared connection in RESP3, with its pushes routed to [`Pushes`].
+async fn connect_resp3(
+    client: &RedisClient,
+    config: &ClientConfig,
+) -> Result<(SharedConnection, Option<Arc<Pushes>>)> {
+    let info = client.get_connection_info().clone();
+    let settings = info
+        .redis_settings()
+        .clone()
+        .set_protocol(ProtocolVersion::RESP3);
+    let client = RedisClient::open(info.set_redis_settings(settings))
+        .map_err(|e| Error::InvalidRedisUrl(format!("{:?}", e.kind())))?;
+    let routes = Pushes::routes();
+    let manager_config = manager_config(config).set_push_sender(push_sender(routes.clone()));
+    let conn = connect_manager(client, manager_config, config).await?;
+    let SharedConnection::Single(manager) = &conn else {
+        return Ok((conn, None));
+    };
+    let pushes = Pushes::new(routes, manager.clone(), config.timeout);
+    Ok((conn, Some(Arc::new(pushes))))
+}
+
+async fn connect_manager(
+    client: RedisClient,
+    manager_config: ConnectionManagerConfig,
+    config: &ClientConfig,
+) -> Result<SharedConnection> {
+    let conn = tokio::time::timeout(
         config.timeout,
         ConnectionManager::new_with_config(client, manager_config),
     )
     .await
     .map_err(|_| Error::Timeout(config.timeout))?
     .map_err(|e| Error::from_bounded(e, config.timeout))?;
-    name_connection(&mut conn, config).await?;
     Ok(SharedConnection::Single(conn))
 }
 
@@ -107,13 +187,14 @@ pub enum MemoryPolicy {
 pub async fn check_memory_policy<C: redis::aio::ConnectionLike + Send>(
     conn: &mut C,
 ) -> MemoryPolicy {
-    let reply: redis::RedisResult<Vec<String>> = redis::cmd("CONFIG")
+    // A map in RESP3, a flat list of name and value in RESP2: read as a map either way.
+    let reply: redis::RedisResult<HashMap<String, String>> = redis::cmd("CONFIG")
         .arg("GET")
         .arg("maxmemory-policy")
         .query_async(conn)
         .await;
     let policy = match reply {
-        Ok(pair) => match pair.get(1).map(String::as_str) {
+        Ok(map) => match map.get("maxmemory-policy").map(String::as_str) {
             Some("noeviction") => MemoryPolicy::NoEviction,
             Some(other) => MemoryPolicy::Evicting(other.to_owned()),
             None => MemoryPolicy::Unknown,

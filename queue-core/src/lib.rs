@@ -61,6 +61,7 @@ pub mod periodic;
 #[cfg(feature = "platform")]
 pub mod platform;
 mod process;
+mod pushes;
 pub mod queue_name;
 pub mod redact;
 pub mod scripts;

@@ -2,6 +2,7 @@
 //! reaper walks, its own processing list for the audit, the server's version, its
 //! connection name, the wake-up subscription, and the diagnostic jobs' ledger.
 
+use futures_util::stream::BoxStream;
 use futures_util::{Stream, StreamExt};
 
 use crate::client::Client;
@@ -86,25 +87,34 @@ impl Client {
             .map_err(|_| Error::Timeout(timeout))?
     }
 
-    /// A new pub/sub connection subscribed to the wake channel: yields each queue name our
-    /// enqueue scripts announce. The stream ends when the connection drops.
+    /// A subscription to the wake channel: yields each queue name our enqueue scripts
+    /// announce (and the `:` notices). The stream ends when the connection carrying it drops.
     pub async fn wake_ups(&self) -> Result<impl Stream<Item = String> + Send + use<>> {
-        let pubsub = self.subscription(self.keys().wake_channel()).await?;
-        Ok(pubsub
-            .into_on_message()
-            .map(|msg| msg.get_payload::<String>().unwrap_or_default()))
+        let messages = self.subscription(self.keys().wake_channel()).await?;
+        Ok(messages.map(|payload| String::from_utf8(payload).unwrap_or_default()))
     }
 
-    /// A new pub/sub connection, subscribed to `channel` once this returns (both steps bounded
-    /// by the client timeout).
-    pub(crate) async fn subscription(&self, channel: String) -> Result<redis::aio::PubSub> {
+    /// Messages of `channel`, subscribed once this returns (bounded by the client timeout).
+    /// They arrive on the shared connection where it speaks RESP3 ([`crate::pushes`]), else
+    /// on a new pub/sub connection of their own. Either way the stream ends when that
+    /// connection drops, and what is published until the next subscription is not redelivered.
+    pub(crate) async fn subscription(
+        &self,
+        channel: String,
+    ) -> Result<BoxStream<'static, Vec<u8>>> {
+        if let Some(pushes) = self.pushes() {
+            return Ok(pushes.subscribe(channel).await?.boxed());
+        }
         let config = self.config();
         let client = subscription_client(config)?;
         let mut pubsub = tokio::time::timeout(config.timeout, client.get_async_pubsub())
             .await
             .map_err(|_| Error::Timeout(config.timeout))??;
         self.bounded(pubsub.subscribe(channel)).await?;
-        Ok(pubsub)
+        Ok(pubsub
+            .into_on_message()
+            .map(|msg| msg.get_payload_bytes().to_vec())
+            .boxed())
     }
 
     /// Counts one completed execution of job `jid` in the diagnostics ledger (the

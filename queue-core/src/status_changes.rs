@@ -53,14 +53,15 @@ impl StatusChange {
 }
 
 impl Client {
-    /// A new pub/sub connection subscribed to the status channel, once this returns: yields
-    /// each announced change of a watched record. The stream ends when the connection drops;
-    /// changes made until the next subscription are not redelivered.
+    /// A subscription to the status channel, once this returns: yields each announced
+    /// change of a watched record. It rides on the shared connection where that speaks
+    /// RESP3, else on a pub/sub connection of its own ([`Client::wake_ups`] says more). The
+    /// stream ends when that connection drops; changes made until the next subscription are
+    /// not redelivered.
     pub async fn status_changes(&self) -> Result<impl Stream<Item = StatusChange> + Send + use<>> {
-        let pubsub = self.subscription(self.keys().status_channel()).await?;
+        let messages = self.subscription(self.keys().status_channel()).await?;
         let keys = self.keys().clone();
-        Ok(pubsub.into_on_message().filter_map(move |msg| {
-            std::future::ready(StatusChange::parse(&keys, msg.get_payload_bytes()))
-        }))
+        Ok(messages
+            .filter_map(move |payload| std::future::ready(StatusChange::parse(&keys, &payload))))
     }
 }

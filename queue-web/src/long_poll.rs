@@ -7,8 +7,9 @@
 //! holds, every script that changes the record (start, ack, fail, requeue, defer, promote,
 //! cancel, progress) publishes `<rev> <key>` on the status channel
 //! ([`queue_core::status_changes`]). One task per process, alive while somebody waits (and for
-//! [`IDLE_LINGER`] after), holds the one subscriber connection and sends each announced `rev`
-//! into the [`tokio::sync::watch`] channel of its job; the waiters of that job wake, re-read
+//! [`IDLE_LINGER`] after), holds the one subscription (RESP3 pushes on the shared connection,
+//! else a pub/sub connection of its own) and sends each announced `rev` into the
+//! [`tokio::sync::watch`] channel of its job; the waiters of that job wake, re-read
 //! the record and answer. So N waiters cost nothing per second, whatever N is: Redis works
 //! only when a watched record changes (one `PUBLISH`), and the worker's hot path, for records
 //! nobody watches, reads one more field of a hash it reads anyway.

@@ -40,8 +40,9 @@
 //! - [`testing`]: run handlers in tests without Redis ([`testing::TestWorker`]).
 //! - [`run`] (`run.rs`): the `main` of a worker binary, configured from the environment.
 //!
-//! Connections: the client's shared multiplexed connection plus one pub/sub connection,
-//! whatever the concurrency.
+//! Connections: the client's shared multiplexed connection, which carries the wake-ups as
+//! RESP3 pushes, whatever the concurrency (plus one pub/sub connection where the server
+//! refuses RESP3, or in cluster mode).
 //!
 //! ```no_run
 //! use queue_core::Job;

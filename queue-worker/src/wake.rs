@@ -1,5 +1,6 @@
-//! Wake-ups: one pub/sub connection hears our enqueues announce work, and operators'
-//! notices.
+//! Wake-ups: one subscription hears our enqueues announce work, and operators' notices. It
+//! rides on the shared connection where the server speaks RESP3, else on a pub/sub
+//! connection of its own (`queue_core::Client::wake_ups`).
 //!
 //! The enqueue scripts publish the queue name on the wake channel. An idle exchange waits on
 //! a shared `Notify` (, which keeps one pending wake-up, so none is lost between a
@@ -117,7 +118,8 @@ impl WakeListener {
                     tracing::warn!(error = %e, "could not subscribe to the wake-up channel; idle pickup falls back to polling")
                 }
             }
-            // Whatever was announced while disconnected is caught by this wake-up or by polling.
+            // Jobs are fetched by polling until the subscription is back; the first pass after
+            // it (in `listen`) catches what was announced meanwhile.
             self.shared.wake.notify_one();
             tokio::select! {
                 _ = stop.cancelled() => return,
@@ -146,6 +148,10 @@ impl WakeListener {
                     self.refresh_paused().await;
                     if !caught_up {
                         caught_up = true;
+                        // An enqueue announced while nobody listened (between the drop and
+                        // this subscription) is found by one more fetch, made now that the
+                        // next announcement cannot be missed.
+                        self.shared.wake.notify_one();
                         self.catch_up_cancels().await;
                         self.shared.beat_now.notify_one();
                     }

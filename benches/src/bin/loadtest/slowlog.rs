@@ -24,12 +24,13 @@ pub(crate) struct SlowlogSaved {
 
 pub(crate) async fn config_get(client: &Client, name: &str) -> Result<String> {
     let mut conn = client.raw_connection();
-    let pair: Vec<String> = redis::cmd("CONFIG")
+    // A map in RESP3 (the shared connection's protocol on Redis 6+), a flat pair in RESP2.
+    let mut map: std::collections::HashMap<String, String> = redis::cmd("CONFIG")
         .arg("GET")
         .arg(name)
         .query_async(&mut conn)
         .await?;
-    Ok(pair.get(1).cloned().unwrap_or_default())
+    Ok(map.remove(name).unwrap_or_default())
 }
 
 pub(crate) async fn config_set(client: &Client, name: &str, value: &str) -> Result<()> {
