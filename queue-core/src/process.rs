@@ -8,6 +8,7 @@ use crate::client::Client;
 use crate::cluster::subscription_client;
 use crate::connection::name_connection;
 use crate::error::{Error, Result};
+use crate::subscription_check::checked;
 
 impl Client {
     /// The identities of our worker processes, alive or not (the reaper walks them).
@@ -89,22 +90,24 @@ impl Client {
     /// A new pub/sub connection subscribed to the wake channel: yields each queue name our
     /// enqueue scripts announce. The stream ends when the connection drops.
     pub async fn wake_ups(&self) -> Result<impl Stream<Item = String> + Send + use<>> {
-        let pubsub = self.subscription(self.keys().wake_channel()).await?;
-        Ok(pubsub
-            .into_on_message()
-            .map(|msg| msg.get_payload::<String>().unwrap_or_default()))
+        let messages = self.subscription(self.keys().wake_channel()).await?;
+        Ok(messages.map(|msg| msg.get_payload::<String>().unwrap_or_default()))
     }
 
     /// A new pub/sub connection, subscribed to `channel` once this returns (both steps bounded
-    /// by the client timeout).
-    pub(crate) async fn subscription(&self, channel: String) -> Result<redis::aio::PubSub> {
+    /// by the client timeout): its messages, until the connection drops or its server stops
+    /// answering ([`crate::subscription_check`]).
+    pub(crate) async fn subscription(
+        &self,
+        channel: String,
+    ) -> Result<impl Stream<Item = redis::Msg> + Send + use<>> {
         let config = self.config();
         let client = subscription_client(config)?;
         let mut pubsub = tokio::time::timeout(config.timeout, client.get_async_pubsub())
             .await
             .map_err(|_| Error::Timeout(config.timeout))??;
         self.bounded(pubsub.subscribe(channel)).await?;
-        Ok(pubsub)
+        Ok(checked(pubsub, config.timeout))
     }
 
     /// Counts one completed execution of job `jid` in the diagnostics ledger (the

@@ -57,9 +57,9 @@ impl Client {
     /// each announced change of a watched record. The stream ends when the connection drops;
     /// changes made until the next subscription are not redelivered.
     pub async fn status_changes(&self) -> Result<impl Stream<Item = StatusChange> + Send + use<>> {
-        let pubsub = self.subscription(self.keys().status_channel()).await?;
+        let messages = self.subscription(self.keys().status_channel()).await?;
         let keys = self.keys().clone();
-        Ok(pubsub.into_on_message().filter_map(move |msg| {
+        Ok(messages.filter_map(move |msg| {
             std::future::ready(StatusChange::parse(&keys, msg.get_payload_bytes()))
         }))
     }
