@@ -67,6 +67,7 @@ pub mod redact;
 pub mod scripts;
 pub mod status;
 pub mod status_changes;
+mod subscription_check;
 pub mod testing;
 pub mod timestamp;
 pub mod unique;

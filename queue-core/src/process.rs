@@ -9,6 +9,7 @@ use crate::client::Client;
 use crate::cluster::subscription_client;
 use crate::connection::name_connection;
 use crate::error::{Error, Result};
+use crate::subscription_check::checked;
 
 impl Client {
     /// The identities of our worker processes, alive or not (the reaper walks them).
@@ -111,8 +112,8 @@ impl Client {
             .await
             .map_err(|_| Error::Timeout(config.timeout))??;
         self.bounded(pubsub.subscribe(channel)).await?;
-        Ok(pubsub
-            .into_on_message()
+        // A frozen server closes nothing: the check ends the stream when it stops answering.
+        Ok(checked(pubsub, config.timeout)
             .map(|msg| msg.get_payload_bytes().to_vec())
             .boxed())
     }

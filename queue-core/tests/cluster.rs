@@ -95,3 +95,99 @@ async fn enqueue_status_bulk_unique_cancel_and_inspect_work_in_one_slot() {
         }
     }
 }
+
+/// The node holding this process's one subscriber connection (`sub=1` in its client list;
+/// none of the cluster's own links subscribe), once there is exactly one: a dropped
+/// subscription's connection may take a moment to leave its node's list.
+fn subscriber_node(cluster: &TestCluster) -> usize {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let holders: Vec<usize> = (0..cluster.nodes().len())
+            .filter(|&i| {
+                cluster.nodes()[i]
+                    .command(&["CLIENT", "LIST"])
+                    .lines()
+                    .any(|client| client.contains(" sub=1 "))
+            })
+            .collect();
+        if let [one] = holders[..] {
+            return one;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "one subscriber expected: {holders:?}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn signal(cluster: &TestCluster, node: usize, sig: &str) {
+    let pid = cluster.nodes()[node].pid().unwrap().to_string();
+    assert!(
+        std::process::Command::new("kill")
+            .args([sig, &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+}
+
+/// How long a subscription on a frozen node may take to notice: the check interval plus the
+/// client timeout, with room for a loaded machine.
+const FROZEN_NOTICED: Duration = Duration::from_secs(15);
+
+/// A node that stops answering (SIGSTOP: a hung host, a network partition) closes no TCP
+/// connection, so a subscriber on it would wait forever while the app's master runs on and
+/// publishes to everyone else. The subscription must end by itself (its owner then
+/// subscribes on the next node), for the wake channel and the status channel alike.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_subscription_on_a_frozen_node_ends_and_the_next_one_is_elsewhere() {
+    use futures_util::StreamExt;
+    let cluster = TestCluster::start();
+    let client = Client::connect(cluster.config("frozen_sub")).await.unwrap();
+
+    let mut wake = Box::pin(client.wake_ups().await.unwrap());
+    let frozen = subscriber_node(&cluster);
+    signal(&cluster, frozen, "-STOP");
+    let ended = tokio::time::timeout(FROZEN_NOTICED, wake.next()).await;
+    signal(&cluster, frozen, "-CONT");
+    assert_eq!(
+        ended,
+        Ok(None),
+        "the wake subscription outlived its frozen node"
+    );
+    drop(wake);
+
+    let mut changes = Box::pin(client.status_changes().await.unwrap());
+    let frozen = subscriber_node(&cluster);
+    signal(&cluster, frozen, "-STOP");
+    let ended = tokio::time::timeout(FROZEN_NOTICED, changes.next()).await;
+    signal(&cluster, frozen, "-CONT");
+    assert!(
+        matches!(ended, Ok(None)),
+        "the status subscription outlived its frozen node"
+    );
+    drop(changes);
+
+    // The next subscription is on another node, survives its checks (a reply to its `PING`
+    // is not taken for a failure nor for a message), and hears the app's pushes.
+    let wake = client.wake_ups().await.unwrap();
+    let first = tokio::spawn(async move { Box::pin(wake).next().await });
+    let node = subscriber_node(&cluster);
+    assert_ne!(node, frozen);
+    let deadline = std::time::Instant::now() + FROZEN_NOTICED;
+    while !cluster.nodes()[node]
+        .command(&["CLIENT", "LIST"])
+        .lines()
+        .any(|client| client.contains(" sub=1 ") && client.contains(" cmd=ping "))
+    {
+        assert!(std::time::Instant::now() < deadline, "no check was sent");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    client
+        .push(NewJob::new("Greet", vec![json!("ada")]))
+        .await
+        .unwrap();
+    let heard = tokio::time::timeout(FROZEN_NOTICED, first).await.unwrap();
+    assert_eq!(heard.unwrap(), Some("default".to_owned()));
+}
