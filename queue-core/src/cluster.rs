@@ -13,8 +13,8 @@
 //! status subscribers connect to any one node (`subscription_client`), the next one in
 //! the list after each reconnect.
 
-use std::sync::LazyLock;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, LazyLock};
 
 use redis::aio::{ConnectionLike, ConnectionManager};
 use redis::cluster::{ClusterClient, ClusterClientBuilder};
@@ -22,6 +22,7 @@ use redis::cluster_async::ClusterConnection;
 use redis::cluster_routing::{Route, RoutingInfo, SingleNodeRoutingInfo, SlotAddr};
 use redis::{Cmd, Pipeline, RedisFuture, Value};
 
+use crate::cluster_handle::ClusterHandle;
 use crate::config::ClientConfig;
 use crate::connection::{redis_client, url_with_tls_choice};
 use crate::error::{Error, Result};
@@ -46,8 +47,9 @@ const HOME_COMMANDS: [&[u8]; 8] = [
 pub enum SharedConnection {
     /// A single Redis server (or a proxy in front of one).
     Single(ConnectionManager),
-    /// A Redis Cluster, and the route to the master of the app's slot.
-    Cluster(ClusterConnection, Route),
+    /// A Redis Cluster (its connection, rebuilt when calls keep timing out), and the route to
+    /// the master of the app's slot.
+    Cluster(Arc<ClusterHandle>, Route),
 }
 
 /// Whether `cmd` is one of [`HOME_COMMANDS`] (`CLIENT LIST` too, but not `CLIENT SETNAME`).
@@ -81,14 +83,20 @@ impl ConnectionLike for SharedConnection {
     fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
         match self {
             Self::Single(conn) => conn.req_packed_command(cmd),
-            Self::Cluster(conn, home) => {
-                if goes_home(cmd) {
-                    let routing =
-                        RoutingInfo::SingleNode(SingleNodeRoutingInfo::SpecificNode(*home));
-                    Box::pin(conn.route_command(cmd.clone(), routing))
-                } else {
-                    conn.req_packed_command(cmd)
-                }
+            Self::Cluster(handle, home) => {
+                let (handle, home) = (Arc::clone(handle), *home);
+                Box::pin(async move {
+                    let mut conn = handle.connection();
+                    let reply = if goes_home(cmd) {
+                        let routing =
+                            RoutingInfo::SingleNode(SingleNodeRoutingInfo::SpecificNode(home));
+                        conn.route_command(cmd.clone(), routing).await
+                    } else {
+                        conn.req_packed_command(cmd).await
+                    };
+                    handle.observe(&reply);
+                    reply
+                })
             }
         }
     }
@@ -103,13 +111,20 @@ impl ConnectionLike for SharedConnection {
             Self::Single(conn) => conn.req_packed_commands(pipeline, offset, count),
             // A pipeline with a key goes to that key's slot (the cluster client's rule); one
             // of server commands only (an inspector's `TIME`) goes home.
-            Self::Cluster(conn, home) => {
-                if pipeline.cmd_iter().all(goes_home) {
-                    let route = SingleNodeRoutingInfo::SpecificNode(*home);
-                    Box::pin(conn.route_pipeline(pipeline.clone(), offset, count, route))
-                } else {
-                    conn.req_packed_commands(pipeline, offset, count)
-                }
+            Self::Cluster(handle, home) => {
+                let (handle, home) = (Arc::clone(handle), *home);
+                Box::pin(async move {
+                    let mut conn = handle.connection();
+                    let reply = if pipeline.cmd_iter().all(goes_home) {
+                        let route = SingleNodeRoutingInfo::SpecificNode(home);
+                        conn.route_pipeline(pipeline.clone(), offset, count, route)
+                            .await
+                    } else {
+                        conn.req_packed_commands(pipeline, offset, count).await
+                    };
+                    handle.observe(&reply);
+                    reply
+                })
             }
         }
     }
@@ -117,7 +132,7 @@ impl ConnectionLike for SharedConnection {
     fn get_db(&self) -> i64 {
         match self {
             Self::Single(conn) => conn.get_db(),
-            Self::Cluster(conn, _) => conn.get_db(),
+            Self::Cluster(handle, _) => handle.connection().get_db(),
         }
     }
 }
@@ -153,27 +168,39 @@ pub(crate) async fn cluster_connection(config: &ClientConfig) -> Result<SharedCo
     check_cluster_prefix(config)?;
     // The prefix's hash tag decides the slot of every key the app writes.
     let home = Route::with_key(config.prefix.as_bytes(), SlotAddr::Master);
-    Ok(SharedConnection::Cluster(connect(config).await?, home))
+    let conn = connect(config).await?;
+    Ok(SharedConnection::Cluster(
+        ClusterHandle::new(conn, config.clone()),
+        home,
+    ))
 }
 
-async fn connect(config: &ClientConfig) -> Result<ClusterConnection> {
+/// A new cluster connection from the configured nodes (the slot map read from the first
+/// that answers).
+pub(crate) async fn connect(config: &ClientConfig) -> Result<ClusterConnection> {
     let nodes: Vec<String> = config
         .cluster_nodes
         .iter()
         .map(|url| url_with_tls_choice(url, config))
         .collect();
     let client: ClusterClient = ClusterClientBuilder::new(nodes)
-        .connection_timeout(config.timeout)
-        .response_timeout(config.timeout)
+        // Half the bound per node: a node that accepts and then never answers (frozen) is
+        // given up while the others still have time to hand over the slot map.
+        .connection_timeout(config.timeout / 2)
+        // Shorter than the client's bound on each call, so the timeout is seen here and
+        // counted toward a rebuild (`cluster_handle.rs`) rather than dropped by the bound.
+        .response_timeout(config.timeout.mul_f32(0.75))
         .retries(CLUSTER_RETRIES)
         .min_retry_wait(10)
         .max_retry_wait(500)
         .build()
         .map_err(|e| Error::InvalidRedisUrl(format!("{:?}", e.kind())))?;
-    tokio::time::timeout(config.timeout, client.get_async_connection())
+    // Connecting asks several nodes: more time than one call, still bounded.
+    let bound = config.timeout * 2;
+    tokio::time::timeout(bound, client.get_async_connection())
         .await
-        .map_err(|_| Error::Timeout(config.timeout))?
-        .map_err(|e| Error::from_bounded(e, config.timeout))
+        .map_err(|_| Error::Timeout(bound))?
+        .map_err(|e| Error::from_bounded(e, bound))
 }
 
 /// Which node the next pub/sub connection of this process goes to (cluster mode): each

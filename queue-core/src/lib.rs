@@ -42,6 +42,7 @@ mod bulk;
 pub mod client;
 pub mod client_middleware;
 pub mod cluster;
+pub mod cluster_handle;
 pub mod config;
 pub mod connection;
 mod enqueue;

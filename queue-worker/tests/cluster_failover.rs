@@ -182,3 +182,65 @@ async fn failover_during_a_drain(fault: Fault, name: &str) {
         assert!(w.wait_exit(Duration::from_secs(30)).await.success());
     }
 }
+
+/// The app's master frozen and left frozen: its replica takes over, and the worker and the
+/// enqueuer must follow it while the old master still hangs (a frozen node closes nothing and
+/// answers nothing, so nothing but the timeouts tells the clients to look again).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn work_goes_on_while_the_old_master_stays_frozen() {
+    const JOBS: usize = 50;
+    let cluster = TestCluster::start();
+    let config = cluster.config("frozen_for_good");
+    let client = Client::connect(config.clone()).await.unwrap();
+    let harness = Harness::new("frozen_for_good", "redis://unused", client.keys().prefix());
+    let urls = cluster.urls().join(",");
+    let env = [("REDIS_CLUSTER_URLS", urls.as_str())];
+    let mut worker = harness.spawn("w0", 10, 10, &env);
+    wait_registered(&client, worker.pid(), Duration::from_secs(30)).await;
+
+    let home = cluster.master_of(&client.keys().queue("default"));
+    let pid = cluster.nodes()[home].pid().unwrap().to_string();
+    let signal = |sig: &str| {
+        std::process::Command::new("kill")
+            .args([sig, &pid])
+            .status()
+            .unwrap()
+    };
+    assert!(signal("-STOP").success());
+    cluster.wait_for_failover_without(home);
+
+    let begun = Instant::now();
+    let mut ids = Vec::new();
+    while ids.len() < JOBS {
+        let job = NewJob::new("queue::Sleep", vec![json!({"millis": 0})]);
+        match client.push(job).await {
+            Ok(id) => ids.push(id),
+            Err(e) => assert!(
+                begun.elapsed() < DRAIN_DEADLINE,
+                "pushes never went through after the failover: {e}"
+            ),
+        }
+    }
+    loop {
+        let ran = ledger(&client).await;
+        if ids.iter().all(|id| ran.contains_key(id.as_str())) {
+            break;
+        }
+        assert!(
+            begun.elapsed() < DRAIN_DEADLINE,
+            "{} of {JOBS} jobs ran with the old master still frozen",
+            ids.iter()
+                .filter(|id| ran.contains_key(id.as_str()))
+                .count()
+        );
+        tokio::time::sleep(POLL).await;
+    }
+    println!(
+        "old master frozen: {JOBS} jobs pushed and run through the new master in {:.1} s",
+        begun.elapsed().as_secs_f64()
+    );
+    assert!(worker.is_running());
+    assert!(signal("-CONT").success());
+    worker.sigterm();
+    assert!(worker.wait_exit(Duration::from_secs(30)).await.success());
+}

@@ -140,6 +140,15 @@ impl TestCluster {
         self.wait_until_healthy(&live);
     }
 
+    /// Waits until the nodes other than `frozen` report `cluster_state:ok`: the frozen
+    /// master's replica has taken over while it is still stopped (`SIGSTOP`).
+    pub fn wait_for_failover_without(&self, frozen: usize) {
+        let live: Vec<usize> = (0..NODES)
+            .filter(|&i| i != frozen && self.nodes[i].pid().is_some())
+            .collect();
+        self.wait_until_healthy(&live);
+    }
+
     fn wait_until_healthy(&self, live: &[usize]) {
         let deadline = Instant::now() + CLUSTER_DEADLINE;
         loop {
@@ -169,7 +178,7 @@ impl TestCluster {
     fn any_live_node(&self) -> &TestRedis {
         self.nodes
             .iter()
-            .find(|n| n.pid().is_some())
+            .find(|n| n.pid().is_some() && n.command(&["PING"]) == "PONG")
             .expect("a live node")
     }
 }

@@ -98,7 +98,8 @@ impl Target {
     pub(crate) async fn clear(&self, client: &Client, prefix: &str) -> Result<()> {
         match (self, client.raw_connection()) {
             (Self::Single(redis), mut conn) => redis.clear(&mut conn, prefix).await?,
-            (Self::Cluster { .. }, SharedConnection::Cluster(conn, home)) => {
+            (Self::Cluster { .. }, SharedConnection::Cluster(handle, home)) => {
+                let conn = handle.connection();
                 delete_prefix(&mut HomeRouted { conn, home }, prefix).await?;
             }
             (Self::Cluster { .. }, SharedConnection::Single(_)) => {
