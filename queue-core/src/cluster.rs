@@ -36,8 +36,10 @@ const CLUSTER_RETRIES: u32 = 6;
 /// of the app's slot (its clock, its version, its memory policy), not to a random node or to
 /// all of them (the cluster client's default, which would merge replies into a map).
 /// `SCRIPT LOAD` and `CLIENT SETNAME` keep the default: every node needs them.
-const HOME_COMMANDS: [&[u8]; 8] = [
-    b"TIME", b"INFO", b"CONFIG", b"DBSIZE", b"SLOWLOG", b"MEMORY", b"LATENCY", b"PING",
+/// `SCAN` goes home too: every key of the app is there (the cluster client gives a keyless
+/// `SCAN` no route of its own).
+const HOME_COMMANDS: [&[u8]; 9] = [
+    b"TIME", b"INFO", b"CONFIG", b"DBSIZE", b"SLOWLOG", b"MEMORY", b"LATENCY", b"PING", b"SCAN",
 ];
 
 /// The connection every caller of one [`Client`](crate::Client) shares: one multiplexed
@@ -236,6 +238,11 @@ mod tests {
                 .clone(),
             redis::cmd("CLIENT").arg("list").clone(),
             redis::cmd("PING"),
+            redis::cmd("SCAN")
+                .arg(0)
+                .arg("MATCH")
+                .arg("{app}:*")
+                .clone(),
         ] {
             assert!(goes_home(&home), "{:?}", home.get_packed_command());
         }

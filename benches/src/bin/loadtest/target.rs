@@ -8,13 +8,8 @@
 use crate::error::{LoadError, Result};
 use crate::options::Options;
 use benches::{BenchRedis, delete_prefix};
-use queue_core::cluster::SharedConnection;
 use queue_core::testing::TestCluster;
 use queue_core::{Client, ClientConfig};
-use redis::aio::ConnectionLike;
-use redis::cluster_async::ClusterConnection;
-use redis::cluster_routing::{Route, RoutingInfo, SingleNodeRoutingInfo};
-use redis::{Cmd, Pipeline, RedisFuture, Value};
 
 /// The variable that selects cluster mode, for this process and its worker processes.
 pub(crate) const CLUSTER_URLS_VAR: &str = "REDIS_CLUSTER_URLS";
@@ -93,17 +88,13 @@ impl Target {
     }
 
     /// Deletes what a phase left: as [`BenchRedis::clear`] on one server; on a cluster only
-    /// the keys under `prefix`, scanned on the master of their slot (a keyless `SCAN` has no
-    /// route of its own in the cluster client).
+    /// the keys under `prefix` (the client sends `SCAN` to the master of the app's slot).
     pub(crate) async fn clear(&self, client: &Client, prefix: &str) -> Result<()> {
-        match (self, client.raw_connection()) {
-            (Self::Single(redis), mut conn) => redis.clear(&mut conn, prefix).await?,
-            (Self::Cluster { .. }, SharedConnection::Cluster(handle, home)) => {
-                let conn = handle.connection();
-                delete_prefix(&mut HomeRouted { conn, home }, prefix).await?;
-            }
-            (Self::Cluster { .. }, SharedConnection::Single(_)) => {
-                unreachable!("a cluster configuration connects in cluster mode")
+        let mut conn = client.raw_connection();
+        match self {
+            Self::Single(redis) => redis.clear(&mut conn, prefix).await?,
+            Self::Cluster { .. } => {
+                delete_prefix(&mut conn, prefix).await?;
             }
         }
         Ok(())
@@ -130,36 +121,6 @@ pub(crate) fn worker_config(prefix: &str) -> Result<ClientConfig> {
     }
     let url = std::env::var("REDIS_URL").map_err(|_| LoadError::MissingRedisUrl)?;
     Ok(ClientConfig::new(url).prefix(prefix))
-}
-
-/// The cluster connection with every command sent to one master (the run's slot's).
-struct HomeRouted {
-    conn: ClusterConnection,
-    home: Route,
-}
-
-impl ConnectionLike for HomeRouted {
-    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
-        let routing = RoutingInfo::SingleNode(SingleNodeRoutingInfo::SpecificNode(self.home));
-        Box::pin(self.conn.route_command(cmd.clone(), routing))
-    }
-
-    fn req_packed_commands<'a>(
-        &'a mut self,
-        pipeline: &'a Pipeline,
-        offset: usize,
-        count: usize,
-    ) -> RedisFuture<'a, Vec<Value>> {
-        let route = SingleNodeRoutingInfo::SpecificNode(self.home);
-        Box::pin(
-            self.conn
-                .route_pipeline(pipeline.clone(), offset, count, route),
-        )
-    }
-
-    fn get_db(&self) -> i64 {
-        self.conn.get_db()
-    }
 }
 
 #[cfg(test)]
