@@ -5,7 +5,7 @@
 //! closes its connections. A master that is frozen (`SIGSTOP`, a hung host, a cut network)
 //! does neither: after its replica took over, every call still goes to the frozen node and
 //! times out, with no retry and no refresh, until the node wakes up (measured: no progress
-//! for 10 minutes). So after [`TIMEOUTS_BEFORE_REBUILD`] timeouts in a row, the handle
+//! for 10 minutes). So after `TIMEOUTS_BEFORE_REBUILD` timeouts in a row, the handle
 //! builds a new cluster connection from the configured nodes, which asks a node that answers
 //! for the slot map, and every later call uses it.
 
