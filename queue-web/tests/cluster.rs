@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{App, id_from_location};
+use common::{App, id_from_location, until_waiting};
 use queue_core::scripts::{self, StartJob};
 use queue_core::testing::TestCluster;
 use queue_core::{Client, Timestamp};
@@ -34,11 +34,7 @@ async fn status_long_poll_health_and_metrics_work_on_a_cluster() {
     let waiting = {
         let (app_status, id) = (app.status.clone(), id.clone());
         tokio::spawn(async move {
-            let deadline = Instant::now() + Duration::from_secs(10);
-            while app_status.long_poll_waiters() != 1 {
-                assert!(Instant::now() < deadline, "the long poll never waited");
-                tokio::time::sleep(Duration::from_millis(10)).await;
-            }
+            until_waiting(&app_status, 1, Duration::from_secs(10)).await;
             let changed_at = Instant::now();
             let job = StartJob {
                 jid: id.as_str(),

@@ -3,18 +3,19 @@
 
 mod common;
 
-use common::{App, id_from_location, write_status};
+use common::{App, id_from_location, until_waiting, write_status};
 use queue_core::scripts::{self, StartJob};
 use queue_core::status::field;
 use queue_core::testing::TestRedis;
 use queue_core::{Client, JobId, Timestamp};
-use queue_web::StatusState;
 use serde_json::Value;
 use std::time::Duration;
 use tokio::time::Instant;
 
 /// When the other task changes the record (the stimulus, not synchronisation).
 const CHANGE_AFTER: Duration = Duration::from_millis(300);
+/// How long the long polls a test starts may take to be waiting.
+const WAIT_DEADLINE: Duration = Duration::from_secs(10);
 /// How soon after a change the answer must arrive: the 100 ms target plus scheduling slack
 /// of a loaded 2-core CI machine.
 const ANSWER_WITHIN: Duration = Duration::from_millis(250);
@@ -90,26 +91,12 @@ where
 {
     let (client, status, id) = (app.client.clone(), app.status.clone(), id.clone());
     tokio::spawn(async move {
-        until_waiting(&status, 1).await;
+        until_waiting(&status, 1, WAIT_DEADLINE).await;
         tokio::time::sleep(CHANGE_AFTER).await;
         let changed_at = Instant::now();
         change(client, id).await;
         changed_at
     })
-}
-
-/// Waits (with a deadline) until `want` long polls wait: a change after that is one they
-/// must see.
-async fn until_waiting(status: &StatusState, want: usize) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while status.long_poll_waiters() != want {
-        assert!(
-            Instant::now() < deadline,
-            "{} waiting",
-            status.long_poll_waiters()
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
 }
 
 #[tokio::test]
@@ -236,7 +223,7 @@ async fn many_waiters_each_wake_on_their_own_change() {
             }));
         }
     }
-    until_waiting(&app.status, 60).await;
+    until_waiting(&app.status, 60, WAIT_DEADLINE).await;
     for id in &ids[..20] {
         assert!(app.client.cancel(id).await.unwrap());
     }

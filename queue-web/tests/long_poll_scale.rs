@@ -9,7 +9,7 @@
 
 mod common;
 
-use common::serve;
+use common::{serve, until_waiting};
 use queue_core::testing::TestRedis;
 use queue_core::{Client, JobId, NewJob};
 use queue_web::{CapabilityUrl, StatusState};
@@ -45,22 +45,6 @@ async fn jobs(client: &Client, n: usize) -> Vec<JobId> {
         .map(|_| NewJob::new("BuildReport", Vec::new()))
         .collect();
     client.push_bulk(batch).await.unwrap()
-}
-
-/// Waits (with a deadline) until `want` long polls of `state` wait.
-async fn until_waiting(state: &StatusState, want: usize, within: Duration) {
-    let deadline = Instant::now() + within;
-    loop {
-        let now = state.long_poll_waiters();
-        if now == want {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{now} of {want} long polls waiting"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
 }
 
 /// Commands Redis has run so far (`INFO commandstats`), without the `INFO`s themselves.

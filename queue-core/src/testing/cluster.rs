@@ -143,10 +143,14 @@ impl TestCluster {
     /// Waits until the nodes other than `frozen` report `cluster_state:ok`: the frozen
     /// master's replica has taken over while it is still stopped (`SIGSTOP`).
     pub fn wait_for_failover_without(&self, frozen: usize) {
-        let live: Vec<usize> = (0..NODES)
-            .filter(|&i| i != frozen && self.nodes[i].pid().is_some())
-            .collect();
-        self.wait_until_healthy(&live);
+        self.wait_until_healthy(&self.running_nodes(Some(frozen)));
+    }
+
+    /// Indexes of the nodes whose process runs, but `except`.
+    fn running_nodes(&self, except: Option<usize>) -> Vec<usize> {
+        (0..NODES)
+            .filter(|&i| Some(i) != except && self.nodes[i].pid().is_some())
+            .collect()
     }
 
     fn wait_until_healthy(&self, live: &[usize]) {

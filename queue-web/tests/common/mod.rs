@@ -131,6 +131,23 @@ pub(crate) async fn write_status(client: &Client, id: &JobId, fields: &[(&str, &
     pipe.query_async::<()>(&mut conn).await.unwrap();
 }
 
+/// Waits (with a deadline) until `want` long polls of `state` wait: a change after that is
+/// one they must see.
+pub(crate) async fn until_waiting(state: &StatusState, want: usize, within: Duration) {
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        let now = state.long_poll_waiters();
+        if now == want {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{now} of {want} long polls waiting"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
 /// Serves `router` on a fresh loopback port; returns `http://127.0.0.1:PORT`.
 pub(crate) async fn serve(router: Router) -> String {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
