@@ -134,10 +134,7 @@ impl TestCluster {
     /// Waits until the live nodes report `cluster_state:ok` again, after a kill: the
     /// killed master's replica has taken over its slots.
     pub fn wait_for_failover(&self) {
-        let live: Vec<usize> = (0..NODES)
-            .filter(|&i| self.nodes[i].pid().is_some())
-            .collect();
-        self.wait_until_healthy(&live);
+        self.wait_until_healthy(&self.running_nodes(None));
     }
 
     /// Waits until the nodes other than `frozen` report `cluster_state:ok`: the frozen
