@@ -101,6 +101,7 @@ impl Client {
                     group.owner.as_deref(),
                 )
             });
+            let slot = self.for_queue(&group.queue);
             for chunk in group.members.chunks(BULK_CHUNK) {
                 // Built while earlier chunks are in flight.
                 let cmd = scripts::BulkChunk {
@@ -114,7 +115,7 @@ impl Client {
                         )
                     }),
                 }
-                .command(self);
+                .command(&slot);
                 if in_flight.len() >= BULK_IN_FLIGHT
                     && let Some(done) = in_flight.next().await
                 {
@@ -131,11 +132,14 @@ impl Client {
         while let Some(done) = in_flight.next().await {
             done?;
         }
-        let sent = futures_util::future::try_join_all(
-            bulk.one_by_one
-                .iter()
-                .map(|(_, p)| self.push_prepared(p, &now_s)),
-        )
+        for group in &bulk.groups {
+            self.note_queue(&group.queue).await;
+        }
+        let sent = futures_util::future::try_join_all(bulk.one_by_one.iter().map(|(_, p)| async {
+            let id = self.for_queue(&p.queue).push_prepared(p, &now_s).await?;
+            self.note_queue(&p.queue).await;
+            Ok::<_, crate::Error>(id)
+        }))
         .await?;
         let mut ids = bulk.ids;
         // A unique job whose key another job holds reports that job's id.
@@ -166,7 +170,7 @@ impl Client {
             let queue = job.options.queue.as_deref().unwrap_or(&job.queue);
             validate_queue_name(queue)?;
             let given_id = job.options.job_id.is_some();
-            let jid = job.options.job_id.clone().unwrap_or_default();
+            let jid = self.job_id_for(queue, job.options.job_id.as_ref())?;
             if bulk.json.is_empty() {
                 // The first job's size, times the number of jobs: one allocation, usually.
                 bulk.json.reserve(jobs.len().saturating_mul(256));

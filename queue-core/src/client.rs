@@ -2,7 +2,8 @@
 
 use serde::Serialize;
 use serde_json::Value;
-use std::collections::HashMap;
+use std::borrow::Cow;
+use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::ops::Range;
 use std::sync::Arc;
@@ -48,6 +49,8 @@ pub struct Client {
     keys: Keys,
     config: Arc<ClientConfig>,
     middleware: ClientChain,
+    /// Queues this process added to the app's own `queues` set (spread queues only).
+    noted_queues: Arc<std::sync::Mutex<HashSet<String>>>,
 }
 
 impl std::fmt::Debug for Client {
@@ -277,6 +280,7 @@ pub(crate) fn new_status<'a>(
 impl Client {
     /// Connects, names the connection, loads the scripts and checks `maxmemory-policy`.
     pub async fn connect(config: ClientConfig) -> Result<Self> {
+        crate::cluster::check_cluster_prefix(&config)?;
         let (mut conn, pushes) = open_shared(&config).await?;
         if config.accept_invalid_certs && config.is_tls() {
             tracing::warn!(
@@ -290,6 +294,7 @@ impl Client {
             conn,
             pushes,
             middleware: ClientChain::default(),
+            noted_queues: Arc::default(),
         };
         scripts::load(&client, &scripts::client_scripts()).await?;
         Ok(client)
@@ -313,6 +318,80 @@ impl Client {
     /// The key builder for this client's prefix.
     pub fn keys(&self) -> &Keys {
         &self.keys
+    }
+
+    /// This client aimed at queue `queue`'s slot: the same connection and configuration,
+    /// with the keys of that queue's slot when queues are spread over a cluster
+    /// ([`ClientConfig::spread_queues`]), else this client itself.
+    pub fn for_queue(&self, queue: &str) -> Cow<'_, Client> {
+        if self.config.spread_queues {
+            Cow::Owned(Self {
+                keys: self.keys.queue_slot(queue),
+                ..self.clone()
+            })
+        } else {
+            Cow::Borrowed(self)
+        }
+    }
+
+    /// This client aimed at the slot of job `id`: the one its queue names when queues are
+    /// spread ([`JobId::in_queue_slot`]); the app's own for an id that names none.
+    pub fn for_job(&self, id: &JobId) -> Cow<'_, Client> {
+        match crate::job_id::queue_slot_of(id.as_str()) {
+            Some(queue) if self.config.spread_queues => self.for_queue(queue),
+            _ => Cow::Borrowed(self),
+        }
+    }
+
+    /// Adds `queue` to the app's own `queues` set, once per process, when queues are spread
+    /// over a cluster's slots: each queue's `queues` set is in its own slot, so this is
+    /// where the dashboard finds them. A failure is logged and tried again at the next push;
+    /// it never fails the push that was made.
+    pub async fn note_queue(&self, queue: &str) {
+        if !self.config.spread_queues {
+            return;
+        }
+        let new = match self.noted_queues.lock() {
+            Ok(mut noted) => noted.insert(queue.to_owned()),
+            Err(_) => true,
+        };
+        if !new {
+            return;
+        }
+        let mut conn = self.conn.clone();
+        let added = self
+            .bounded(
+                redis::cmd("SADD")
+                    .arg(self.keys.home().queues())
+                    .arg(queue)
+                    .query_async::<()>(&mut conn),
+            )
+            .await;
+        if let Err(e) = added {
+            tracing::warn!(queue, error = %e, "could not add the queue to the app's queues set; trying again at the next push");
+            if let Ok(mut noted) = self.noted_queues.lock() {
+                noted.remove(queue);
+            }
+        }
+    }
+
+    /// The key of job `id`'s status record, in its queue's slot when queues are spread.
+    pub fn status_key(&self, id: &str) -> String {
+        match crate::job_id::queue_slot_of(id) {
+            Some(queue) if self.config.spread_queues => self.keys.queue_slot(queue).status(id),
+            _ => self.keys.status(id),
+        }
+    }
+
+    /// The id a job of `queue` gets: the caller's, or a fresh one; when queues are spread,
+    /// prefixed with the queue so that the id finds its slot.
+    pub(crate) fn job_id_for(&self, queue: &str, given: Option<&JobId>) -> Result<JobId> {
+        let id = given.cloned().unwrap_or_default();
+        if self.config.spread_queues {
+            JobId::in_queue_slot(queue, &id)
+        } else {
+            Ok(id)
+        }
     }
 
     /// The configuration this client was made from.
@@ -403,7 +482,12 @@ impl Client {
     async fn push_direct(&self, job: NewJob) -> Result<JobId> {
         let now = Timestamp::now();
         let p = self.prepare(&job, now)?;
-        self.push_prepared(&p, &secs_str(now)).await
+        let id = self
+            .for_queue(&p.queue)
+            .push_prepared(&p, &secs_str(now))
+            .await?;
+        self.note_queue(&p.queue).await;
+        Ok(id)
     }
 
     /// Sends one prepared job: `enqueue_unique.lua` for a unique job, else `enqueue.lua` when
@@ -507,7 +591,7 @@ impl Client {
     pub(crate) fn prepare(&self, job: &NewJob, now: Timestamp) -> Result<Prepared> {
         let queue = job.options.queue.as_deref().unwrap_or(&job.queue);
         validate_queue_name(queue)?;
-        let jid = job.options.job_id.clone().unwrap_or_default();
+        let jid = self.job_id_for(queue, job.options.job_id.as_ref())?;
         let unique = job.options.unique.map(|u| {
             let key = match &job.options.unique_key {
                 Some(key) => key.clone(),
@@ -535,7 +619,7 @@ impl Client {
     /// expired, or pushed by a foreign client and not yet touched by a worker).
     pub async fn status(&self, id: &JobId) -> Result<Option<JobStatus>> {
         let mut conn = self.conn.clone();
-        let key = self.keys.status(id.as_str());
+        let key = self.status_key(id.as_str());
         let hash: HashMap<String, String> = self
             .bounded(redis::cmd("HGETALL").arg(key).query_async(&mut conn))
             .await?;
@@ -558,19 +642,20 @@ impl Client {
     /// A cancelled unique job gives its key back (a second call after `cancel.lua`: if this
     /// process dies in between, the key lasts until its TTL).
     pub async fn cancel(&self, id: &JobId) -> Result<bool> {
-        let cancelled = scripts::cancel(self, id.as_str()).await? != scripts::Cancelled::TooLate;
+        let slot = self.for_job(id);
+        let cancelled = scripts::cancel(&slot, id.as_str()).await? != scripts::Cancelled::TooLate;
         if cancelled {
             let mut conn = self.conn.clone();
             let key: Option<String> = self
                 .bounded(
                     redis::cmd("HGET")
-                        .arg(self.keys.status(id.as_str()))
+                        .arg(slot.keys.status(id.as_str()))
                         .arg(field::UNIQUE)
                         .query_async(&mut conn),
                 )
                 .await?;
             if let Some(key) = key {
-                scripts::unique_release(self, &key, id.as_str()).await?;
+                scripts::unique_release(&slot, &key, id.as_str()).await?;
             }
         }
         Ok(cancelled)

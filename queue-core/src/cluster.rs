@@ -161,6 +161,13 @@ pub(crate) fn check_cluster_prefix(config: &ClientConfig) -> Result<()> {
     if config.is_cluster() && hash_tag(&config.prefix).is_none() {
         return Err(Error::ClusterPrefixWithoutHashTag(config.prefix.clone()));
     }
+    if config.spread_queues && !config.is_cluster() {
+        // On one server a queue slot would only rename Sidekiq's keys.
+        return Err(Error::InvalidSetting {
+            name: "spread_queues",
+            reason: "queues are spread over a cluster's slots: it needs cluster mode".to_owned(),
+        });
+    }
     Ok(())
 }
 

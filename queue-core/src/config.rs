@@ -45,6 +45,9 @@ pub struct ClientConfig {
     /// for a single server at `url`. Not shown by `Debug`: the URLs may hold a password.
     /// In cluster mode the prefix must carry a hash tag (see [`crate::cluster`]).
     pub cluster_nodes: Vec<String>,
+    /// Cluster mode only: give every queue its own hash slot (see [`crate::cluster`]), so
+    /// that different queues can live on different masters.
+    pub spread_queues: bool,
 }
 
 impl ClientConfig {
@@ -59,6 +62,7 @@ impl ClientConfig {
             connection_name: None,
             status_retention: StatusRetention::default(),
             cluster_nodes: Vec::new(),
+            spread_queues: false,
         }
     }
 
@@ -87,6 +91,8 @@ impl ClientConfig {
     ///
     /// `REDIS_CLUSTER_URLS`, a comma-separated list of node URLs, selects cluster mode and
     /// wins over the other two; the prefix then defaults to [`DEFAULT_CLUSTER_PREFIX`].
+    /// `REDIS_CLUSTER_SPREAD=queues` then gives every queue its own slot
+    /// ([`ClientConfig::spread_queues`]).
     ///
     /// Certificate checks are skipped for a `rediss://` URL when `REDIS_TLS_SKIP_VERIFY` is
     /// `1`/`true`, or when it is unset and `DYNO` is set (the platform's managed Redis only
@@ -140,11 +146,35 @@ impl ClientConfig {
         if !cluster_nodes.is_empty() {
             config.prefix = DEFAULT_CLUSTER_PREFIX.to_owned();
             config.cluster_nodes = cluster_nodes;
+            config.spread_queues = match var("REDIS_CLUSTER_SPREAD").as_deref() {
+                None | Some("none") => false,
+                Some("queues") => true,
+                Some(other) => {
+                    return Err(Error::InvalidSetting {
+                        name: "REDIS_CLUSTER_SPREAD",
+                        reason: format!("{other:?} is neither \"queues\" nor \"none\""),
+                    });
+                }
+            };
         }
         if let Some(prefix) = var("QUEUE_PREFIX") {
             config.prefix = prefix;
         }
         Ok(config)
+    }
+
+    /// Cluster mode: gives every queue its own hash slot, so that a cluster's masters share
+    /// one app's queues (see [`crate::cluster`] for what that keeps and what it gives up).
+    /// Job ids then name their queue (`mailers.<id>`).
+    ///
+    /// ```
+    /// use queue_core::ClientConfig;
+    /// let config = ClientConfig::cluster(["redis://10.0.0.1:7000"], "{app}:").spread_queues(true);
+    /// assert!(config.spread_queues);
+    /// ```
+    pub fn spread_queues(mut self, spread: bool) -> Self {
+        self.spread_queues = spread;
+        self
     }
 
     /// Sets the key prefix.
@@ -205,6 +235,7 @@ impl fmt::Debug for ClientConfig {
             .field("connection_name", &self.connection_name)
             .field("status_retention", &self.status_retention)
             .field("cluster_nodes", &self.cluster_nodes.len())
+            .field("spread_queues", &self.spread_queues)
             .finish()
     }
 }

@@ -51,6 +51,14 @@ pub enum Error {
     /// would spread over slots and its multi-key scripts would be refused.
     #[error("in cluster mode the key prefix must carry a hash tag such as {{app}}:, not {0:?}")]
     ClusterPrefixWithoutHashTag(String),
+    /// A configuration value that cannot be used (named, with why).
+    #[error("invalid setting {name}: {reason}")]
+    InvalidSetting {
+        /// The variable or option.
+        name: &'static str,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// Redis did not answer within the configured timeout.
     #[error("Redis did not answer within {0:?}")]
     Timeout(Duration),

@@ -39,17 +39,47 @@ impl JobId {
         )
     }
 
-    /// Checks an id received from outside (a URL, a payload): 1-64 characters of `[A-Za-z0-9_-]`.
+    /// Checks an id received from outside (a URL, a payload): 1-64 characters of
+    /// `[A-Za-z0-9_-]`, and dots between them (an id in a queue's own slot names its queue
+    /// before the last dot, see [`JobId::in_queue_slot`]).
     pub fn parse(s: &str) -> Result<Self> {
         let valid = !s.is_empty()
             && s.len() <= MAX_JOB_ID_LEN
+            && !s.starts_with('.')
+            && !s.ends_with('.')
+            && !s.contains("..")
             && s.bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
         if valid {
             Ok(Self(s.to_owned()))
         } else {
             Err(Error::InvalidJobId)
         }
+    }
+
+    /// The id of a job whose queue has its own cluster slot: `QUEUE.ID`, so that the status
+    /// URL, a cancel or an inspector find the slot from the id alone. `id` has no dot (a
+    /// fresh id or one that passed [`JobId::parse`] with none), so the queue is what comes
+    /// before the last dot.
+    ///
+    /// ```
+    /// use queue_core::JobId;
+    /// let id = JobId::in_queue_slot("mail.ers", &JobId::parse("abc").unwrap()).unwrap();
+    /// assert_eq!(id.as_str(), "mail.ers.abc");
+    /// assert_eq!(id.queue_slot(), Some("mail.ers"));
+    /// assert!(JobId::in_queue_slot("q", &JobId::parse("a.b").unwrap()).is_err());
+    /// ```
+    pub fn in_queue_slot(queue: &str, id: &JobId) -> Result<Self> {
+        if id.0.contains('.') {
+            return Err(Error::InvalidJobId);
+        }
+        Self::parse(&format!("{queue}.{}", id.0))
+    }
+
+    /// The queue named by an id made with [`JobId::in_queue_slot`]: what comes before the
+    /// last dot, if there is one.
+    pub fn queue_slot(&self) -> Option<&str> {
+        queue_slot_of(&self.0)
     }
 
     /// An id as it was stored in a payload, unchecked, as deserialization takes it: other
@@ -62,6 +92,11 @@ impl JobId {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+}
+
+/// [`JobId::queue_slot`] of an id as text.
+pub(crate) fn queue_slot_of(id: &str) -> Option<&str> {
+    id.rsplit_once('.').map(|(queue, _)| queue)
 }
 
 impl Default for JobId {
@@ -98,7 +133,20 @@ mod tests {
     #[test]
     fn accepts_sidekiq_ids_and_rejects_unsafe_ones() {
         assert!(JobId::parse("b4a577edbccf1d805744efa9").is_ok());
-        for bad in ["", "a b", "../x", "x:y", &"a".repeat(65), "é"] {
+        assert!(JobId::parse("mailers.b4a577ed").is_ok());
+        for bad in [
+            "",
+            "a b",
+            "../x",
+            "x:y",
+            &"a".repeat(65),
+            "é",
+            ".",
+            "..",
+            ".a",
+            "a.",
+            "a..b",
+        ] {
             assert!(JobId::parse(bad).is_err(), "{bad}");
         }
     }

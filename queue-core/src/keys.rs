@@ -20,19 +20,67 @@
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Keys {
     prefix: String,
+    /// The app's own prefix, where the keys every queue shares live (paused queues,
+    /// limiters, concurrency slots, the pub/sub channels). Equal to `prefix` except in a
+    /// queue's slot (see [`Keys::queue_slot`]).
+    home: String,
 }
+
+/// Separates the app's hash tag from the queue name in a queue slot's tag (`{app/mailers}`).
+const QUEUE_SLOT_SEPARATOR: char = '/';
 
 impl Keys {
     /// Keys under `prefix` (use `""` for Sidekiq's own names).
     pub fn new(prefix: impl Into<String>) -> Self {
+        let prefix = prefix.into();
         Self {
-            prefix: prefix.into(),
+            home: prefix.clone(),
+            prefix,
         }
     }
 
     /// The prefix every key starts with.
     pub fn prefix(&self) -> &str {
         &self.prefix
+    }
+
+    /// The keys of queue `queue`'s own slot, when queues are spread over a cluster's slots:
+    /// the hash tag of the prefix gets the queue name (`{app}:` becomes `{app/mailers}:`),
+    /// so that the queue, its jobs' records, its schedule, retry and dead sets, its
+    /// processing lists and counters live on whichever master owns that slot. The keys
+    /// every queue shares ([`Keys::paused`], the limiters and concurrency slots) and the
+    /// channels stay at the app's own prefix. A prefix without a hash tag has no slot to
+    /// spread: the keys are returned unchanged.
+    ///
+    /// ```
+    /// use queue_core::keys::Keys;
+    /// let mailers = Keys::new("{app}:").queue_slot("mailers");
+    /// assert_eq!(mailers.queue("mailers"), "{app/mailers}:queue:mailers");
+    /// assert_eq!(mailers.status("j1"), "{app/mailers}:jobstatus:j1");
+    /// assert_eq!(mailers.paused(), "{app}:paused");
+    /// assert_eq!(mailers.wake_channel(), "{app}:wake");
+    /// ```
+    pub fn queue_slot(&self, queue: &str) -> Keys {
+        let Some(open) = self.home.find('{') else {
+            return self.clone();
+        };
+        let Some(close) = self.home[open..].find('}').map(|c| open + c) else {
+            return self.clone();
+        };
+        let prefix = format!(
+            "{}{QUEUE_SLOT_SEPARATOR}{queue}{}",
+            &self.home[..close],
+            &self.home[close..]
+        );
+        Keys {
+            prefix,
+            home: self.home.clone(),
+        }
+    }
+
+    /// The app's own keys (the prefix the client was configured with), from any slot's keys.
+    pub fn home(&self) -> Keys {
+        Keys::new(self.home.clone())
     }
 
     /// List of jobs ready to run in `queue`; pushed on the left, taken from the right.
@@ -67,7 +115,7 @@ impl Keys {
 
     /// Set of paused queue names: no worker takes jobs from these queues until resumed.
     pub fn paused(&self) -> String {
-        format!("{}paused", self.prefix)
+        format!("{}paused", self.home)
     }
 
     /// Lifetime counter of processed jobs (successes and failures, as Sidekiq counts).
@@ -102,13 +150,13 @@ impl Keys {
 
     /// Pub/sub channel on which enqueues announce new work (message = queue name).
     pub fn wake_channel(&self) -> String {
-        format!("{}wake", self.prefix)
+        format!("{}wake", self.home)
     }
 
     /// Pub/sub channel on which the scripts announce a change of a status record that a
     /// long poll watches (message = `<rev> <status key>`).
     pub fn status_channel(&self) -> String {
-        format!("{}jobstatus", self.prefix)
+        format!("{}jobstatus", self.home)
     }
 
     /// The job id of status record `key` (built by [`Keys::status`]), if it is one.
@@ -118,9 +166,19 @@ impl Keys {
     /// let keys = Keys::new("{app}:");
     /// assert_eq!(keys.job_of_status(&keys.status("j1")), Some("j1"));
     /// assert_eq!(keys.job_of_status("{app}:queue:j1"), None);
+    /// assert_eq!(keys.job_of_status(&keys.queue_slot("q").status("j2")), Some("j2"));
     /// ```
     pub fn job_of_status<'k>(&self, key: &'k str) -> Option<&'k str> {
-        key.strip_prefix(self.status_prefix().as_str())
+        if let Some(jid) = key.strip_prefix(self.status_prefix().as_str()) {
+            return Some(jid);
+        }
+        // A record in a queue's own slot: `A{tag/QUEUE}Bjobstatus:ID` for the app's `A{tag}B`.
+        let close = self.home.find('}')?;
+        let rest = key.strip_prefix(&self.home[..close])?;
+        let rest = rest.strip_prefix(QUEUE_SLOT_SEPARATOR)?;
+        let (_queue, rest) = rest.split_once('}')?;
+        rest.strip_prefix(&self.home[close + 1..])?
+            .strip_prefix("jobstatus:")
     }
 
     /// Set of the identities of our worker processes (for the reaper).
@@ -179,13 +237,13 @@ impl Keys {
     /// Hash counting completed executions per job id, written by the diagnostic jobs of the
     /// `queue-worker` binary (for kill tests and smoke checks; unused otherwise).
     pub fn diagnostics_ledger(&self) -> String {
-        format!("{}diagnostics:ledger", self.prefix)
+        format!("{}diagnostics:ledger", self.home)
     }
 
     /// Sorted set of the holders of a concurrency-limited job class's slots, across all
     /// processes (score = the slot's expiry, epoch ms).
     pub fn concurrency(&self, class: &str) -> String {
-        format!("{}concurrency:{class}", self.prefix)
+        format!("{}concurrency:{class}", self.home)
     }
 
     /// String holding the id of the job that owns uniqueness key `key` (`unique.rs`), with
@@ -197,19 +255,19 @@ impl Keys {
     /// List of `admitted start end` (epoch ms) lines written by the `queue-worker` binary's
     /// limited diagnostic job (the limiter acceptance test reads it).
     pub fn diagnostics_spans(&self) -> String {
-        format!("{}diagnostics:spans", self.prefix)
+        format!("{}diagnostics:spans", self.home)
     }
 
     /// State of rate limiter `name` (`limiter_acquire.lua`): a sorted set for concurrent and
     /// window limiters, a string for a bucket.
     pub fn limiter(&self, name: &str) -> String {
-        format!("{}limiter:{name}", self.prefix)
+        format!("{}limiter:{name}", self.home)
     }
 
     /// Hash of every limiter used: name → `kind limit span_ms` as last asked (for inspect and
     /// metrics).
     pub fn limiters(&self) -> String {
-        format!("{}limiters", self.prefix)
+        format!("{}limiters", self.home)
     }
 
     /// Set of the registered periodic (cron) entries' names.
@@ -269,5 +327,47 @@ mod tests {
         assert_eq!(k.limiter("stripe:t1"), "{app}:limiter:stripe:t1");
         assert_eq!(k.limiters(), "{app}:limiters");
         assert_eq!(k.periodic_entry("nightly"), "{app}:periodic:nightly");
+    }
+
+    #[test]
+    fn a_queue_slot_keeps_the_jobs_keys_and_shares_the_apps_own() {
+        let home = Keys::new("x{app}:");
+        let q = home.queue_slot("mail.er-s_1");
+        assert_eq!(q.prefix(), "x{app/mail.er-s_1}:");
+        for key in [
+            q.queue("mail.er-s_1"),
+            q.queues(),
+            q.schedule(),
+            q.retry(),
+            q.dead(),
+            q.status("j"),
+            q.processing("w:1"),
+            q.lease("w:1"),
+            q.workers(),
+            q.processes(),
+            q.stat_processed(),
+            q.unique("u"),
+            q.periodic(),
+            q.periodic_entry("n"),
+        ] {
+            assert!(key.starts_with("x{app/mail.er-s_1}:"), "{key}");
+        }
+        for (theirs, ours) in [
+            (q.paused(), home.paused()),
+            (q.wake_channel(), home.wake_channel()),
+            (q.status_channel(), home.status_channel()),
+            (q.concurrency("C"), home.concurrency("C")),
+            (q.limiter("l"), home.limiter("l")),
+            (q.limiters(), home.limiters()),
+        ] {
+            assert_eq!(theirs, ours);
+        }
+        assert_eq!(q.home(), home);
+        assert_eq!(home.job_of_status(&q.status("j9")), Some("j9"));
+        assert_eq!(q.job_of_status(&q.status("j9")), Some("j9"));
+        assert_eq!(home.job_of_status("x{app/q}:queue:j9"), None);
+        assert_eq!(home.job_of_status("x{other/q}:jobstatus:j9"), None);
+        // No hash tag, nothing to spread.
+        assert_eq!(Keys::new("app:").queue_slot("q"), Keys::new("app:"));
     }
 }

@@ -137,10 +137,37 @@ pub enum Ticked {
 impl Client {
     /// Registers `entries` as the periodic entries, forgetting registered entries that are not
     /// among them (their ticks stop). Returns how many were forgotten.
+    ///
+    /// When queues are spread over a cluster's slots, an entry lives in its queue's slot
+    /// (its tick is pushed there atomically), so each slot of the entries' queues is
+    /// registered on its own; an entry of a queue none of them uses is not forgotten.
     pub async fn register_periodic(&self, entries: &[PeriodicDefinition]) -> Result<usize> {
         for e in entries {
             e.validate()?;
         }
+        if !self.config().spread_queues {
+            return self.register_periodic_in_slot(entries).await;
+        }
+        let mut by_queue: Vec<(&str, Vec<PeriodicDefinition>)> = Vec::new();
+        for e in entries {
+            let queue = e.job.options.queue.as_deref().unwrap_or(&e.job.queue);
+            match by_queue.iter_mut().find(|(q, _)| *q == queue) {
+                Some((_, group)) => group.push(e.clone()),
+                None => by_queue.push((queue, vec![e.clone()])),
+            }
+        }
+        let mut removed = 0;
+        for (queue, group) in by_queue {
+            removed += self
+                .for_queue(queue)
+                .register_periodic_in_slot(&group)
+                .await?;
+        }
+        Ok(removed)
+    }
+
+    /// [`Client::register_periodic`] in this client's slot.
+    async fn register_periodic_in_slot(&self, entries: &[PeriodicDefinition]) -> Result<usize> {
         let keys = self.keys();
         let mut conn = self.connection();
         let registered: Vec<String> = match self
@@ -205,14 +232,15 @@ impl Client {
             .track
             .then(|| new_status(JobState::Queued, &p.queue, &p.class, &now_s, None));
         scripts::periodic_tick(
-            self,
+            &self.for_queue(&p.queue),
             &scripts::PeriodicTick {
                 name: &def.name,
                 digest,
                 tick,
                 next,
                 kind,
-                jid: jid.as_str(),
+                // The id as pushed: it names its queue when queues are spread.
+                jid: p.jid.as_str(),
                 queue: &p.queue,
                 json: &p.json,
                 status: status.as_deref(),

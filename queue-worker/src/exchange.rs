@@ -60,7 +60,7 @@ pub(crate) async fn run(shared: Arc<Shared>, running: TaskTracker) {
     // One permit per job taken and not yet settled (running or waiting for a slot).
     let unsettled = Arc::new(Semaphore::new(capacity));
     // One permit per job running.
-    let slots = Arc::new(Semaphore::new(shared.config.concurrency));
+    let slots = Arc::clone(&shared.run_slots);
     let (ack_sender, mut acks) = mpsc::unbounded_channel();
     // Handed to runners; dropped at quiet, so the channel closes when the last one ends.
     let mut sender = Some(ack_sender);

@@ -88,6 +88,7 @@ pub mod middleware;
 mod paused;
 mod perform;
 pub mod periodic;
+mod queue_slots;
 mod queues;
 mod reaper;
 mod registry;

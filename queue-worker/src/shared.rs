@@ -27,6 +27,8 @@ pub(crate) struct Shared {
     pub(crate) membership: Membership,
     /// Jobs running now (Sidekiq's `busy`).
     pub(crate) busy: AtomicUsize,
+    /// One permit per job running in the process, shared by its queue slots' workers.
+    pub(crate) run_slots: Arc<tokio::sync::Semaphore>,
     /// Cancelled on SIGTERM, or by an operator's quiet signal: stop fetching.
     pub(crate) quiet: CancellationToken,
     /// Cancelled by an operator's stop signal (`signals.rs`): shut down as on SIGTERM.
@@ -55,7 +57,7 @@ pub(crate) struct Shared {
     /// The concurrency slots its running jobs hold, renewed with the lease.
     pub(crate) slot_leases: SlotLeases,
     /// Middleware, hooks, the finished-job log and the metrics.
-    pub(crate) extensions: Extensions,
+    pub(crate) extensions: Arc<Extensions>,
 }
 
 /// Retries `call` while it fails with a transient error (Redis down, slow, or full), with

@@ -15,7 +15,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::AtomicUsize;
 use std::time::{Duration, Instant};
-use tokio::sync::Notify;
+use tokio::sync::{Notify, Semaphore};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -245,40 +245,77 @@ impl WorkerBuilder {
                 });
             }
         }
-        let shared = Shared {
-            membership: Membership::new(host_name()),
-            client,
-            // Slots last as long as the lease: renewed with it, recovered with its jobs.
-            slot_leases: crate::slot_leases::SlotLeases::new(self.config.lease_ttl),
-            config: self.config,
-            registry: self.registry,
-            busy: AtomicUsize::new(0),
+        // What every slot's worker shares: the process's jobs and signals are one.
+        let process = ProcessWide {
+            run_slots: Arc::new(Semaphore::new(self.config.concurrency)),
             quiet: CancellationToken::new(),
             stop_requested: CancellationToken::new(),
-            beat_now: Notify::new(),
-            cancels: Arc::default(),
-            finished_since_beat: Default::default(),
-            failed_since_beat: Default::default(),
             hand_back: CancellationToken::new(),
-            wake: Arc::new(Notify::new()),
             paused: Arc::default(),
-            settled: Notify::new(),
-            finished: AtomicUsize::new(0),
-            in_flight: crate::in_flight::InFlight::default(),
-            extensions: self.extensions,
+            extensions: Arc::new(self.extensions),
         };
+        let slots = crate::queue_slots::split(&client, &self.config)?
+            .into_iter()
+            .map(|(client, config)| Arc::new(slot_shared(client, config, &self.registry, &process)))
+            .collect();
         Ok(Worker {
-            shared: Arc::new(shared),
+            slots,
             periodic: self.periodic,
+            client,
         })
+    }
+}
+
+/// The parts of [`Shared`] that one process's slot workers share.
+struct ProcessWide {
+    run_slots: Arc<Semaphore>,
+    quiet: CancellationToken,
+    stop_requested: CancellationToken,
+    hand_back: CancellationToken,
+    paused: Arc<crate::paused::Paused>,
+    extensions: Arc<Extensions>,
+}
+
+/// The state of the worker of one queue slot (the only one unless queues are spread).
+fn slot_shared(
+    client: Client,
+    config: WorkerConfig,
+    registry: &Registry,
+    process: &ProcessWide,
+) -> Shared {
+    Shared {
+        membership: Membership::new(host_name()),
+        client,
+        // Slots last as long as the lease: renewed with it, recovered with its jobs.
+        slot_leases: crate::slot_leases::SlotLeases::new(config.lease_ttl),
+        config,
+        registry: registry.clone(),
+        busy: AtomicUsize::new(0),
+        run_slots: Arc::clone(&process.run_slots),
+        quiet: process.quiet.clone(),
+        stop_requested: process.stop_requested.clone(),
+        beat_now: Notify::new(),
+        cancels: Arc::default(),
+        finished_since_beat: Default::default(),
+        failed_since_beat: Default::default(),
+        hand_back: process.hand_back.clone(),
+        wake: Arc::new(Notify::new()),
+        paused: Arc::clone(&process.paused),
+        settled: Notify::new(),
+        finished: AtomicUsize::new(0),
+        in_flight: crate::in_flight::InFlight::default(),
+        extensions: Arc::clone(&process.extensions),
     }
 }
 
 /// A worker process: fetches, runs and settles jobs until told to shut down.
 #[derive(Debug)]
 pub struct Worker {
-    shared: Arc<Shared>,
+    /// One per queue slot the process works (one, unless queues are spread over a cluster).
+    slots: Vec<Arc<Shared>>,
     periodic: Vec<crate::periodic::Periodic>,
+    /// The app's own client (periodic entries find their queues' slots from it).
+    client: Client,
 }
 
 /// A worker started in the background with [`Worker::start`].
@@ -325,13 +362,13 @@ impl Worker {
 
     /// The current process identity (`host:pid:nonce:generation`).
     pub fn identity(&self) -> String {
-        self.shared.membership.current().name.clone()
+        self.slots[0].membership.current().name.clone()
     }
 
     /// Starts in the background; stop it with [`RunningWorker::shutdown`].
     pub fn start(self) -> RunningWorker {
         let trigger = CancellationToken::new();
-        let shared = Arc::clone(&self.shared);
+        let shared = Arc::clone(&self.slots[0]);
         let stop = trigger.clone();
         let task = tokio::spawn(self.run_until(async move { stop.cancelled().await }));
         RunningWorker {
@@ -342,13 +379,19 @@ impl Worker {
     }
 
     /// Runs until `shutdown` completes, then shuts down in the documented order.
+    ///
+    /// When queues are spread over a cluster's slots, each slot the process works gets its
+    /// own identity, lease, processing list, fetch loop, heartbeat, scheduler and reaper
+    /// there; the process's concurrency, its signals (quiet, stop) and the shutdown order
+    /// are shared by all of them.
     pub async fn run_until(self, shutdown: impl Future<Output = ()>) -> Result<()> {
-        let shared = self.shared;
-        let client = &shared.client;
+        let slots = self.slots;
+        let first = Arc::clone(&slots[0]);
+        let client = &self.client;
         let mut periodic = crate::periodic::PeriodicLoop::new(
             client.clone(),
             self.periodic,
-            shared.config.clock_offset_ms,
+            first.config.clock_offset_ms,
         );
         periodic.register().await?;
         check_server_version(client).await?;
@@ -359,69 +402,80 @@ impl Worker {
         // Before the first fetch, so a queue paused before this process started stays paused.
         let inspect = queue_core::Inspector::new(client);
         let paused = retry_transient("reading paused queues", || inspect.paused()).await?;
-        shared.paused.set(paused);
-        let ident = shared.membership.current();
-        retry_transient("registering", || {
-            crate::heartbeat::register(&shared, &ident)
-        })
-        .await?;
-        let metrics_listener = match shared.config.metrics_addr {
+        first.paused.set(paused);
+        for shared in &slots {
+            let ident = shared.membership.current();
+            retry_transient("registering", || crate::heartbeat::register(shared, &ident)).await?;
+            tracing::info!(identity = %ident.name, concurrency = shared.config.concurrency,
+                queues = ?shared.config.queues.names(), "worker started");
+            for queue in shared.config.queues.names() {
+                client.note_queue(queue).await;
+            }
+        }
+        let metrics_listener = match first.config.metrics_addr {
             Some(addr) => Some(crate::metrics_listener::bind(addr).await?),
             None => None,
         };
-        tracing::info!(identity = %ident.name, concurrency = shared.config.concurrency,
-            queues = ?shared.config.queues.names(), "worker started");
-        shared.extensions.hooks.run(Lifecycle::Start).await;
+        first.extensions.hooks.run(Lifecycle::Start).await;
 
         let loops = CancellationToken::new();
-        let mut background = vec![
-            tokio::spawn(WakeListener::new(Arc::clone(&shared)).run(loops.clone())),
-            tokio::spawn(
-                Heartbeater::new(Arc::clone(&shared), shared.config.heartbeat_interval)
+        let mut background = Vec::new();
+        for shared in &slots {
+            background.extend([
+                tokio::spawn(WakeListener::new(Arc::clone(shared)).run(loops.clone())),
+                tokio::spawn(
+                    Heartbeater::new(Arc::clone(shared), shared.config.heartbeat_interval)
+                        .run(loops.clone()),
+                ),
+                tokio::spawn(Fence::new(Arc::clone(shared)).run(loops.clone())),
+                tokio::spawn(
+                    Scheduler::new(
+                        shared.client.clone(),
+                        shared.config.scheduler_interval,
+                        shared.config.clock_offset_ms,
+                    )
                     .run(loops.clone()),
-            ),
-            tokio::spawn(Fence::new(Arc::clone(&shared)).run(loops.clone())),
-            tokio::spawn(
-                Scheduler::new(
-                    shared.client.clone(),
-                    shared.config.scheduler_interval,
-                    shared.config.clock_offset_ms,
-                )
-                .run(loops.clone()),
-            ),
-            tokio::spawn(
-                Reaper::new(Arc::clone(&shared), shared.config.reaper_interval).run(loops.clone()),
-            ),
+                ),
+                tokio::spawn(
+                    Reaper::new(Arc::clone(shared), shared.config.reaper_interval)
+                        .run(loops.clone()),
+                ),
+            ]);
+        }
+        background.extend([
             tokio::spawn(crate::finished_log::FinishedLog::run(
-                Arc::clone(&shared),
+                Arc::clone(&first),
                 loops.clone(),
             )),
             tokio::spawn(crate::hooks::run_on_quiet(
-                Arc::clone(&shared),
+                Arc::clone(&first),
                 loops.clone(),
             )),
             tokio::spawn(periodic.run(loops.clone())),
-        ];
+        ]);
         if let Some(listener) = metrics_listener {
             background.push(tokio::spawn(crate::metrics_listener::run(
                 listener,
-                Arc::clone(&shared),
+                Arc::clone(&first),
                 loops.clone(),
             )));
         }
         let running = TaskTracker::new();
-        let exchange = tokio::spawn(crate::exchange::run(Arc::clone(&shared), running.clone()));
+        let exchanges: Vec<_> = slots
+            .iter()
+            .map(|shared| tokio::spawn(crate::exchange::run(Arc::clone(shared), running.clone())))
+            .collect();
 
         // SIGTERM (or whatever the caller waits for), or an operator's stop signal.
         tokio::select! {
             _ = shutdown => {}
-            _ = shared.stop_requested.cancelled() => {}
+            _ = first.stop_requested.cancelled() => {}
         }
         let signalled = Instant::now();
-        let jobs_deadline = signalled + shared.config.shutdown_timeout;
+        let jobs_deadline = signalled + first.config.shutdown_timeout;
         let hard_deadline = jobs_deadline + SHUTDOWN_SLACK;
         tracing::info!(busy = running.len(), "shutting down: quiet, no new jobs");
-        shared.quiet.cancel();
+        first.quiet.cancel();
         running.close();
         if tokio::time::timeout_at(jobs_deadline.into(), running.wait())
             .await
@@ -431,18 +485,20 @@ impl Worker {
                 jobs = running.len(),
                 "shutdown timeout reached; handing running jobs back to their queues"
             );
-            shared.hand_back.cancel();
+            first.hand_back.cancel();
             let _ = tokio::time::timeout(HAND_BACK_GRACE, running.wait()).await;
         }
         let acks_deadline = (Instant::now() + HAND_BACK_GRACE).min(hard_deadline);
-        if !stop_within(exchange, acks_deadline, "exchange").await {
-            tracing::error!(
-                "last acks did not land in time; those jobs will be handed back and run again"
-            );
+        for exchange in exchanges {
+            if !stop_within(exchange, acks_deadline, "exchange").await {
+                tracing::error!(
+                    "last acks did not land in time; those jobs will be handed back and run again"
+                );
+            }
         }
         if tokio::time::timeout_at(
             hard_deadline.into(),
-            shared.extensions.hooks.run(Lifecycle::Shutdown),
+            first.extensions.hooks.run(Lifecycle::Shutdown),
         )
         .await
         .is_err()
@@ -453,19 +509,23 @@ impl Worker {
         for task in background {
             stop_within(task, hard_deadline, "background loop").await;
         }
-        let ident = shared.membership.current();
-        let unregistered =
-            tokio::time::timeout_at(hard_deadline.into(), unregister(&shared, &ident))
+        let unregistered = futures_util::future::join_all(slots.iter().map(|shared| async {
+            let ident = shared.membership.current();
+            tokio::time::timeout_at(hard_deadline.into(), unregister(shared, &ident))
                 .await
-                .unwrap_or_else(|_| Err(Error::Core(queue_core::Error::Timeout(SHUTDOWN_SLACK))));
-        match unregistered {
-            Ok(0) => {}
-            Ok(left) => tracing::warn!(
-                jobs = left,
-                "jobs left in the processing list; any live worker recovers them now"
-            ),
-            Err(e) => {
-                tracing::warn!(error = %e, "could not unregister; the lease expires on its own and the reaper recovers anything left")
+                .unwrap_or_else(|_| Err(Error::Core(queue_core::Error::Timeout(SHUTDOWN_SLACK))))
+        }))
+        .await;
+        for unregistered in unregistered {
+            match unregistered {
+                Ok(0) => {}
+                Ok(left) => tracing::warn!(
+                    jobs = left,
+                    "jobs left in the processing list; any live worker recovers them now"
+                ),
+                Err(e) => {
+                    tracing::warn!(error = %e, "could not unregister; the lease expires on its own and the reaper recovers anything left")
+                }
             }
         }
         tracing::info!(

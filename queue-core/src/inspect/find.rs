@@ -60,7 +60,17 @@ impl Inspector<'_> {
     /// round trips); lists are read [`MAX_PAGE_SIZE`] entries per `LRANGE`, so every queued
     /// job travels once (n / 1,000 round trips). A job that moves while the search runs
     /// (promoted, fetched, retried) can be missed: search again.
+    ///
+    /// When queues are spread over a cluster's slots, only the slot the id names is searched.
     pub async fn find_job(&self, id: &JobId) -> Result<Option<Found>> {
+        match self.client.for_job(id) {
+            std::borrow::Cow::Owned(slot) => Inspector::new(&slot).find_job_in_slot(id).await,
+            std::borrow::Cow::Borrowed(_) => self.find_job_in_slot(id).await,
+        }
+    }
+
+    /// [`Inspector::find_job`] in this inspector's slot.
+    async fn find_job_in_slot(&self, id: &JobId) -> Result<Option<Found>> {
         for set in JobSet::ALL {
             if let Some(found) = self.find_in_set(set, id).await? {
                 return Ok(Some(found));
@@ -101,7 +111,7 @@ impl Inspector<'_> {
     /// Walks `set` with `ZSCAN MATCH *ID*` until Redis's cursor comes back to 0.
     async fn find_in_set(&self, set: JobSet, id: &JobId) -> Result<Option<Found>> {
         let key = set.key(self.client.keys());
-        // Job ids hold only [A-Za-z0-9_-], so the id needs no glob escaping.
+        // Job ids hold only [A-Za-z0-9_.-], so the id needs no glob escaping.
         let pattern = format!("*{}*", id.as_str());
         let mut cursor: u64 = 0;
         loop {

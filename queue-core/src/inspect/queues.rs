@@ -106,7 +106,14 @@ impl Inspector<'_> {
     ///
     /// Two round trips: `TIME` + `SMEMBERS queues`, then `LLEN` + `LINDEX -1` per queue. A
     /// queue key of another type reads as an empty queue.
+    ///
+    /// When queues are spread over a cluster's slots, the names come from the app's own
+    /// `queues` set (each client adds a queue there at its first push to it, and each worker
+    /// its queues at start), and each queue is read in its slot, concurrently.
     pub async fn queues(&self) -> Result<Vec<QueueInfo>> {
+        if self.client.config().spread_queues {
+            return self.spread_queues().await;
+        }
         let keys = self.client.keys();
         let mut pipe = redis::pipe();
         pipe.cmd("TIME").cmd("SMEMBERS").arg(keys.queues());
@@ -133,10 +140,19 @@ impl Inspector<'_> {
             .collect()
     }
 
+    /// [`Inspector::queues`] when queues are spread.
+    async fn spread_queues(&self) -> Result<Vec<QueueInfo>> {
+        let mut pipe = redis::pipe();
+        pipe.cmd("SMEMBERS").arg(self.client.keys().home().queues());
+        let (raw,): (Vec<Vec<u8>>,) = self.query(&pipe).await?;
+        let names = names(raw, "queues");
+        futures_util::future::try_join_all(names.iter().map(|name| self.queue(name))).await
+    }
+
     /// Size and latency of queue `name` (zero and zero when it does not exist), in one round
     /// trip: `TIME`, `LLEN`, `LINDEX -1`.
     pub async fn queue(&self, name: &str) -> Result<QueueInfo> {
-        let key = self.client.keys().queue(name);
+        let key = self.client.for_queue(name).keys().queue(name);
         let mut pipe = redis::pipe();
         pipe.cmd("TIME");
         add_queue_commands(&mut pipe, &key);
@@ -153,7 +169,8 @@ impl Inspector<'_> {
     /// the head of the list), with the queue's size. One round trip (`LLEN`, `LRANGE`),
     /// O(start + page size).
     pub async fn queue_page(&self, name: &str, page: Page) -> Result<Listing<Entry>> {
-        self.list_page(&self.client.keys().queue(name), page).await
+        self.list_page(&self.client.for_queue(name).keys().queue(name), page)
+            .await
     }
 
     /// A page of the list at `key`, from its head, with its length.

@@ -41,57 +41,84 @@ type StateAndRev = (Option<Vec<u8>>, Option<Vec<u8>>);
 
 impl Inspector<'_> {
     /// The [`StatusRev`] of each job of `ids`, in the same order: one pipeline of
-    /// `HMGET jobstatus:ID state rev` per [`MAX_STATUS_PER_ROUND_TRIP`] ids, O(ids).
+    /// `HMGET jobstatus:ID state rev` per [`MAX_STATUS_PER_ROUND_TRIP`] ids (and per queue
+    /// slot when queues are spread over a cluster, which refuses a pipeline across slots),
+    /// O(ids).
     ///
     /// A damaged record does not fail the others: its `rev` reads as [`read_rev`] reads it,
     /// and a key of another type where a record belongs reads as [`StatusRev::Gone`] (there
     /// is no record), so one planted key cannot stop every other job's read.
     pub async fn status_revs(&self, ids: &[JobId]) -> Result<Vec<StatusRev>> {
-        let keys = self.client.keys();
-        let mut revs = Vec::with_capacity(ids.len());
-        for chunk in ids.chunks(MAX_STATUS_PER_ROUND_TRIP) {
+        let mut revs = vec![StatusRev::Gone; ids.len()];
+        for chunk in self.chunks_by_slot(ids) {
             let mut pipe = redis::pipe();
             pipe.ignore_errors();
-            for id in chunk {
+            for &i in &chunk {
                 pipe.cmd("HMGET")
-                    .arg(keys.status(id.as_str()))
+                    .arg(self.client.status_key(ids[i].as_str()))
                     .arg(field::STATE)
                     .arg(field::REV);
             }
             let replies: Vec<redis::RedisResult<StateAndRev>> = self.query(&pipe).await?;
-            revs.extend(replies.iter().map(|reply| match reply {
-                Ok((state, rev)) => {
-                    let state = state.as_ref().map(|_| "");
-                    // Not UTF-8 is not a number either: read as 1, like any other bad `rev`.
-                    let rev = rev.as_deref().and_then(|r| std::str::from_utf8(r).ok());
-                    StatusRev::from_fields(state, rev)
-                }
-                Err(_) => StatusRev::Gone,
-            }));
+            for (&i, reply) in chunk.iter().zip(&replies) {
+                revs[i] = match reply {
+                    Ok((state, rev)) => {
+                        let state = state.as_ref().map(|_| "");
+                        // Not UTF-8 is not a number either: read as 1, like any other bad `rev`.
+                        let rev = rev.as_deref().and_then(|r| std::str::from_utf8(r).ok());
+                        StatusRev::from_fields(state, rev)
+                    }
+                    Err(_) => StatusRev::Gone,
+                };
+            }
         }
         Ok(revs)
     }
 
     /// The state of each job of `ids`, in the same order (`None`: no record, a key of another
     /// type, or a state this version does not know): pipelines of `HGET jobstatus:ID state`,
-    /// [`MAX_STATUS_PER_ROUND_TRIP`] ids per round trip.
+    /// [`MAX_STATUS_PER_ROUND_TRIP`] ids per round trip (and per queue slot).
     pub async fn states(&self, ids: &[JobId]) -> Result<Vec<Option<JobState>>> {
-        let keys = self.client.keys();
-        let mut states = Vec::with_capacity(ids.len());
-        for chunk in ids.chunks(MAX_STATUS_PER_ROUND_TRIP) {
+        let mut states = vec![None; ids.len()];
+        for chunk in self.chunks_by_slot(ids) {
             let mut pipe = redis::pipe();
             pipe.ignore_errors();
-            for id in chunk {
+            for &i in &chunk {
                 pipe.cmd("HGET")
-                    .arg(keys.status(id.as_str()))
+                    .arg(self.client.status_key(ids[i].as_str()))
                     .arg(field::STATE);
             }
             let replies: Vec<redis::RedisResult<Option<Vec<u8>>>> = self.query(&pipe).await?;
-            states.extend(replies.into_iter().map(|reply| {
-                let state = reply.ok()??;
-                std::str::from_utf8(&state).ok()?.parse().ok()
-            }));
+            for (&i, reply) in chunk.iter().zip(replies) {
+                states[i] = reply
+                    .ok()
+                    .flatten()
+                    .and_then(|state| std::str::from_utf8(&state).ok()?.parse().ok());
+            }
         }
         Ok(states)
+    }
+
+    /// The indices of `ids` in pipelines of at most [`MAX_STATUS_PER_ROUND_TRIP`] whose
+    /// records share a slot: all of them together unless queues are spread.
+    fn chunks_by_slot(&self, ids: &[JobId]) -> Vec<Vec<usize>> {
+        let spread = self.client.config().spread_queues;
+        let mut slots: Vec<(Option<&str>, Vec<usize>)> = Vec::new();
+        for (i, id) in ids.iter().enumerate() {
+            let slot = if spread { id.queue_slot() } else { None };
+            match slots.iter_mut().find(|(s, _)| *s == slot) {
+                Some((_, members)) => members.push(i),
+                None => slots.push((slot, vec![i])),
+            }
+        }
+        slots
+            .into_iter()
+            .flat_map(|(_, members)| {
+                members
+                    .chunks(MAX_STATUS_PER_ROUND_TRIP)
+                    .map(<[usize]>::to_vec)
+                    .collect::<Vec<_>>()
+            })
+            .collect()
     }
 }

@@ -27,7 +27,7 @@ pub struct Watched {
 /// is no record.
 pub async fn watch(client: &Client, jid: &str, wait: Duration) -> Result<Option<Watched>> {
     let mut inv = WATCH.invocation();
-    inv.key(client.keys().status(jid))
+    inv.key(client.status_key(jid))
         .arg((wait + WATCH_SLACK).as_millis() as u64);
     let reply: Vec<redis::Value> = WATCH.call(client, inv).await?;
     let Some((marked, fields)) = reply.split_first() else {

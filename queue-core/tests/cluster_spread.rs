@@ -1,0 +1,200 @@
+//! Queues spread over a cluster's slots (`ClientConfig::spread_queues`), against a private
+//! loopback Redis Cluster (3 masters, 3 replicas): each queue's keys live on the master of
+//! its own slot, job ids name their queue, and every call by id or by queue finds the slot.
+
+use queue_core::inspect::StatusRev;
+use queue_core::testing::{TestCluster, TestRedis};
+use queue_core::{
+    Client, ClientConfig, EnqueueOptions, Error, Inspector, JobId, JobState, NewJob, Unique,
+};
+use serde_json::json;
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+/// Three queue names whose slots are served by three different masters, and those masters.
+fn queues_on_three_masters(cluster: &TestCluster, client: &Client) -> Vec<(String, usize)> {
+    let mut picked: Vec<(String, usize)> = Vec::new();
+    for n in 0..200 {
+        let queue = format!("q{n}");
+        let master = cluster.master_of(&client.for_queue(&queue).keys().queue(&queue));
+        if picked.iter().all(|(_, m)| *m != master) {
+            picked.push((queue, master));
+        }
+        if picked.len() == 3 {
+            return picked;
+        }
+    }
+    panic!("no three queues on three masters: {picked:?}");
+}
+
+fn spread(cluster: &TestCluster, name: &str) -> ClientConfig {
+    cluster.config(name).spread_queues(true)
+}
+
+#[tokio::test]
+async fn each_queue_lives_on_the_master_of_its_own_slot() {
+    let cluster = TestCluster::start();
+    let client = Client::connect(spread(&cluster, "spread")).await.unwrap();
+    let queues = queues_on_three_masters(&cluster, &client);
+
+    let mut ids = Vec::new();
+    for (queue, _) in &queues {
+        let one = client
+            .push(NewJob {
+                options: EnqueueOptions::new().queue(queue),
+                ..NewJob::new("Greet", vec![json!(queue)])
+            })
+            .await
+            .unwrap();
+        assert_eq!(one.queue_slot(), Some(queue.as_str()), "{one}");
+        ids.push(one);
+    }
+    // One bulk call over the three queues: one chunk per queue, each in its slot.
+    let bulk: Vec<NewJob> = (0..300)
+        .map(|i| NewJob {
+            options: EnqueueOptions::new().queue(&queues[i % 3].0),
+            ..NewJob::new("Greet", vec![json!(i)])
+        })
+        .collect();
+    let bulk_ids = client.push_bulk(bulk).await.unwrap();
+    assert_eq!(bulk_ids.len(), 300);
+    for (i, id) in bulk_ids.iter().enumerate() {
+        assert_eq!(id.queue_slot(), Some(queues[i % 3].0.as_str()));
+    }
+
+    let inspector = Inspector::new(&client);
+    for (queue, _) in &queues {
+        assert_eq!(inspector.queue(queue).await.unwrap().size, 101, "{queue}");
+    }
+    let listed: BTreeSet<String> = inspector
+        .queues()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|q| {
+            assert_eq!(q.size, 101, "{}", q.name);
+            q.name
+        })
+        .collect();
+    assert_eq!(
+        listed,
+        queues
+            .iter()
+            .map(|(q, _)| q.clone())
+            .collect::<BTreeSet<_>>()
+    );
+
+    // Reads by id find each record in its own slot, in one call across slots too.
+    for id in &ids {
+        assert_eq!(
+            client.status(id).await.unwrap().unwrap().state,
+            JobState::Queued
+        );
+    }
+    let revs = inspector.status_revs(&bulk_ids).await.unwrap();
+    assert!(revs.iter().all(|r| *r == StatusRev::Rev(1)), "{revs:?}");
+    let states = inspector.states(&ids).await.unwrap();
+    assert_eq!(states, vec![Some(JobState::Queued); 3]);
+    let found = inspector.find_job(&ids[1]).await.unwrap().unwrap();
+    assert_eq!(found.job.jid, ids[1]);
+
+    // Each master holds the keys of its own queue's slot: the queue, its `queues` set and
+    // 101 records; one of them also holds the app's own `queues` set. Nothing else.
+    let home = cluster.master_of(&client.keys().queues());
+    for (queue, master) in &queues {
+        let slot = client.for_queue(queue);
+        let node = &cluster.nodes()[*master];
+        assert_eq!(node.command(&["EXISTS", &slot.keys().queue(queue)]), "1");
+        assert_eq!(node.command(&["EXISTS", &slot.keys().queues()]), "1");
+        let own = 1 + 1 + 101 + usize::from(*master == home);
+        assert_eq!(
+            node.command(&["DBSIZE"]),
+            own.to_string(),
+            "{queue} on master {master}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn schedule_cancel_and_unique_work_per_queue_slot() {
+    let cluster = TestCluster::start();
+    let client = Client::connect(spread(&cluster, "spread_ops"))
+        .await
+        .unwrap();
+    let queues = queues_on_three_masters(&cluster, &client);
+    let (a, b) = (&queues[0].0, &queues[1].0);
+
+    let later = client
+        .push(NewJob {
+            options: EnqueueOptions::new()
+                .queue(a)
+                .delay(Duration::from_secs(600)),
+            ..NewJob::new("Later", vec![])
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        client.status(&later).await.unwrap().unwrap().state,
+        JobState::Scheduled
+    );
+    let schedule = client.for_queue(a).keys().schedule();
+    assert_eq!(
+        cluster.nodes()[queues[0].1].command(&["ZCARD", &schedule]),
+        "1"
+    );
+    assert!(client.cancel(&later).await.unwrap());
+    assert_eq!(
+        client.status(&later).await.unwrap().unwrap().state,
+        JobState::Cancelled
+    );
+
+    // A caller-given id gets its queue in front, and stays idempotent.
+    let given = JobId::parse("order-7").unwrap();
+    let push_given = || NewJob {
+        options: EnqueueOptions::new().queue(b).job_id(given.clone()),
+        ..NewJob::new("Ship", vec![])
+    };
+    let first = client.push(push_given()).await.unwrap();
+    assert_eq!(first.as_str(), format!("{b}.order-7"));
+    assert_eq!(client.push(push_given()).await.unwrap(), first);
+    assert_eq!(Inspector::new(&client).queue(b).await.unwrap().size, 1);
+    // An id with a dot cannot carry its queue in front: refused, nothing written.
+    let dotted = client
+        .push(NewJob {
+            options: EnqueueOptions::new()
+                .queue(b)
+                .job_id(JobId::parse("a.b").unwrap()),
+            ..NewJob::new("Ship", vec![])
+        })
+        .await
+        .unwrap_err();
+    assert!(matches!(dotted, Error::InvalidJobId), "{dotted:?}");
+
+    let once = Unique::until_succeeded(Duration::from_secs(60));
+    let unique = |n: u32| NewJob {
+        options: EnqueueOptions::new().queue(a).unique_by("nightly", once),
+        ..NewJob::new("Nightly", vec![json!(n)])
+    };
+    let holder = client.push(unique(1)).await.unwrap();
+    assert_eq!(client.push(unique(2)).await.unwrap(), holder);
+    assert!(client.cancel(&holder).await.unwrap());
+    assert_ne!(client.push(unique(3)).await.unwrap(), holder);
+}
+
+#[tokio::test]
+async fn spreading_needs_cluster_mode() {
+    let redis = TestRedis::start();
+    let err = Client::connect(redis.config("single").spread_queues(true))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::InvalidSetting {
+                name: "spread_queues",
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+}

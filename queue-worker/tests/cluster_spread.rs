@@ -1,0 +1,181 @@
+//! A worker whose queues are spread over a cluster's slots: one process works three queues
+//! on three masters, every job runs exactly once, the process's concurrency bounds the jobs
+//! of all its queues together, scheduled jobs and retries are promoted in each slot, cron
+//! ticks land in their queue's slot, and the shutdown removes the process from every slot.
+
+mod worker_in_process;
+
+use queue_core::testing::TestCluster;
+use queue_core::{Client, EnqueueOptions, Inspector, Job, JobState, NewJob};
+use queue_worker::{Failure, JobContext, Periodic, Queues, Worker};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use worker_in_process::*;
+
+#[derive(Serialize, Deserialize)]
+struct Count(u32);
+impl Job for Count {
+    const NAME: &'static str = "Count";
+}
+
+#[derive(Serialize, Deserialize)]
+struct FailOnce(u32);
+impl Job for FailOnce {
+    const NAME: &'static str = "FailOnce";
+}
+
+#[derive(Serialize, Deserialize)]
+struct Tick(u32);
+impl Job for Tick {
+    const NAME: &'static str = "Tick";
+}
+
+/// Three queue names whose slots are served by three different masters.
+fn queues_on_three_masters(cluster: &TestCluster, client: &Client) -> Vec<String> {
+    let mut picked: Vec<(String, usize)> = Vec::new();
+    for n in 0..200 {
+        let queue = format!("q{n}");
+        let master = cluster.master_of(&client.for_queue(&queue).keys().queue(&queue));
+        if picked.iter().all(|(_, m)| *m != master) {
+            picked.push((queue, master));
+        }
+        if picked.len() == 3 {
+            return picked.into_iter().map(|(q, _)| q).collect();
+        }
+    }
+    panic!("no three queues on three masters: {picked:?}");
+}
+
+const CONCURRENCY: usize = 4;
+const PER_QUEUE: usize = 200;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_process_works_queues_on_three_masters_within_its_concurrency() {
+    let cluster = TestCluster::start();
+    let client = Client::connect(cluster.config("spread_worker").spread_queues(true))
+        .await
+        .unwrap();
+    let queues = queues_on_three_masters(&cluster, &client);
+
+    let runs: Arc<Mutex<HashMap<u32, usize>>> = Arc::default();
+    let running = Arc::new(AtomicUsize::new(0));
+    let peak = Arc::new(AtomicUsize::new(0));
+    let failed_once = Arc::new(AtomicUsize::new(0));
+    let ticks = Arc::new(AtomicUsize::new(0));
+    let worker = {
+        let (runs, running, peak) = (runs.clone(), running.clone(), peak.clone());
+        let failed_once = failed_once.clone();
+        let ticks = ticks.clone();
+        Worker::builder()
+            .config(fast_config())
+            .concurrency(CONCURRENCY)
+            .queues(Queues::strict(&queues).unwrap())
+            .register(move |job: Count, _ctx: JobContext| {
+                let (runs, running, peak) = (runs.clone(), running.clone(), peak.clone());
+                async move {
+                    let now = running.fetch_add(1, Ordering::SeqCst) + 1;
+                    peak.fetch_max(now, Ordering::SeqCst);
+                    tokio::task::yield_now().await;
+                    *runs.lock().unwrap().entry(job.0).or_default() += 1;
+                    running.fetch_sub(1, Ordering::SeqCst);
+                    Ok::<_, Failure>(())
+                }
+            })
+            .register(move |_job: FailOnce, ctx: JobContext| {
+                let failed_once = failed_once.clone();
+                async move {
+                    if ctx.attempt() == 1 {
+                        failed_once.fetch_add(1, Ordering::SeqCst);
+                        return Err(Failure::retry_in(Duration::from_millis(100), "once"));
+                    }
+                    Ok(())
+                }
+            })
+            .register(move |_job: Tick, _ctx: JobContext| {
+                let ticks = ticks.clone();
+                async move {
+                    ticks.fetch_add(1, Ordering::SeqCst);
+                    Ok::<_, Failure>(())
+                }
+            })
+            .periodic(
+                Periodic::untyped(
+                    "every-second",
+                    "* * * * * *",
+                    "UTC",
+                    NewJob {
+                        options: EnqueueOptions::new().queue(&queues[2]),
+                        ..NewJob::new("Tick", vec![json!(0)])
+                    },
+                )
+                .unwrap(),
+            )
+            .build(client.clone())
+            .unwrap()
+            .start()
+    };
+
+    let jobs: Vec<NewJob> = (0..PER_QUEUE * 3)
+        .map(|i| NewJob {
+            options: EnqueueOptions::new().queue(&queues[i % 3]),
+            ..NewJob::new("Count", vec![json!(i)])
+        })
+        .collect();
+    client.push_bulk(jobs).await.unwrap();
+    let later = client
+        .push(NewJob {
+            options: EnqueueOptions::new()
+                .queue(&queues[1])
+                .delay(Duration::from_secs(1)),
+            ..NewJob::new("Count", vec![json!(10_000)])
+        })
+        .await
+        .unwrap();
+    let retried = client
+        .push(NewJob {
+            options: EnqueueOptions::new().queue(&queues[0]),
+            ..NewJob::new("FailOnce", vec![json!(0)])
+        })
+        .await
+        .unwrap();
+
+    wait_for("every job to run", Duration::from_secs(60), || async {
+        (runs.lock().unwrap().len() == PER_QUEUE * 3 + 1).then_some(())
+    })
+    .await;
+    wait_for_state(&client, &later, JobState::Succeeded).await;
+    wait_for_state(&client, &retried, JobState::Succeeded).await;
+    assert_eq!(failed_once.load(Ordering::SeqCst), 1);
+    wait_for("a cron tick to run", Duration::from_secs(10), || async {
+        (ticks.load(Ordering::SeqCst) > 0).then_some(())
+    })
+    .await;
+
+    let runs = runs.lock().unwrap().clone();
+    assert!(runs.values().all(|&n| n == 1), "a job ran twice: {runs:?}");
+    let peak = peak.load(Ordering::SeqCst);
+    assert!(
+        peak <= CONCURRENCY,
+        "{peak} jobs ran at once with concurrency {CONCURRENCY}"
+    );
+
+    // The process is registered in each queue's slot, with its own identity there.
+    for queue in &queues {
+        let slot = client.for_queue(queue);
+        let processes = Inspector::new(&slot).processes().await.unwrap();
+        assert_eq!(processes.len(), 1, "{queue}: {processes:?}");
+    }
+    worker.shutdown().await.unwrap();
+    for queue in &queues {
+        let slot = client.for_queue(queue);
+        assert!(
+            Inspector::new(&slot).processes().await.unwrap().is_empty(),
+            "{queue}: the process is still registered after its shutdown"
+        );
+        assert_eq!(Inspector::new(&client).queue(queue).await.unwrap().size, 0);
+    }
+}
