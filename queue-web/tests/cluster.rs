@@ -18,8 +18,19 @@ const ANSWER_WITHIN: Duration = Duration::from_secs(1);
 
 #[tokio::test]
 async fn status_long_poll_health_and_metrics_work_on_a_cluster() {
+    status_long_poll_health_and_metrics(false).await;
+}
+
+/// The same with every queue in its own slot: the id names its queue, and the status route,
+/// the long poll and the metrics find the queue's slot from it.
+#[tokio::test]
+async fn status_long_poll_health_and_metrics_work_with_queues_spread() {
+    status_long_poll_health_and_metrics(true).await;
+}
+
+async fn status_long_poll_health_and_metrics(spread: bool) {
     let cluster = TestCluster::start();
-    let client = Client::connect(cluster.config("web_cluster"))
+    let client = Client::connect(cluster.config("web_cluster").spread_queues(spread))
         .await
         .unwrap();
     let app = App::with_client(client.clone()).await;
@@ -27,6 +38,7 @@ async fn status_long_poll_health_and_metrics_work_on_a_cluster() {
     let created = app.create_report(None, "s3cret").await;
     assert_eq!(created.status(), 202);
     let id = id_from_location(&created);
+    assert_eq!(id.queue_slot().is_some(), spread, "{id}");
     let body: Value = app.get(&format!("/jobs/{id}")).await.json().await.unwrap();
     assert_eq!(body["state"], "queued");
 
@@ -43,7 +55,7 @@ async fn status_long_poll_health_and_metrics_work_on_a_cluster() {
                 class: "BuildReport",
                 tracked: true,
             };
-            scripts::start(&client, &[job], Timestamp::now())
+            scripts::start(&client.for_queue("default"), &[job], Timestamp::now())
                 .await
                 .unwrap();
             changed_at

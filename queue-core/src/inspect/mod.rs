@@ -114,6 +114,26 @@ impl<'c> Inspector<'c> {
         Ok(redis_time(time))
     }
 
+    /// A client aimed at each queue's slot, when queues are spread over a cluster's slots:
+    /// the queues of the app's own `queues` set (see [`Client::note_queue`]), sorted.
+    async fn queue_slots(&self) -> Result<Vec<Client>> {
+        Ok(self
+            .spread_queue_names()
+            .await?
+            .iter()
+            .map(|queue| self.client.for_queue(queue).into_owned())
+            .collect())
+    }
+
+    /// The names in the app's own `queues` set, sorted: where queues spread over a
+    /// cluster's slots are listed (see [`Client::note_queue`]).
+    async fn spread_queue_names(&self) -> Result<Vec<String>> {
+        let mut pipe = redis::pipe();
+        pipe.cmd("SMEMBERS").arg(self.client.keys().home().queues());
+        let (raw,): (Vec<Vec<u8>>,) = self.query(&pipe).await?;
+        Ok(queues::names(raw, "queues"))
+    }
+
     /// Sends `pipe` on the shared connection under the client's timeout.
     async fn query<T: redis::FromRedisValue>(&self, pipe: &redis::Pipeline) -> Result<T> {
         let mut conn = self.client.connection();

@@ -142,10 +142,7 @@ impl Inspector<'_> {
 
     /// [`Inspector::queues`] when queues are spread.
     async fn spread_queues(&self) -> Result<Vec<QueueInfo>> {
-        let mut pipe = redis::pipe();
-        pipe.cmd("SMEMBERS").arg(self.client.keys().home().queues());
-        let (raw,): (Vec<Vec<u8>>,) = self.query(&pipe).await?;
-        let names = names(raw, "queues");
+        let names = self.spread_queue_names().await?;
         futures_util::future::try_join_all(names.iter().map(|name| self.queue(name))).await
     }
 

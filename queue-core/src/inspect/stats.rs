@@ -85,7 +85,12 @@ fn totals(replies: &[Value], keys: &Keys) -> Result<Totals> {
 impl Inspector<'_> {
     /// The lifetime counters and set sizes in one round trip: `GET stat:processed`,
     /// `GET stat:failed`, `ZCARD` of `retry`, `schedule` and `dead`.
+    ///
+    /// When queues are spread over a cluster's slots, the sum over every queue's slot.
     pub async fn totals(&self) -> Result<Totals> {
+        if self.client.config().spread_queues {
+            return Ok(self.spread_stats().await?.totals);
+        }
         let keys = self.client.keys();
         let mut pipe = redis::pipe();
         add_totals_commands(&mut pipe, keys);
@@ -99,7 +104,44 @@ impl Inspector<'_> {
     ///
     /// Every command is O(1) in the number of queued jobs (`LINDEX -1` walks from the tail),
     /// so a million waiting jobs cost what ten do.
+    ///
+    /// When queues are spread over a cluster's slots, each queue's slot is read so
+    /// (concurrently) and the results are added up: 2 round trips per queue.
     pub async fn stats(&self) -> Result<Stats> {
+        if self.client.config().spread_queues {
+            return self.spread_stats().await;
+        }
+        self.stats_in_slot().await
+    }
+
+    /// [`Inspector::stats`] over every queue's slot, added up.
+    async fn spread_stats(&self) -> Result<Stats> {
+        let slots = self.queue_slots().await?;
+        let each = futures_util::future::try_join_all(
+            slots
+                .iter()
+                .map(|slot| async move { Inspector::new(slot).stats_in_slot().await }),
+        )
+        .await?;
+        let mut sum = Stats::default();
+        for stats in each {
+            let key = "stats of a queue slot";
+            let t = &mut sum.totals;
+            t.processed = checked_sum(t.processed, stats.totals.processed, key)?;
+            t.failed = checked_sum(t.failed, stats.totals.failed, key)?;
+            t.retry = checked_sum(t.retry, stats.totals.retry, key)?;
+            t.scheduled = checked_sum(t.scheduled, stats.totals.scheduled, key)?;
+            t.dead = checked_sum(t.dead, stats.totals.dead, key)?;
+            sum.enqueued = checked_sum(sum.enqueued, stats.enqueued, key)?;
+            sum.busy = checked_sum(sum.busy, stats.busy, key)?;
+            sum.queues.extend(stats.queues);
+        }
+        sum.queues.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(sum)
+    }
+
+    /// [`Inspector::stats`] of this inspector's slot only.
+    async fn stats_in_slot(&self) -> Result<Stats> {
         let keys = self.client.keys();
         let mut pipe = redis::pipe();
         pipe.cmd("TIME")
