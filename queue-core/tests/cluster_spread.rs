@@ -198,3 +198,100 @@ async fn spreading_needs_cluster_mode() {
         "{err:?}"
     );
 }
+
+/// The operators' views and verbs read and act on every queue's slot: set sizes add up,
+/// a page merges the slots by score, and each verb acts in the entry's own slot.
+#[tokio::test]
+async fn the_inspector_sees_and_acts_on_every_slot() {
+    use queue_core::inspect::{JobSet, Page};
+    use queue_core::scripts::Acted;
+    let cluster = TestCluster::start();
+    let client = Client::connect(spread(&cluster, "spread_inspect"))
+        .await
+        .unwrap();
+    let queues = queues_on_three_masters(&cluster, &client);
+    // Run times interleave the queues: minute i goes to queue i % 3.
+    let mut ids = Vec::new();
+    for i in 0..9u64 {
+        let id = client
+            .push(NewJob {
+                options: EnqueueOptions::new()
+                    .queue(&queues[(i % 3) as usize].0)
+                    .delay(Duration::from_secs(600 + 60 * i)),
+                ..NewJob::new("Later", vec![json!(i)])
+            })
+            .await
+            .unwrap();
+        ids.push(id);
+    }
+    let inspector = Inspector::new(&client);
+    assert_eq!(inspector.set_size(JobSet::Schedule).await.unwrap(), 9);
+    assert_eq!(inspector.totals().await.unwrap().scheduled, 9);
+    // Highest score first, across slots: ids 8, 7, 6 on the first page of 3, then 5, 4, 3.
+    for (page, expected) in [(0u32, [8usize, 7, 6]), (1, [5, 4, 3])] {
+        let listing = inspector
+            .set_page(JobSet::Schedule, Page::new(page, 3))
+            .await
+            .unwrap();
+        assert_eq!(listing.total, 9);
+        let got: Vec<&JobId> = listing
+            .items
+            .iter()
+            .map(|e| &e.entry.job().unwrap().jid)
+            .collect();
+        let want: Vec<&JobId> = expected.iter().map(|&i| &ids[i]).collect();
+        assert_eq!(got, want, "page {page}");
+    }
+
+    // Each verb finds the entry's slot: retry now, kill, delete.
+    let first = inspector
+        .set_page(JobSet::Schedule, Page::new(0, 3))
+        .await
+        .unwrap();
+    let [now, dead, gone] = &first.items[..] else {
+        panic!("{first:?}");
+    };
+    let again = inspector
+        .set_entry(JobSet::Schedule, now.at, &ids[8])
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(again.entry.raw(), now.entry.raw());
+    let retried = inspector
+        .retry_now(JobSet::Schedule, now.entry.raw())
+        .await
+        .unwrap();
+    assert_eq!(retried, Acted::Done);
+    assert_eq!(
+        client.status(&ids[8]).await.unwrap().unwrap().state,
+        JobState::Queued
+    );
+    assert_eq!(
+        inspector.queue(&queues[2].0).await.unwrap().size,
+        1,
+        "job 8 is queue 2's"
+    );
+    assert_eq!(
+        inspector
+            .kill(JobSet::Schedule, dead.entry.raw())
+            .await
+            .unwrap(),
+        Acted::Done
+    );
+    assert_eq!(inspector.set_size(JobSet::Dead).await.unwrap(), 1);
+    assert_eq!(
+        inspector
+            .delete(JobSet::Schedule, gone.entry.raw())
+            .await
+            .unwrap(),
+        Acted::Done
+    );
+    assert!(client.status(&ids[6]).await.unwrap().is_none());
+
+    // Retry all and clear go through every slot.
+    let report = inspector.retry_all(JobSet::Schedule).await.unwrap();
+    assert_eq!(report.done, 6, "{report:?}");
+    assert_eq!(inspector.stats().await.unwrap().enqueued, 7);
+    assert_eq!(inspector.clear(JobSet::Dead).await.unwrap().done, 1);
+    assert_eq!(inspector.set_size(JobSet::Dead).await.unwrap(), 0);
+}

@@ -163,17 +163,25 @@ async fn one_process_works_queues_on_three_masters_within_its_concurrency() {
         "{peak} jobs ran at once with concurrency {CONCURRENCY}"
     );
 
-    // The process is registered in each queue's slot, with its own identity there.
+    // The process is registered in each queue's slot, with its own identity there, and
+    // the whole-app view lists the three.
     for queue in &queues {
         let slot = client.for_queue(queue);
-        let processes = Inspector::new(&slot).processes().await.unwrap();
+        let processes = Inspector::in_slot(&slot).processes().await.unwrap();
         assert_eq!(processes.len(), 1, "{queue}: {processes:?}");
     }
+    assert_eq!(Inspector::new(&client).processes().await.unwrap().len(), 3);
+    let totals = Inspector::new(&client).totals().await.unwrap();
+    assert!(totals.processed >= (PER_QUEUE * 3 + 3) as u64, "{totals:?}");
     worker.shutdown().await.unwrap();
     for queue in &queues {
         let slot = client.for_queue(queue);
         assert!(
-            Inspector::new(&slot).processes().await.unwrap().is_empty(),
+            Inspector::in_slot(&slot)
+                .processes()
+                .await
+                .unwrap()
+                .is_empty(),
             "{queue}: the process is still registered after its shutdown"
         );
         assert_eq!(Inspector::new(&client).queue(queue).await.unwrap().size, 0);

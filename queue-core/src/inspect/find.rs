@@ -64,8 +64,10 @@ impl Inspector<'_> {
     /// When queues are spread over a cluster's slots, only the slot the id names is searched.
     pub async fn find_job(&self, id: &JobId) -> Result<Option<Found>> {
         match self.client.for_job(id) {
-            std::borrow::Cow::Owned(slot) => Inspector::new(&slot).find_job_in_slot(id).await,
-            std::borrow::Cow::Borrowed(_) => self.find_job_in_slot(id).await,
+            std::borrow::Cow::Owned(slot) if self.spread() => {
+                Inspector::in_slot(&slot).find_job_in_slot(id).await
+            }
+            _ => self.find_job_in_slot(id).await,
         }
     }
 

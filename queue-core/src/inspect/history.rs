@@ -49,6 +49,9 @@ impl Inspector<'_> {
     /// two `MGET`s (the keys share a hash slot under a `{…}` prefix; with the empty prefix
     /// on Redis Cluster, `MGET` fails with `CROSSSLOT`, as Sidekiq's does).
     pub async fn history(&self, days: u32, end: Timestamp) -> Result<Vec<DayStats>> {
+        if self.spread() {
+            return self.spread_history(days, end).await;
+        }
         let days = days_back(days, end);
         if days.is_empty() {
             return Ok(Vec::new());

@@ -38,6 +38,10 @@ impl Inspector<'_> {
         at: Timestamp,
         jid: &JobId,
     ) -> Result<Option<ScoredEntry>> {
+        if self.spread() {
+            let slot = self.client.for_job(jid);
+            return Box::pin(Inspector::in_slot(&slot).set_entry(set, at, jid)).await;
+        }
         // `{}` of an f64 is the shortest text that reads back as the same f64, so Redis
         // compares the exact score that a listing gave out.
         let score = format!("{}", at.as_secs_f64());
@@ -59,6 +63,10 @@ impl Inspector<'_> {
 
     /// Sends entry `raw` of `set` to its queue now; its record says `queued`.
     pub async fn retry_now(&self, set: JobSet, raw: &[u8]) -> Result<Acted> {
+        if self.spread() {
+            let slot = self.slot_of_entry(raw);
+            return Box::pin(Inspector::in_slot(&slot).retry_now(set, raw)).await;
+        }
         let now = self.redis_now().await?;
         let acted = scripts::retry_now(self.client, set, &[raw], now).await?;
         Ok(acted.first().copied().unwrap_or(Acted::Gone))
@@ -68,6 +76,10 @@ impl Inspector<'_> {
     /// says `dead`, and a unique job gives its key back, as a death in a worker does. An entry
     /// of the dead set is left as it is ([`Acted::Done`]).
     pub async fn kill(&self, set: JobSet, raw: &[u8]) -> Result<Acted> {
+        if self.spread() {
+            let slot = self.slot_of_entry(raw);
+            return Box::pin(Inspector::in_slot(&slot).kill(set, raw)).await;
+        }
         let now = self.redis_now().await?;
         let acted = scripts::kill(self.client, set, raw, now).await?;
         if acted == Acted::Done {
@@ -82,6 +94,10 @@ impl Inspector<'_> {
     /// `running` belongs to a copy of the job that lives elsewhere, and stays. A unique job's
     /// key is kept until its TTL, as in Sidekiq Enterprise (to free it, kill the job).
     pub async fn delete(&self, set: JobSet, raw: &[u8]) -> Result<Acted> {
+        if self.spread() {
+            let slot = self.slot_of_entry(raw);
+            return Box::pin(Inspector::in_slot(&slot).delete(set, raw)).await;
+        }
         let acted = scripts::delete(self.client, set, &[raw]).await?;
         Ok(acted.first().copied().unwrap_or(Acted::Gone))
     }
@@ -109,6 +125,9 @@ impl Inspector<'_> {
     /// many entries as the set held at the start (so producers adding to the set meanwhile
     /// cannot keep it going).
     pub async fn retry_all(&self, set: JobSet) -> Result<BatchReport> {
+        if self.spread() {
+            return self.spread_batch(set, true).await;
+        }
         let mut report = BatchReport::default();
         let budget = self.set_size(set).await?;
         while report.done + report.cancelled + report.left < budget {
@@ -135,6 +154,9 @@ impl Inspector<'_> {
     /// [`MANAGE_BATCH`], until the set is empty or as many entries as it held at the start
     /// are gone.
     pub async fn clear(&self, set: JobSet) -> Result<BatchReport> {
+        if self.spread() {
+            return self.spread_batch(set, false).await;
+        }
         let mut report = BatchReport::default();
         let budget = self.set_size(set).await?;
         while report.done < budget {
@@ -167,14 +189,26 @@ impl Inspector<'_> {
     /// finish. Sidekiq's "Quiet" button, so Sidekiq processes obey it too. `Ok(false)` when
     /// there is no such process.
     pub async fn quiet(&self, identity: &str) -> Result<bool> {
-        scripts::signal(self.client, identity, &scripts::Signal::Quiet).await
+        self.signal(identity, &scripts::Signal::Quiet).await
     }
 
     /// Asks worker process `identity` to shut down as on SIGTERM: it stops fetching, waits
     /// for its running jobs up to its shutdown timeout, hands back the rest and exits.
     /// Sidekiq's "Stop" button. `Ok(false)` when there is no such process.
     pub async fn stop(&self, identity: &str) -> Result<bool> {
-        scripts::signal(self.client, identity, &scripts::Signal::Stop).await
+        self.signal(identity, &scripts::Signal::Stop).await
+    }
+
+    /// Sends `signal` to process `identity`, in the slot where it is registered when queues
+    /// are spread (a process's signals reach all of its queues' workers).
+    async fn signal(&self, identity: &str, signal: &scripts::Signal) -> Result<bool> {
+        if self.spread() {
+            return match self.slot_of_process(identity).await? {
+                Some(slot) => scripts::signal(&slot, identity, signal).await,
+                None => Ok(false),
+            };
+        }
+        scripts::signal(self.client, identity, signal).await
     }
 
     /// The paused queues (`SMEMBERS paused`), in no particular order.

@@ -69,6 +69,7 @@ mod periodic;
 mod processes;
 mod queues;
 mod sets;
+mod spread;
 mod stats;
 mod status;
 mod throughput;
@@ -98,12 +99,32 @@ use redis::Value;
 #[derive(Debug, Clone, Copy)]
 pub struct Inspector<'c> {
     client: &'c Client,
+    /// Reads only `client`'s own slot, even when queues are spread (`spread.rs` reads each
+    /// slot through such an inspector).
+    in_slot: bool,
 }
 
 impl<'c> Inspector<'c> {
-    /// An inspector reading through `client` (and under its key prefix).
+    /// An inspector reading through `client` (and under its key prefix). When queues are
+    /// spread over a cluster's slots, it reads the whole app: every queue's slot.
     pub fn new(client: &'c Client) -> Self {
-        Self { client }
+        Self {
+            client,
+            in_slot: false,
+        }
+    }
+
+    /// An inspector of `client`'s own slot only (see [`Client::for_queue`]).
+    pub fn in_slot(client: &'c Client) -> Self {
+        Self {
+            client,
+            in_slot: true,
+        }
+    }
+
+    /// Whether this inspector reads every queue's slot and adds them up.
+    fn spread(&self) -> bool {
+        !self.in_slot && self.client.config().spread_queues
     }
 
     /// Redis's clock (`TIME`), the one every dyno shares.

@@ -34,6 +34,9 @@ impl Inspector<'_> {
     /// Every registered periodic entry, by name: two round trips (`SMEMBERS`, then one
     /// `HGETALL` per entry, pipelined).
     pub async fn periodic(&self) -> Result<Vec<PeriodicInfo>> {
+        if self.spread() {
+            return self.spread_periodic().await;
+        }
         let keys = self.client.keys();
         let mut pipe = redis::pipe();
         pipe.cmd("SMEMBERS").arg(keys.periodic());

@@ -71,6 +71,9 @@ impl Inspector<'_> {
     ///
     /// Two round trips: `SMEMBERS processes`, then `HMGET` per process.
     pub async fn processes(&self) -> Result<Vec<ProcessInfo>> {
+        if self.spread() {
+            return self.spread_processes().await;
+        }
         let keys = self.client.keys();
         let mut pipe = redis::pipe();
         pipe.cmd("SMEMBERS").arg(keys.processes());
@@ -117,6 +120,11 @@ impl Inspector<'_> {
     /// `processing:` list), most recently fetched first, with the list's length. One round
     /// trip, O(start + page size).
     pub async fn in_flight(&self, identity: &str, page: Page) -> Result<Listing<Entry>> {
+        if self.spread()
+            && let Some(slot) = self.slot_of_process(identity).await?
+        {
+            return Box::pin(Inspector::in_slot(&slot).in_flight(identity, page)).await;
+        }
         self.list_page(&self.client.keys().processing(identity), page)
             .await
     }

@@ -111,7 +111,7 @@ impl Inspector<'_> {
     /// `queues` set (each client adds a queue there at its first push to it, and each worker
     /// its queues at start), and each queue is read in its slot, concurrently.
     pub async fn queues(&self) -> Result<Vec<QueueInfo>> {
-        if self.client.config().spread_queues {
+        if self.spread() {
             return self.spread_queues().await;
         }
         let keys = self.client.keys();

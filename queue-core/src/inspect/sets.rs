@@ -47,6 +47,9 @@ impl JobSet {
 impl Inspector<'_> {
     /// Jobs in `set` (`ZCARD`, one round trip), like Sidekiq's `JobSet#size`.
     pub async fn set_size(&self, set: JobSet) -> Result<u64> {
+        if self.spread() {
+            return self.spread_set_size(set).await;
+        }
         let mut pipe = redis::pipe();
         pipe.cmd("ZCARD").arg(set.key(self.client.keys()));
         let (size,): (u64,) = self.query(&pipe).await?;
@@ -57,6 +60,9 @@ impl Inspector<'_> {
     /// as `Sidekiq::JobSet#each` walks it, with the set's size. One round trip (`ZCARD`,
     /// `ZREVRANGE … WITHSCORES`), O(log n + page size).
     pub async fn set_page(&self, set: JobSet, page: Page) -> Result<Listing<ScoredEntry>> {
+        if self.spread() {
+            return self.spread_set_page(set, page).await;
+        }
         let key = set.key(self.client.keys());
         let mut pipe = redis::pipe();
         // Pipelined, not MULTI: at maxmemory Redis refuses every command queued in a

@@ -88,7 +88,7 @@ impl Inspector<'_> {
     ///
     /// When queues are spread over a cluster's slots, the sum over every queue's slot.
     pub async fn totals(&self) -> Result<Totals> {
-        if self.client.config().spread_queues {
+        if self.spread() {
             return Ok(self.spread_stats().await?.totals);
         }
         let keys = self.client.keys();
@@ -108,7 +108,7 @@ impl Inspector<'_> {
     /// When queues are spread over a cluster's slots, each queue's slot is read so
     /// (concurrently) and the results are added up: 2 round trips per queue.
     pub async fn stats(&self) -> Result<Stats> {
-        if self.client.config().spread_queues {
+        if self.spread() {
             return self.spread_stats().await;
         }
         self.stats_in_slot().await
@@ -120,7 +120,7 @@ impl Inspector<'_> {
         let each = futures_util::future::try_join_all(
             slots
                 .iter()
-                .map(|slot| async move { Inspector::new(slot).stats_in_slot().await }),
+                .map(|slot| async move { Inspector::in_slot(slot).stats_in_slot().await }),
         )
         .await?;
         let mut sum = Stats::default();

@@ -102,7 +102,7 @@ impl Inspector<'_> {
     /// The indices of `ids` in pipelines of at most [`MAX_STATUS_PER_ROUND_TRIP`] whose
     /// records share a slot: all of them together unless queues are spread.
     fn chunks_by_slot(&self, ids: &[JobId]) -> Vec<Vec<usize>> {
-        let spread = self.client.config().spread_queues;
+        let spread = self.spread();
         let mut slots: Vec<(Option<&str>, Vec<usize>)> = Vec::new();
         for (i, id) in ids.iter().enumerate() {
             let slot = if spread { id.queue_slot() } else { None };

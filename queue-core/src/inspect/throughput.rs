@@ -27,6 +27,9 @@ impl Inspector<'_> {
     /// their counts on each heartbeat, so the current minute lags by up to one beat.
     /// One round trip: `TIME`, then one pipeline of `HMGET`s.
     pub async fn recent_throughput(&self, minutes: u32) -> Result<Vec<MinuteStats>> {
+        if self.spread() {
+            return self.spread_throughput(minutes).await;
+        }
         let minutes = minutes.min(MAX_THROUGHPUT_MINUTES);
         if minutes == 0 {
             return Ok(Vec::new());
