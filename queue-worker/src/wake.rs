@@ -25,38 +25,59 @@ const MIN_RECONNECT_DELAY: Duration = Duration::from_millis(100);
 const MAX_RECONNECT_DELAY: Duration = Duration::from_secs(5);
 
 /// The wake listener: it wakes the exchange for this worker's queues, keeps the copy of
-/// the paused set fresh, and passes on cancels and signals.
+/// the paused set fresh, and passes on cancels and signals. One per process: when queues are
+/// spread over a cluster's slots, it serves every slot's worker (the channel is the app's).
 #[derive(Debug)]
 pub(crate) struct WakeListener {
-    shared: Arc<Shared>,
-    ours: HashSet<String>,
+    /// Each slot's worker with the queues it works; never empty.
+    slots: Vec<(Arc<Shared>, HashSet<String>)>,
 }
 
 impl WakeListener {
-    pub(crate) fn new(shared: Arc<Shared>) -> Self {
-        let ours = shared
-            .config
-            .queues
-            .names()
+    /// The listener of the slot workers `slots` (at least one).
+    pub(crate) fn new(slots: &[Arc<Shared>]) -> Self {
+        let slots = slots
             .iter()
-            .map(|q| (*q).to_owned())
+            .map(|shared| {
+                let ours = shared
+                    .config
+                    .queues
+                    .names()
+                    .iter()
+                    .map(|q| (*q).to_owned())
+                    .collect();
+                (Arc::clone(shared), ours)
+            })
             .collect();
-        Self { shared, ours }
+        Self { slots }
+    }
+
+    /// The slot workers.
+    fn workers(&self) -> impl Iterator<Item = &Arc<Shared>> {
+        self.slots.iter().map(|(shared, _)| shared)
+    }
+
+    /// Wakes every slot's exchange.
+    fn wake_all(&self) {
+        for shared in self.workers() {
+            shared.wake.notify_one();
+        }
     }
 
     /// Reads the paused set into this process's copy; a failure keeps the old copy (the next
-    /// notice or refresh reads again). A change wakes the exchange: a resumed queue may hold
+    /// notice or refresh reads again). A change wakes the exchanges: a resumed queue may hold
     /// jobs that no enqueue will announce.
     async fn refresh_paused(&self) {
-        let paused = &self.shared.paused;
-        match queue_core::Inspector::new(&self.shared.client)
-            .paused()
-            .await
-        {
+        let Some(first) = self.workers().next() else {
+            return;
+        };
+        // One copy for the process: every slot's worker shares it.
+        let paused = &first.paused;
+        match queue_core::Inspector::new(&first.client).paused().await {
             Ok(names) => {
                 if paused.set(names) {
                     tracing::info!(paused = ?paused.names(), "paused queues changed");
-                    self.shared.wake.notify_one();
+                    self.wake_all();
                 }
             }
             Err(e) => {
@@ -69,30 +90,31 @@ impl WakeListener {
     /// while the subscription was down is lost, the record is not. A failed read is logged;
     /// the next resubscription reads again.
     async fn catch_up_cancels(&self) {
-        let ids: Vec<JobId> = self
-            .shared
-            .cancels
-            .ids()
-            .into_iter()
-            .filter_map(|id| JobId::parse(&id).ok())
-            .collect();
-        if ids.is_empty() {
-            return;
-        }
-        match queue_core::Inspector::new(&self.shared.client)
-            .states(&ids)
-            .await
-        {
-            Ok(states) => {
-                for (id, state) in ids.iter().zip(states) {
-                    if state == Some(JobState::Cancelled) && self.shared.cancels.cancel(id.as_str())
-                    {
-                        tracing::info!(job_id = %id, "running job found cancelled after resubscribing");
+        for shared in self.workers() {
+            let ids: Vec<JobId> = shared
+                .cancels
+                .ids()
+                .into_iter()
+                .filter_map(|id| JobId::parse(&id).ok())
+                .collect();
+            if ids.is_empty() {
+                continue;
+            }
+            match queue_core::Inspector::new(&shared.client)
+                .states(&ids)
+                .await
+            {
+                Ok(states) => {
+                    for (id, state) in ids.iter().zip(states) {
+                        if state == Some(JobState::Cancelled) && shared.cancels.cancel(id.as_str())
+                        {
+                            tracing::info!(job_id = %id, "running job found cancelled after resubscribing");
+                        }
                     }
                 }
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "could not read whether running jobs were cancelled")
+                Err(e) => {
+                    tracing::warn!(error = %e, "could not read whether running jobs were cancelled")
+                }
             }
         }
     }
@@ -100,8 +122,11 @@ impl WakeListener {
     /// Listens until `stop`, reconnecting with backoff when the connection drops.
     pub(crate) async fn run(self, stop: CancellationToken) {
         let mut delay = MIN_RECONNECT_DELAY;
+        let Some(client) = self.workers().next().map(|shared| shared.client.clone()) else {
+            return;
+        };
         loop {
-            match self.shared.client.wake_ups().await {
+            match client.wake_ups().await {
                 Ok(messages) => {
                     // Backoff spaces out failed connects; a drop after a subscription starts
                     // over, or a few drops in a process's life would leave every later one
@@ -120,7 +145,7 @@ impl WakeListener {
             }
             // Jobs are fetched by polling until the subscription is back; the first pass after
             // it (in `listen`) catches what was announced meanwhile.
-            self.shared.wake.notify_one();
+            self.wake_all();
             tokio::select! {
                 _ = stop.cancelled() => return,
                 _ = tokio::time::sleep(delay) => {}
@@ -151,28 +176,36 @@ impl WakeListener {
                         // An enqueue announced while nobody listened (between the drop and
                         // this subscription) is found by one more fetch, made now that the
                         // next announcement cannot be missed.
-                        self.shared.wake.notify_one();
+                        self.wake_all();
                         self.catch_up_cancels().await;
-                        self.shared.beat_now.notify_one();
+                        for shared in self.workers() {
+                            shared.beat_now.notify_one();
+                        }
                     }
                 }
                 msg = messages.next() => match msg {
                     Some(notice) if notice == PAUSED_CHANGED => self.refresh_paused().await,
                     Some(notice) if notice.starts_with(CANCEL_NOTICE) => {
                         let jid = &notice[CANCEL_NOTICE.len()..];
-                        if self.shared.cancels.cancel(jid) {
-                            tracing::info!(job_id = %jid, "cancel request for a running job received");
+                        for shared in self.workers() {
+                            if shared.cancels.cancel(jid) {
+                                tracing::info!(job_id = %jid, "cancel request for a running job received");
+                            }
                         }
                     }
                     Some(notice) if notice.starts_with(SIGNAL_NOTICE) => {
                         let identity = &notice[SIGNAL_NOTICE.len()..];
-                        if identity == self.shared.membership.current().name {
-                            self.shared.beat_now.notify_one();
+                        for shared in self.workers() {
+                            if identity == shared.membership.current().name {
+                                shared.beat_now.notify_one();
+                            }
                         }
                     }
                     Some(queue) => {
-                        if self.ours.contains(&queue) {
-                            self.shared.wake.notify_one();
+                        for (shared, ours) in &self.slots {
+                            if ours.contains(&queue) {
+                                shared.wake.notify_one();
+                            }
                         }
                     }
                     None => {

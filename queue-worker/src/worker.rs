@@ -422,7 +422,6 @@ impl Worker {
         let mut background = Vec::new();
         for shared in &slots {
             background.extend([
-                tokio::spawn(WakeListener::new(Arc::clone(shared)).run(loops.clone())),
                 tokio::spawn(
                     Heartbeater::new(Arc::clone(shared), shared.config.heartbeat_interval)
                         .run(loops.clone()),
@@ -443,6 +442,7 @@ impl Worker {
             ]);
         }
         background.extend([
+            tokio::spawn(WakeListener::new(&slots).run(loops.clone())),
             tokio::spawn(crate::finished_log::FinishedLog::run(
                 Arc::clone(&first),
                 loops.clone(),
