@@ -13,7 +13,9 @@
 # (`redis-benchmark -t lpush -P 16 -q`, on the same server or, with --cluster, on the
 # cluster) and the machine's 1-minute load and CPU steal over the whole run.
 # Series: single (one server), cluster (one app: one slot, one master), spread (three apps at
-# once, hash tags on three different masters, drains started together with --go-at).
+# once, hash tags on three different masters, drains started together with --go-at), queues
+# (one app whose three queues are spread over the masters: REDIS_CLUSTER_SPREAD=queues,
+# loadtest --queues 3; each worker process works the three queues).
 set -euo pipefail
 
 OUT=${1:?usage: scaling.sh OUT_DIR [PROCESSES...]}
@@ -23,7 +25,7 @@ read -r -a PROCS <<<"${PROCS[*]}"
 RUNS=${RUNS:-3}
 JOBS=${JOBS:-100000}
 LOADTEST=${LOADTEST:-${CARGO_TARGET_DIR:-target}/release/loadtest}
-SERIES=${SERIES:-single cluster spread}
+SERIES=${SERIES:-single cluster spread queues}
 BASE_PORT=${BASE_PORT:-7300}
 # Replicas per master (1: each master streams every write to a replica, as a production
 # cluster does; 0: no replication, which separates its cost from the cluster's own).
@@ -82,7 +84,7 @@ baseline() { # redis-benchmark arguments selecting the target
 # ---- the servers: one redis-server, and a cluster of 3 masters (+ REPLICAS each)
 PORT=$BASE_PORT
 [[ " $SERIES " == *" single "* ]] && start_server "$PORT"
-if [[ " $SERIES " == *" cluster "* || " $SERIES " == *" spread "* ]]; then
+if [[ " $SERIES " == *" cluster "* || " $SERIES " == *" spread "* || " $SERIES " == *" queues "* ]]; then
   NODES=()
   for i in $(seq $((3 * (1 + REPLICAS)))); do
     p=$((BASE_PORT + 10 + i))
@@ -157,6 +159,15 @@ for n in "${PROCS[@]}"; do
       for p in "${LT_PIDS[@]}"; do wait "$p"; done
       record spread "$n" "$run" "$b" "$s0" "$t0" "$load0" "$DIR/s0.json" "$DIR/s1.json" "$DIR/s2.json"
       echo "spread n=$n run=$run done" >&2
+    fi
+    if [[ " $SERIES " == *" queues "* ]]; then
+      read -r s0 t0 < <(steal_ticks)
+      load0=$(cut -d' ' -f1 /proc/loadavg)
+      b=$(baseline --cluster -p "$FIRST")
+      REDIS_CLUSTER_URLS=$URLS "$LOADTEST" "${LT_ARGS[@]}" --processes "$n" --queues 3 \
+        --tag "${TAGS[0]}" >"$DIR/a.json"
+      record queues "$n" "$run" "$b" "$s0" "$t0" "$load0" "$DIR/a.json"
+      echo "queues n=$n run=$run done" >&2
     fi
   done
 done

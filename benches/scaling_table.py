@@ -5,7 +5,8 @@
 
 Per run: drain jobs/s (spread: the three apps' jobs over the union of their drain windows,
 so a late start counts against it), Redis CPU µs/job at the app's master (spread: mean of
-the three masters), Redis CPU share of one core (µs/job × jobs/s), worker CPU (cores), the
+the three masters; queues: the sum over the three masters of one app whose queues are
+spread), Redis CPU share of one core (µs/job × jobs/s), worker CPU (cores), the
 loadtest's own ceiling, redis-benchmark LPUSH -P 16, steal (worst drain phase, and whole
 run), 1-minute load at the start.
 """
@@ -48,7 +49,7 @@ def fmt(values, digits=0):
 
 
 out = Path(sys.argv[1])
-for series in ["single", "cluster", "spread"]:
+for series in ["single", "cluster", "spread", "queues"]:
     path = out / f"{series}.jsonl"
     if not path.exists():
         continue
@@ -58,7 +59,9 @@ for series in ["single", "cluster", "spread"]:
         by_n.setdefault(r["processes_per_app"], []).append(run_figures(r))
     print(f"\n### {series}\n")
     apps = len(rows[0]["apps"])
-    print("| worker processes | drain jobs/s | Redis CPU µs/job | Redis CPU, cores (busiest master) | worker CPU, cores | loadtest ceiling jobs/s | redis-benchmark LPUSH -P16 /s | steal % max, drain / run | busy % drain | load 1m | drain start skew ms |")
+    # queues: one app over three masters; its INFO figures are the three masters' sum.
+    where = "all three masters" if series == "queues" else "busiest master"
+    print(f"| worker processes | drain jobs/s | Redis CPU µs/job | Redis CPU, cores ({where}) | worker CPU, cores | loadtest ceiling jobs/s | redis-benchmark LPUSH -P16 /s | steal % max, drain / run | busy % drain | load 1m | drain start skew ms |")
     print("|" + "---|" * 11)
     for n in sorted(by_n):
         fs = by_n[n]

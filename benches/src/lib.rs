@@ -342,6 +342,15 @@ impl CommandStats {
         Self(out)
     }
 
+    /// Adds `other`'s calls and times to these (the servers of several masters, say).
+    pub fn add(&mut self, other: &CommandStats) {
+        for (name, stat) in &other.0 {
+            let sum = self.0.entry(name.clone()).or_default();
+            sum.calls += stat.calls;
+            sum.usec += stat.usec;
+        }
+    }
+
     /// What happened between `before` and `self`; commands that did not run are left out.
     pub fn since(&self, before: &CommandStats) -> CommandStats {
         let mut out = BTreeMap::new();

@@ -19,6 +19,10 @@ pub(crate) const DRAIN_DEADLINE: Duration = Duration::from_secs(600);
 pub(crate) const BUSY_POLL_BELOW: u64 = 50;
 
 pub(crate) async fn processed(client: &Client) -> Result<u64> {
+    if client.config().spread_queues {
+        // Each queue's slot counts its own jobs.
+        return Ok(queue_core::Inspector::new(client).totals().await?.processed);
+    }
     let mut conn = client.raw_connection();
     let n: Option<u64> = redis::cmd("GET")
         .arg(client.keys().stat_processed())
@@ -45,6 +49,49 @@ pub(crate) async fn wait_processed(client: &Client, target: u64) -> Result<()> {
             tokio::time::sleep(Duration::from_millis(1)).await;
         }
     }
+}
+
+/// The queues the drain uses: [`DRAIN_QUEUE`], or with `--queues N` (queues spread over a
+/// cluster's slots) N names whose slots, under `prefix`'s hash tag, fall in N equal ranges
+/// of the slot space, one each: the masters of a cluster that `redis-cli --cluster create`
+/// formed own such ranges, so each queue lands on its own master.
+pub(crate) fn drain_queues(prefix: &str, n: usize) -> Vec<String> {
+    if n <= 1 {
+        return vec![DRAIN_QUEUE.to_owned()];
+    }
+    let tag = prefix
+        .split_once('{')
+        .and_then(|(_, rest)| rest.split_once('}'))
+        .map_or("", |(tag, _)| tag);
+    let mut picked: Vec<Option<String>> = vec![None; n];
+    for k in 0.. {
+        let name = format!("{DRAIN_QUEUE}{k}");
+        let slot = usize::from(crc16(format!("{tag}/{name}").as_bytes()) % 16384);
+        let range = slot * n / 16384;
+        if picked[range].is_none() {
+            picked[range] = Some(name);
+        }
+        if picked.iter().all(Option::is_some) {
+            break;
+        }
+    }
+    picked.into_iter().flatten().collect()
+}
+
+/// CRC16/XMODEM, Redis Cluster's key hash (the slot is this modulo 16384).
+fn crc16(data: &[u8]) -> u16 {
+    let mut crc: u16 = 0;
+    for &byte in data {
+        crc ^= u16::from(byte) << 8;
+        for _ in 0..8 {
+            crc = if crc & 0x8000 != 0 {
+                (crc << 1) ^ 0x1021
+            } else {
+                crc << 1
+            };
+        }
+    }
+    crc
 }
 
 /// Now, in ms since the Unix epoch (0 before it).
@@ -86,18 +133,22 @@ pub(crate) async fn drain_phase(
 ) -> Result<Drain> {
     let redis_env = target.worker_env();
     let prefix = client.keys().prefix().to_owned();
+    let queues = drain_queues(&prefix, if target.spread() { opts.queues } else { 1 });
+    let spec = queues.join(",");
     let mut workers = Vec::with_capacity(processes);
     for _ in 0..processes {
         workers.push(
-            WorkerProcess::spawn(&redis_env, &prefix, concurrency, opts.worker_threads).await?,
+            WorkerProcess::spawn(&redis_env, &prefix, &spec, concurrency, opts.worker_threads)
+                .await?,
         );
     }
     for w in &mut workers {
         w.expect("ready").await?;
     }
     // Hold every slot, so that the backlog waits for one start signal.
+    // In the first queue: a process's concurrency covers all its queues.
     let gates = (0..processes * concurrency)
-        .map(|_| gate_job(1, DRAIN_QUEUE))
+        .map(|_| gate_job(1, &queues[0]))
         .collect();
     client.push_bulk(gates).await?;
     for w in &mut workers {
@@ -105,13 +156,13 @@ pub(crate) async fn drain_phase(
     }
 
     let jobs: Vec<NewJob> = (0..opts.jobs)
-        .map(|i| noop_job(i, padding, opts.status, DRAIN_QUEUE))
+        .map(|i| noop_job(i, padding, opts.status, &queues[i as usize % queues.len()]))
         .collect();
-    let before = snapshot(client).await?;
+    let before = snapshot(client, &queues).await?;
     let start = Instant::now();
     client.push_bulk(jobs).await?;
     let bulk_secs = start.elapsed().as_secs_f64();
-    let after_bulk = snapshot(client).await?;
+    let after_bulk = snapshot(client, &queues).await?;
 
     let slowlog_on = slowlog && target.is_private_server();
     let saved = if slowlog_on {
@@ -120,7 +171,7 @@ pub(crate) async fn drain_phase(
         None
     };
     let target = processed(client).await? + (processes * concurrency) as u64 + opts.jobs;
-    let before_drain = snapshot(client).await?;
+    let before_drain = snapshot(client, &queues).await?;
     if let Some(at) = opts.go_at_unix_ms {
         let wait = at.saturating_sub(unix_ms() as u64);
         tokio::time::sleep(Duration::from_millis(wait)).await;
@@ -135,7 +186,7 @@ pub(crate) async fn drain_phase(
     let drain_secs = start.elapsed().as_secs_f64();
     let ended_unix_ms = unix_ms();
     let worker_cpu_after: f64 = workers.iter().map(WorkerProcess::cpu_secs).sum();
-    let after_drain = snapshot(client).await?;
+    let after_drain = snapshot(client, &queues).await?;
     let slowlog = match saved {
         Some(saved) => Some(slowlog_collect(client, saved).await?),
         None => None,
@@ -166,4 +217,28 @@ pub(crate) async fn drain_phase(
         connections,
         peak_rss_kib,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn crc16_is_redis_clusters_key_hash() {
+        // Redis's documented check value for CRC16/XMODEM.
+        assert_eq!(crc16(b"123456789"), 0x31c3);
+    }
+
+    #[test]
+    fn spread_queues_fall_in_equal_ranges_of_the_slot_space() {
+        assert_eq!(drain_queues("{lt-1}:", 1), [DRAIN_QUEUE]);
+        let queues = drain_queues("{lt-1}:", 3);
+        assert_eq!(queues.len(), 3);
+        let mut ranges: Vec<usize> = queues
+            .iter()
+            .map(|q| usize::from(crc16(format!("lt-1/{q}").as_bytes()) % 16384) * 3 / 16384)
+            .collect();
+        ranges.sort_unstable();
+        assert_eq!(ranges, [0, 1, 2]);
+    }
 }

@@ -8,7 +8,7 @@ usage: loadtest [--jobs N] [--concurrency C] [--processes P] [--payload-bytes B]
                 [--no-status] [--json] [--profile] [--slowlog] [--no-c100]
                 [--worker-threads T] [--client-threads T]
                 [--ping-samples N] [--enqueue-samples N] [--pickup-samples N]
-                [--cluster] [--tag TAG] [--go-at UNIX_MS]
+                [--cluster] [--tag TAG] [--go-at UNIX_MS] [--queues N]
 
   --jobs N            jobs bulk-enqueued and drained (default 100000)
   --concurrency C     jobs run at once per worker process (default 10)
@@ -25,6 +25,10 @@ usage: loadtest [--jobs N] [--concurrency C] [--processes P] [--payload-bytes B]
   --cluster           start a private Redis Cluster (3 masters, 3 replicas) and run on it
   --tag TAG           key prefix {TAG}: (default {loadtest}: on a private server, else
                       {loadtest-PID}:); on a cluster the tag chooses the slot, so the master
+  --queues N          cluster only: drain N queues, each in its own slot
+                      (REDIS_CLUSTER_SPREAD=queues), named so that their slots fall in N
+                      equal ranges of the slot space (the masters of a cluster formed by
+                      redis-cli --cluster create); default 1, the app's one slot
   --go-at UNIX_MS     release the drain's gates no earlier than this wall-clock time (ms
                       since the epoch), so that runs started together drain together
 REDIS_URL: use that server instead of starting a private redis-server.
@@ -56,8 +60,10 @@ pub(crate) struct Options {
     pub(crate) go_at_unix_ms: Option<u64>,
     /// Hidden: run as a worker process with this key prefix.
     pub(crate) worker_prefix: Option<String>,
-    /// Hidden: the worker process's queue.
+    /// Hidden: the worker process's queues (`a,b,c`).
     pub(crate) worker_queue: String,
+    /// `--queues`: queues drained, each in its own cluster slot when more than one.
+    pub(crate) queues: usize,
 }
 
 impl Options {
@@ -82,6 +88,7 @@ impl Options {
             go_at_unix_ms: None,
             worker_prefix: None,
             worker_queue: DRAIN_QUEUE.to_owned(),
+            queues: 1,
         };
         let mut args = args.into_iter();
         while let Some(arg) = args.next() {
@@ -119,6 +126,7 @@ impl Options {
                 }
                 "--go-at" => o.go_at_unix_ms = Some(number("--go-at", value("--go-at")?)?),
                 "--tag" => o.tag = Some(value("--tag")?),
+                "--queues" => o.queues = number("--queues", value("--queues")?)?,
                 "--cluster" => o.private_cluster = true,
                 "--no-status" => o.status = false,
                 "--json" => o.json = true,
@@ -135,6 +143,9 @@ impl Options {
             return Err(LoadError::Usage(
                 "--jobs, --concurrency and --processes must be positive".into(),
             ));
+        }
+        if !(1..=16).contains(&o.queues) {
+            return Err(LoadError::Usage("--queues must be between 1 and 16".into()));
         }
         if o.ping_samples == 0 || o.enqueue_samples == 0 || o.pickup_samples == 0 {
             return Err(LoadError::Usage("sample counts must be positive".into()));

@@ -22,23 +22,31 @@ pub(crate) enum Target {
     Cluster {
         urls: Vec<String>,
         private: Option<TestCluster>,
+        /// `--queues` above 1: every queue in its own slot.
+        spread: bool,
     },
 }
+
+/// The variable that gives every queue its own slot, for this process and its workers.
+pub(crate) const SPREAD_VAR: &str = "REDIS_CLUSTER_SPREAD";
 
 impl Target {
     /// `--cluster`: a private cluster; else `REDIS_CLUSTER_URLS` when set; else one server.
     pub(crate) fn from_env(opts: &Options) -> Self {
+        let spread = opts.queues > 1;
         if opts.private_cluster {
             let cluster = TestCluster::start();
             return Self::Cluster {
                 urls: cluster.urls(),
                 private: Some(cluster),
+                spread,
             };
         }
         match cluster_urls_from_env() {
             Some(urls) => Self::Cluster {
                 urls,
                 private: None,
+                spread,
             },
             None => Self::Single(BenchRedis::from_env()),
         }
@@ -58,15 +66,28 @@ impl Target {
     pub(crate) fn config(&self, prefix: &str) -> ClientConfig {
         match self {
             Self::Single(redis) => ClientConfig::new(redis.url()).prefix(prefix),
-            Self::Cluster { urls, .. } => ClientConfig::cluster(urls.clone(), prefix),
+            Self::Cluster { urls, spread, .. } => {
+                ClientConfig::cluster(urls.clone(), prefix).spread_queues(*spread)
+            }
         }
     }
 
-    /// The variable a worker process finds its Redis by, and its value.
-    pub(crate) fn worker_env(&self) -> (&'static str, String) {
+    /// Whether the run's queues are spread over the cluster's slots (`--queues` > 1).
+    pub(crate) fn spread(&self) -> bool {
+        matches!(self, Self::Cluster { spread: true, .. })
+    }
+
+    /// The variables a worker process finds its Redis by, and their values.
+    pub(crate) fn worker_env(&self) -> Vec<(&'static str, String)> {
         match self {
-            Self::Single(redis) => ("REDIS_URL", redis.url()),
-            Self::Cluster { urls, .. } => (CLUSTER_URLS_VAR, urls.join(",")),
+            Self::Single(redis) => vec![("REDIS_URL", redis.url())],
+            Self::Cluster { urls, spread, .. } => {
+                let mut env = vec![(CLUSTER_URLS_VAR, urls.join(","))];
+                if *spread {
+                    env.push((SPREAD_VAR, "queues".to_owned()));
+                }
+                env
+            }
         }
     }
 
@@ -80,6 +101,11 @@ impl Target {
         match self {
             Self::Single(r) if r.is_private() => "private",
             Self::Single(_) => "REDIS_URL",
+            Self::Cluster {
+                private: Some(_),
+                spread: true,
+                ..
+            } => "private cluster, queues spread",
             Self::Cluster {
                 private: Some(_), ..
             } => "private cluster",
@@ -117,7 +143,8 @@ pub(crate) fn cluster_urls_from_env() -> Option<Vec<String>> {
 /// server at `REDIS_URL` (the coordinator sets one of them, see [`Target::worker_env`]).
 pub(crate) fn worker_config(prefix: &str) -> Result<ClientConfig> {
     if let Some(urls) = cluster_urls_from_env() {
-        return Ok(ClientConfig::cluster(urls, prefix));
+        let spread = std::env::var(SPREAD_VAR).is_ok_and(|v| v == "queues");
+        return Ok(ClientConfig::cluster(urls, prefix).spread_queues(spread));
     }
     let url = std::env::var("REDIS_URL").map_err(|_| LoadError::MissingRedisUrl)?;
     Ok(ClientConfig::new(url).prefix(prefix))
@@ -133,6 +160,7 @@ mod tests {
         let cluster = Target::Cluster {
             urls: vec!["redis://127.0.0.1:7000".to_owned()],
             private: None,
+            spread: false,
         };
         let prefix = cluster.prefix(&opts);
         assert_eq!(prefix, "{lt-3}:");
@@ -141,8 +169,16 @@ mod tests {
         assert_eq!(queue_core::cluster::hash_tag(&config.prefix), Some("lt-3"));
         assert_eq!(
             cluster.worker_env(),
-            (CLUSTER_URLS_VAR, "redis://127.0.0.1:7000".to_owned())
+            [(CLUSTER_URLS_VAR, "redis://127.0.0.1:7000".to_owned())]
         );
+        assert!(!config.spread_queues);
+        let spread = Target::Cluster {
+            urls: vec!["redis://127.0.0.1:7000".to_owned()],
+            private: None,
+            spread: true,
+        };
+        assert!(spread.config(&prefix).spread_queues);
+        assert_eq!(spread.worker_env()[1], (SPREAD_VAR, "queues".to_owned()));
         // Without --tag, a shared cluster still gets a per-run hash tag.
         let default = cluster.prefix(&Options::parse([]).unwrap());
         assert!(

@@ -28,7 +28,7 @@ pub(crate) async fn worker_main(opts: &Options, prefix: &str) -> Result<()> {
     let builder = Worker::builder()
         .config(WorkerConfig::default().with_env()?)
         .concurrency(opts.concurrency)
-        .queues(Queues::strict(&[opts.worker_queue.as_str()])?);
+        .queues(Queues::parse(&opts.worker_queue)?);
     let worker = gates
         .register(register_noops(builder))
         .build(client)?

@@ -1,6 +1,5 @@
 //! A worker process as the coordinator drives it: spawn, control lines, CPU and memory.
 
-use crate::drain::DRAIN_QUEUE;
 use crate::error::{LoadError, Result, io};
 use crate::process_stats::{proc_status_kib, process_cpu_secs};
 use std::process::Stdio;
@@ -21,8 +20,9 @@ pub(crate) struct WorkerProcess {
 
 impl WorkerProcess {
     pub(crate) async fn spawn(
-        redis_env: &(&'static str, String),
+        redis_env: &[(&'static str, String)],
         prefix: &str,
+        queues: &str,
         concurrency: usize,
         worker_threads: usize,
     ) -> Result<Self> {
@@ -33,10 +33,10 @@ impl WorkerProcess {
             .arg("--concurrency")
             .arg(concurrency.to_string())
             .arg("--queue")
-            .arg(DRAIN_QUEUE)
+            .arg(queues)
             .arg("--worker-threads")
             .arg(worker_threads.to_string())
-            .env(redis_env.0, &redis_env.1)
+            .envs(redis_env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
