@@ -13,18 +13,7 @@ use std::time::Duration;
 
 /// Three queue names whose slots are served by three different masters, and those masters.
 fn queues_on_three_masters(cluster: &TestCluster, client: &Client) -> Vec<(String, usize)> {
-    let mut picked: Vec<(String, usize)> = Vec::new();
-    for n in 0..200 {
-        let queue = format!("q{n}");
-        let master = cluster.master_of(&client.for_queue(&queue).keys().queue(&queue));
-        if picked.iter().all(|(_, m)| *m != master) {
-            picked.push((queue, master));
-        }
-        if picked.len() == 3 {
-            return picked;
-        }
-    }
-    panic!("no three queues on three masters: {picked:?}");
+    cluster.queues_on_distinct_masters(client.config(), 3)
 }
 
 fn spread(cluster: &TestCluster, name: &str) -> ClientConfig {

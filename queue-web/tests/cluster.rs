@@ -4,6 +4,7 @@
 //! and metrics.
 
 mod common;
+mod dashboard_support;
 
 use common::{App, id_from_location, until_waiting};
 use queue_core::scripts::{self, StartJob};
@@ -75,5 +76,81 @@ async fn status_long_poll_health_and_metrics(spread: bool) {
     assert!(
         metrics.contains("queue_size{queue=\"default\"} 1"),
         "{metrics}"
+    );
+}
+
+/// With queues spread over the masters, the dashboard lists every queue's jobs and sets, a
+/// job page finds its record in its queue's slot, and an operator's retry acts there.
+#[tokio::test]
+async fn the_dashboard_shows_every_queue_slot() {
+    use dashboard_support::{Dash, PASSWORD};
+    use queue_core::{EnqueueOptions, NewJob};
+    use queue_web::DashboardAuth;
+
+    let cluster = TestCluster::start();
+    let config = cluster.config("web_spread").spread_queues(true);
+    let queues = cluster.queues_on_distinct_masters(&config, 3);
+    let client = Client::connect(config).await.unwrap();
+    let mut ids = Vec::new();
+    for (queue, _) in &queues {
+        let id = client
+            .push(NewJob {
+                options: EnqueueOptions::new().queue(queue),
+                ..NewJob::new("Greet", vec![serde_json::json!(queue)])
+            })
+            .await
+            .unwrap();
+        ids.push(id);
+    }
+    let later = client
+        .push(NewJob {
+            options: EnqueueOptions::new()
+                .queue(&queues[1].0)
+                .delay(Duration::from_secs(600)),
+            ..NewJob::new("Later", vec![])
+        })
+        .await
+        .unwrap();
+    let dash = Dash::start_on(client.clone(), DashboardAuth::password(PASSWORD).unwrap()).await;
+
+    let listed = dash.get("/queues").await.text().await.unwrap();
+    for (queue, _) in &queues {
+        assert!(
+            listed.contains(queue.as_str()),
+            "{queue} missing:\n{listed}"
+        );
+        let page = dash
+            .get(&format!("/queues/{queue}"))
+            .await
+            .text()
+            .await
+            .unwrap();
+        assert!(page.contains("Greet"), "{queue}'s page:\n{page}");
+    }
+    let job = dash.get(&format!("/jobs/{}", ids[2])).await;
+    assert_eq!(job.status(), 200);
+    assert!(job.text().await.unwrap().contains(ids[2].as_str()));
+    let scheduled = dash.get("/sets/scheduled").await.text().await.unwrap();
+    assert!(scheduled.contains(later.as_str()), "{scheduled}");
+
+    // Retry now, from the schedule page's form for the entry.
+    let field = |name: &str| {
+        let marker = format!("name=\"{name}\" value=\"");
+        let start = scheduled.find(&marker).expect("an entry form") + marker.len();
+        scheduled[start..]
+            .split('"')
+            .next()
+            .unwrap_or_default()
+            .to_owned()
+    };
+    let (score, jid) = (field("score"), field("jid"));
+    assert_eq!(jid, later.as_str());
+    let retried = dash
+        .post("/sets/scheduled/retry", &[("score", &score), ("jid", &jid)])
+        .await;
+    assert_eq!(retried.status(), 303);
+    assert_eq!(
+        client.status(&later).await.unwrap().unwrap().state,
+        queue_core::JobState::Queued
     );
 }

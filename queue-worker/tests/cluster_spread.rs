@@ -36,18 +36,11 @@ impl Job for Tick {
 
 /// Three queue names whose slots are served by three different masters.
 fn queues_on_three_masters(cluster: &TestCluster, client: &Client) -> Vec<String> {
-    let mut picked: Vec<(String, usize)> = Vec::new();
-    for n in 0..200 {
-        let queue = format!("q{n}");
-        let master = cluster.master_of(&client.for_queue(&queue).keys().queue(&queue));
-        if picked.iter().all(|(_, m)| *m != master) {
-            picked.push((queue, master));
-        }
-        if picked.len() == 3 {
-            return picked.into_iter().map(|(q, _)| q).collect();
-        }
-    }
-    panic!("no three queues on three masters: {picked:?}");
+    cluster
+        .queues_on_distinct_masters(client.config(), 3)
+        .into_iter()
+        .map(|(queue, _)| queue)
+        .collect()
 }
 
 const CONCURRENCY: usize = 4;

@@ -126,6 +126,30 @@ impl TestCluster {
         panic!("no master serves slot {slot}:\n{nodes}");
     }
 
+    /// `n` (at most 3) queue names whose slots, with queues spread over the cluster's slots
+    /// ([`ClientConfig::spread_queues`]) under `config`'s prefix, are served by `n`
+    /// different masters, each with its master's index.
+    pub fn queues_on_distinct_masters(
+        &self,
+        config: &ClientConfig,
+        n: usize,
+    ) -> Vec<(String, usize)> {
+        let keys = crate::keys::Keys::new(config.prefix.clone());
+        let mut picked: Vec<(String, usize)> = Vec::new();
+        for i in 0..1000 {
+            if picked.len() == n.min(MASTERS) {
+                break;
+            }
+            let queue = format!("q{i}");
+            let master = self.master_of(&keys.queue_slot(&queue).queue(&queue));
+            if picked.iter().all(|(_, m)| *m != master) {
+                picked.push((queue, master));
+            }
+        }
+        assert_eq!(picked.len(), n.min(MASTERS), "queues on distinct masters");
+        picked
+    }
+
     /// Kills node `index` (SIGKILL, as a crashed host).
     pub fn kill(&mut self, index: usize) {
         self.nodes[index].kill();

@@ -33,6 +33,11 @@ impl Dash {
         auth: DashboardAuth,
     ) -> Dash {
         let client = Client::connect(redis.config(test_name)).await.unwrap();
+        Self::start_on(client, auth).await
+    }
+
+    /// A dashboard reading through `client` (a cluster's, say).
+    pub(crate) async fn start_on(client: Client, auth: DashboardAuth) -> Dash {
         let app = Router::new().nest(MOUNT, dashboard_router(client.clone(), auth));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
