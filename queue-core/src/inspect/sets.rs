@@ -63,6 +63,17 @@ impl Inspector<'_> {
         if self.spread() {
             return self.spread_set_page(set, page).await;
         }
+        let (total, items) = self.set_range(set, page.start(), page.stop()).await?;
+        Ok(Listing { items, total, page })
+    }
+
+    /// The size of `set`, and its entries from rank `start` to `stop` by highest score.
+    pub(super) async fn set_range(
+        &self,
+        set: JobSet,
+        start: u64,
+        stop: u64,
+    ) -> Result<(u64, Vec<ScoredEntry>)> {
         let key = set.key(self.client.keys());
         let mut pipe = redis::pipe();
         // Pipelined, not MULTI: at maxmemory Redis refuses every command queued in a
@@ -72,20 +83,17 @@ impl Inspector<'_> {
             .arg(&key)
             .cmd("ZREVRANGE")
             .arg(&key)
-            .arg(page.start())
-            .arg(page.stop())
+            .arg(start)
+            .arg(stop)
             .arg("WITHSCORES");
         let (total, raw): (u64, Vec<(Vec<u8>, f64)>) = self.query(&pipe).await?;
-        Ok(Listing {
-            items: raw
-                .into_iter()
-                .map(|(raw, score)| ScoredEntry {
-                    at: Timestamp::from_secs_f64(score),
-                    entry: Entry::parse(raw),
-                })
-                .collect(),
-            total,
-            page,
-        })
+        let items = raw
+            .into_iter()
+            .map(|(raw, score)| ScoredEntry {
+                at: Timestamp::from_secs_f64(score),
+                entry: Entry::parse(raw),
+            })
+            .collect();
+        Ok((total, items))
     }
 }

@@ -16,7 +16,6 @@ use super::{BatchReport, DayStats, Inspector, JobSet, Listing, MinuteStats, Page
 use super::{PeriodicInfo, ScoredEntry, checked_sum};
 use crate::client::Client;
 use crate::error::Result;
-use crate::inspect::Entry;
 use crate::timestamp::Timestamp;
 
 impl Inspector<'_> {
@@ -42,11 +41,12 @@ impl Inspector<'_> {
         page: Page,
     ) -> Result<Listing<ScoredEntry>> {
         let slots = self.queue_slots().await?;
-        let tops =
-            try_join_all(slots.iter().map(|slot| async move {
-                Inspector::in_slot(slot).set_top(set, page.stop()).await
-            }))
-            .await?;
+        let tops = try_join_all(slots.iter().map(|slot| async move {
+            Inspector::in_slot(slot)
+                .set_range(set, 0, page.stop())
+                .await
+        }))
+        .await?;
         let mut total = 0;
         let mut items = Vec::new();
         for (size, top) in tops {
@@ -60,28 +60,6 @@ impl Inspector<'_> {
             .take(page.size() as usize)
             .collect();
         Ok(Listing { items, total, page })
-    }
-
-    /// The size of `set` in this slot, and its entries from the highest score to rank `stop`.
-    async fn set_top(&self, set: JobSet, stop: u64) -> Result<(u64, Vec<ScoredEntry>)> {
-        let key = set.key(self.client.keys());
-        let mut pipe = redis::pipe();
-        pipe.cmd("ZCARD")
-            .arg(&key)
-            .cmd("ZREVRANGE")
-            .arg(&key)
-            .arg(0)
-            .arg(stop)
-            .arg("WITHSCORES");
-        let (total, raw): (u64, Vec<(Vec<u8>, f64)>) = self.query(&pipe).await?;
-        let entries = raw
-            .into_iter()
-            .map(|(raw, score)| ScoredEntry {
-                at: Timestamp::from_secs_f64(score),
-                entry: Entry::parse(raw),
-            })
-            .collect();
-        Ok((total, entries))
     }
 
     /// The client of the slot holding set entry `raw`: its job's queue's. An entry that is
