@@ -162,6 +162,8 @@ impl Client {
                 .for_queue(queue)
                 .register_periodic_in_slot(&group)
                 .await?;
+            // A queue fed only by cron is listed too, even if no worker here works it.
+            self.note_queue(queue).await;
         }
         Ok(removed)
     }

@@ -284,3 +284,50 @@ async fn the_inspector_sees_and_acts_on_every_slot() {
     assert_eq!(inspector.clear(JobSet::Dead).await.unwrap().done, 1);
     assert_eq!(inspector.set_size(JobSet::Dead).await.unwrap(), 0);
 }
+
+/// A periodic entry lives in its queue's slot, and a queue fed only by cron is listed.
+#[tokio::test]
+async fn periodic_entries_register_in_their_queues_slots() {
+    use queue_core::periodic::PeriodicDefinition;
+    let cluster = TestCluster::start();
+    let client = Client::connect(spread(&cluster, "spread_cron"))
+        .await
+        .unwrap();
+    let queues = queues_on_three_masters(&cluster, &client);
+    let entry = |name: &str, queue: &str| PeriodicDefinition {
+        name: name.to_owned(),
+        cron: "* * * * *".to_owned(),
+        tz: "UTC".to_owned(),
+        missed: "skip".to_owned(),
+        job: NewJob {
+            options: EnqueueOptions::new().queue(queue),
+            ..NewJob::new("Tick", vec![])
+        },
+    };
+    let entries = [entry("a", &queues[0].0), entry("b", &queues[1].0)];
+    assert_eq!(client.register_periodic(&entries).await.unwrap(), 0);
+    for (entry, (queue, master)) in entries.iter().zip(&queues) {
+        let key = client.for_queue(queue).keys().periodic_entry(&entry.name);
+        assert_eq!(cluster.nodes()[*master].command(&["EXISTS", &key]), "1");
+    }
+    let inspector = Inspector::new(&client);
+    let names: Vec<String> = inspector
+        .periodic()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|p| p.name)
+        .collect();
+    assert_eq!(names, ["a", "b"]);
+    let listed: BTreeSet<String> = inspector
+        .queues()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|q| q.name)
+        .collect();
+    assert!(
+        listed.contains(&queues[0].0) && listed.contains(&queues[1].0),
+        "{listed:?}"
+    );
+}
