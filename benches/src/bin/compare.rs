@@ -20,9 +20,10 @@
 //!
 //! The queue runs at its defaults: no key prefix, status tracking on (each job gets a status
 //! record), reliable fetch. The one change: the bulk client's call bound is 30 s, not 2 s, as
-//! in `loadtest` (its chunks all start together and share the bound).
+//! in `loadtest` (its chunks all start together and share the bound). `COMPARE_STATUS=off`
+//! pushes jobs without a status record instead, to measure what the record costs.
 
-use benches::{Gates, Noop, gate_job, noop_job};
+use benches::{Gates, Noop, NoopUntracked, gate_job, noop_job};
 use queue_core::{Client, ClientConfig};
 use queue_worker::{Failure, JobContext, Queues, Worker, WorkerConfig};
 use serde_json::json;
@@ -94,6 +95,7 @@ async fn start_worker(
     gates: &Gates,
 ) -> Result<(queue_worker::RunningWorker, Events)> {
     let (tx, rx): (UnboundedSender<Instant>, _) = unbounded_channel();
+    let untracked = tx.clone();
     let client = Client::connect(ClientConfig::new(url)).await?;
     let builder = Worker::builder()
         .config(WorkerConfig::default().with_env()?)
@@ -101,6 +103,10 @@ async fn start_worker(
         .queues(Queues::strict(&[queue])?)
         .register(move |_: Noop, _: JobContext| {
             let _ = tx.send(Instant::now());
+            async { Ok::<_, Failure>(()) }
+        })
+        .register(move |_: NoopUntracked, _: JobContext| {
+            let _ = untracked.send(Instant::now());
             async { Ok::<_, Failure>(()) }
         });
     let worker = gates.register(builder).build(client)?.start();
@@ -117,6 +123,7 @@ async fn main() -> Result<()> {
     let concurrency: usize = rest.first().map_or(Ok(10), |c| c.parse())?;
     let padding = "x".repeat(rest.get(1).map_or(Ok(64), |p| p.parse())?);
     let url = std::env::var("REDIS_URL").map_err(|_| "REDIS_URL is not set")?;
+    let tracked = std::env::var("COMPARE_STATUS").as_deref() != Ok("off");
     let mut control = Control::new();
     let base = Instant::now();
     let ns = |t: Instant| t.saturating_duration_since(base).as_nanos() as u64;
@@ -125,14 +132,18 @@ async fn main() -> Result<()> {
         "single" => {
             let client = Client::connect(ClientConfig::new(&url)).await?;
             for i in 0..(n / 20).max(1) {
-                client.push(noop_job(i, &padding, true, "single")).await?;
+                client
+                    .push(noop_job(i, &padding, tracked, "single"))
+                    .await?;
             }
             say("ready");
             control.expect("go").await?;
             let mut samples = Vec::with_capacity(n as usize);
             for i in 0..n {
                 let start = Instant::now();
-                client.push(noop_job(i, &padding, true, "single")).await?;
+                client
+                    .push(noop_job(i, &padding, tracked, "single"))
+                    .await?;
                 samples.push(start.elapsed().as_nanos() as u64);
             }
             let p50 = quantile_us(&mut samples, 0.5);
@@ -147,7 +158,7 @@ async fn main() -> Result<()> {
             say("ready");
             control.expect("go").await?;
             let jobs = (0..n)
-                .map(|i| noop_job(i, &padding, true, "drain"))
+                .map(|i| noop_job(i, &padding, tracked, "drain"))
                 .collect();
             let start = Instant::now();
             client.push_bulk(jobs).await?;
@@ -185,7 +196,9 @@ async fn main() -> Result<()> {
             for i in 0..PICKUP_WARMUP + n {
                 tokio::time::sleep(IDLE_PAUSE).await;
                 let start = Instant::now();
-                client.push(noop_job(i, &padding, true, "pickup")).await?;
+                client
+                    .push(noop_job(i, &padding, tracked, "pickup"))
+                    .await?;
                 let started = starts.next().await?;
                 if i >= PICKUP_WARMUP {
                     samples.push(started.saturating_duration_since(start).as_nanos() as u64);
