@@ -56,6 +56,10 @@ LINE_TIMEOUT_S = 300
 SETTLE_TIMEOUT_S = 30
 # Steal above which a phase's figures should not be quoted (as in the loadtest).
 UNRELIABLE_STEAL_PCT = 5.0
+# A run, and each system in it, starts once the CPU was this idle over this window
+# (docs/benchmarks.md, "Noise"), or after --quiet-wait seconds, whichever comes first.
+QUIET_IDLE_PCT = 85.0
+QUIET_WINDOW_S = 3.0
 
 
 # --- A minimal RESP2 client: the orchestrator's one connection ---------------------------
@@ -170,10 +174,24 @@ def load_1m():
         return float(f.read().split()[0])
 
 
+def builds_running():
+    """Compiler and linker processes on the machine now (another session's build)."""
+    n = 0
+    for pid in os.listdir("/proc"):
+        if pid.isdigit():
+            try:
+                with open(f"/proc/{pid}/comm") as f:
+                    n += f.read().strip() in ("rustc", "cc", "cc1", "ld", "cargo", "clippy-driver")
+            except OSError:
+                continue
+    return n
+
+
 class Noise:
     def __init__(self):
         self.ticks = cpu_ticks()
         self.load = load_1m()
+        self.builds = builds_running()
         self.at = time.monotonic()
 
     def end(self):
@@ -187,8 +205,24 @@ class Noise:
             "busy_pct": pct(total - (t["idle"] - self.ticks["idle"])),
             "load_1m_start": self.load,
             "load_1m_end": load_1m(),
+            # Busy share counts this run's own processes too; builds beside it are the noise.
+            "builds_running": max(self.builds, builds_running()),
             "unreliable": steal is not None and steal > UNRELIABLE_STEAL_PCT,
         }
+
+
+def wait_quiet(limit_s):
+    """Waits until the CPU was at least QUIET_IDLE_PCT idle over QUIET_WINDOW_S (no build
+    running beside the run), at most `limit_s`; returns the idle share of the last window."""
+    deadline = time.monotonic() + limit_s
+    while True:
+        a = cpu_ticks()
+        time.sleep(QUIET_WINDOW_S)
+        b = cpu_ticks()
+        total = b["total"] - a["total"]
+        idle = 100.0 * (b["idle"] - a["idle"]) / total if total > 0 else 100.0
+        if idle >= QUIET_IDLE_PCT or time.monotonic() > deadline:
+            return round(idle, 1)
 
 
 def process_cpu_secs(pid):
@@ -529,6 +563,8 @@ def main():
     p.add_argument("--pickups", type=int, default=200, help="measured pickups")
     p.add_argument("--concurrency", type=int, default=10)
     p.add_argument("--payload-bytes", type=int, default=64)
+    p.add_argument("--quiet-wait", type=float, default=600,
+                   help="longest wait, in seconds, for a quiet CPU before each run")
     p.add_argument("--systems", default="ours,sidekiq,bullmq,ours_untracked")
     p.add_argument("--out", default=os.path.join(ROOT, "docs", "compare", "compare.json"))
     args = p.parse_args()
@@ -545,15 +581,18 @@ def main():
         meta_versions = versions(args, port)
         for i in range(args.runs):
             order = systems[i % len(systems):] + systems[: i % len(systems)]
-            run = {"run": i + 1, "order": order, "load_1m_start": load_1m()}
+            idle = wait_quiet(args.quiet_wait)
+            run = {"run": i + 1, "order": order, "idle_pct_before": idle, "load_1m_start": load_1m()}
             redis.call("FLUSHALL")
             noise = Noise()
             run["baseline_lpush_per_s"] = baseline(port)
             run["baseline_noise"] = noise.end()
             redis.call("FLUSHALL")
             run["systems"] = {}
+            run["idle_pct_before_system"] = {}
             for system in order:
                 print(f"compare: run {i + 1}/{args.runs}: {system}…", file=sys.stderr)
+                run["idle_pct_before_system"][system] = wait_quiet(args.quiet_wait)
                 run["systems"][system] = run_system(system, redis, url, args, logdir)
             run["load_1m_end"] = load_1m()
             runs.append(run)
@@ -584,6 +623,9 @@ def main():
         "baseline_lpush_per_s_median": statistics.median(r["baseline_lpush_per_s"] for r in runs),
         "steal_pct_max": max(steal) if steal else None,
         "load_1m": [r["load_1m_start"] for r in runs] + [runs[-1]["load_1m_end"]],
+        "idle_pct_before_runs": [r["idle_pct_before"] for r in runs],
+        "phases_beside_a_build": [f"run {r['run']} {s} {ph}" for r in runs for s, f in r["systems"].items()
+                                  for ph, n in f["noise"].items() if n["builds_running"]],
         "unreliable_phases": [f"run {r['run']} {s} {ph}" for r in runs for s, f in r["systems"].items()
                               for ph, n in f["noise"].items() if n["unreliable"]],
         "medians": medians,

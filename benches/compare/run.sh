@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Sidekiq, BullMQ and this project side by side on one private redis-server, in one run.
 #
-#   benches/compare/run.sh [--runs 3] [--jobs 20000] [--singles 2000] [--pickups 200]
+#   benches/compare/run.sh [--runs 3] [--jobs 20000] [--singles 2000] [--pickups 200] [--quiet-wait 600]
 #                          [--concurrency 10] [--payload-bytes 64] [--out FILE.json]
 #
 # Installs what is missing (redis-server and Debian's ruby-sidekiq through
