@@ -1,6 +1,7 @@
 //! Bulk enqueue and drain: gated worker processes, `push_bulk`, then the timed drain.
 
 use crate::error::{LoadError, Result};
+use crate::handoffs::{Counts, PerfCounter};
 use crate::options::Options;
 use crate::process_stats::connections_of;
 use crate::slowlog::{SlowRow, slowlog_collect, slowlog_start};
@@ -105,6 +106,8 @@ fn unix_ms() -> f64 {
 pub(crate) struct Drain {
     pub(crate) bulk_secs: f64,
     pub(crate) bulk_bytes_per_job: f64,
+    /// Memory left per job once every job finished (its status record, tracked or not).
+    pub(crate) finished_bytes_per_job: f64,
     pub(crate) bulk_cpu_us_per_job: f64,
     pub(crate) bulk_stats: CommandStats,
     pub(crate) drain_secs: f64,
@@ -120,6 +123,8 @@ pub(crate) struct Drain {
     /// Per worker process: its connections' names (and last command).
     pub(crate) connections: Vec<Vec<String>>,
     pub(crate) peak_rss_kib: Vec<u64>,
+    /// `--handoffs`: the worker processes' counts during the drain, summed.
+    pub(crate) handoffs: Option<Counts>,
 }
 
 pub(crate) async fn drain_phase(
@@ -137,13 +142,17 @@ pub(crate) async fn drain_phase(
     let spec = queues.join(",");
     let mut workers = Vec::with_capacity(processes);
     for _ in 0..processes {
-        workers.push(
-            WorkerProcess::spawn(&redis_env, &prefix, &spec, concurrency, opts.worker_threads)
-                .await?,
-        );
+        workers.push(WorkerProcess::spawn(&redis_env, &prefix, &spec, concurrency, opts).await?);
     }
     for w in &mut workers {
         w.expect("ready").await?;
+    }
+    // Attached once the runtime's threads exist (before `ready`), enabled for the drain only.
+    let mut perfs = Vec::new();
+    if opts.handoffs {
+        for w in &workers {
+            perfs.push(PerfCounter::attach(w.pid).await?);
+        }
     }
     // Hold every slot, so that the backlog waits for one start signal.
     // In the first queue: a process's concurrency covers all its queues.
@@ -176,6 +185,9 @@ pub(crate) async fn drain_phase(
         let wait = at.saturating_sub(unix_ms() as u64);
         tokio::time::sleep(Duration::from_millis(wait)).await;
     }
+    for p in &mut perfs {
+        p.enable().await?;
+    }
     let worker_cpu_before: f64 = workers.iter().map(WorkerProcess::cpu_secs).sum();
     let started_unix_ms = unix_ms();
     let start = Instant::now();
@@ -186,6 +198,9 @@ pub(crate) async fn drain_phase(
     let drain_secs = start.elapsed().as_secs_f64();
     let ended_unix_ms = unix_ms();
     let worker_cpu_after: f64 = workers.iter().map(WorkerProcess::cpu_secs).sum();
+    for p in &mut perfs {
+        p.disable().await?;
+    }
     let after_drain = snapshot(client, &queues).await?;
     let slowlog = match saved {
         Some(saved) => Some(slowlog_collect(client, saved).await?),
@@ -201,10 +216,17 @@ pub(crate) async fn drain_phase(
     for w in workers {
         w.quit().await?;
     }
+    let mut handoffs = None;
+    for p in perfs {
+        handoffs
+            .get_or_insert_with(Counts::default)
+            .add(&p.finish().await?);
+    }
     let n = opts.jobs as f64;
     Ok(Drain {
         bulk_secs,
         bulk_bytes_per_job: (after_bulk.used_memory - before.used_memory) / n,
+        finished_bytes_per_job: (after_drain.used_memory - before.used_memory) / n,
         bulk_cpu_us_per_job: (after_bulk.cpu_secs - before.cpu_secs) * 1e6 / n,
         bulk_stats: after_bulk.stats.since(&before.stats),
         drain_secs,
@@ -216,6 +238,7 @@ pub(crate) async fn drain_phase(
         ended_unix_ms,
         connections,
         peak_rss_kib,
+        handoffs,
     })
 }
 

@@ -20,6 +20,8 @@ pub(crate) enum LoadError {
         got: String,
     },
     Timeout(&'static str),
+    /// `--handoffs`: perf stat failed or printed what cannot be read.
+    Perf(String),
     MissingRedisUrl,
 }
 
@@ -38,6 +40,7 @@ impl fmt::Display for LoadError {
                 )
             }
             Self::Timeout(what) => write!(f, "timed out: {what}"),
+            Self::Perf(msg) => write!(f, "perf: {msg}"),
             Self::MissingRedisUrl => write!(f, "worker mode needs REDIS_URL or REDIS_CLUSTER_URLS"),
         }
     }

@@ -48,6 +48,16 @@
 //! and writing those entries is timed as part of the script, so `--slowlog` inflates script
 //! times and Redis CPU: use it for call counts and batch sizes, and take times and headline
 //! figures from a run without it.
+//!
+//! `--redis-benchmark` first runs `redis-benchmark -t lpush -P 16 -n 1000000 -q` against the
+//! run's private server (`redis_benchmark_lpush_per_s`): issue 16's throughput targets assume
+//! about 1.8M/s from it and are scaled by this figure (`target_scale`, `targets_met`).
+//!
+//! `--handoffs` attaches `perf stat` (tracepoints, so it needs root or a permissive
+//! `perf_event_paranoid`) to each worker process for its drain and to this process for the
+//! enqueues and the pickups, and reports futex calls, context switches, epoll waits and
+//! socket calls per job (`handoffs`). Syscall tracepoints add a little to every traced
+//! call: take CPU and throughput figures from a run without it.
 
 mod baseline;
 mod ceiling;
@@ -55,11 +65,13 @@ mod coordinator;
 mod drain;
 mod enqueue;
 mod error;
+mod handoffs;
 mod histogram;
 mod noise;
 mod options;
 mod pickup;
 mod process_stats;
+mod redis_benchmark;
 mod report;
 mod slowlog;
 mod snapshot;
@@ -112,6 +124,9 @@ fn main() -> ExitCode {
         b.worker_threads(threads);
         b
     };
+    if let Some(n) = opts.event_interval {
+        builder.event_interval(n);
+    }
     let rt = builder
         .thread_name(thread_name)
         .enable_all()

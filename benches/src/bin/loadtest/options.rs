@@ -5,8 +5,9 @@ use crate::error::{LoadError, Result};
 
 pub(crate) const USAGE: &str = "\
 usage: loadtest [--jobs N] [--concurrency C] [--processes P] [--payload-bytes B]
-                [--no-status] [--json] [--profile] [--slowlog] [--no-c100]
-                [--worker-threads T] [--client-threads T]
+                [--no-status] [--json] [--profile] [--slowlog] [--no-c100] [--handoffs]
+                [--redis-benchmark]
+                [--worker-threads T] [--worker-cpus LIST] [--client-threads T]
                 [--ping-samples N] [--enqueue-samples N] [--pickup-samples N]
                 [--cluster] [--tag TAG] [--go-at UNIX_MS] [--queues N]
 
@@ -19,7 +20,17 @@ usage: loadtest [--jobs N] [--concurrency C] [--processes P] [--payload-bytes B]
   --profile           INFO commandstats deltas of the bulk enqueue and the drain
   --slowlog           SLOWLOG of the drain by script (private server; inflates script times)
   --no-c100           skip the drain with one worker process at concurrency 100
+  --redis-benchmark   private server only: first run redis-benchmark -t lpush -P 16
+                      -n 1000000 against it; issue 16's throughput targets are scaled
+                      by its figure over 1.8M/s
+  --handoffs          count futex calls, context switches, epoll waits and socket calls
+                      (perf stat, attached): the worker processes' per drained job, this
+                      process's per enqueue and per pickup
   --worker-threads T  runtime threads of each worker process (default 2; 1 = current-thread)
+  --worker-cpus LIST  run the worker processes on these CPUs only (taskset -c LIST), e.g.
+                      1 for a one-vCPU dyno while Redis and this process stay off it
+  --event-interval N  tokio's event_interval for every runtime of the run (default 61): task
+                      polls between two checks of the I/O driver and timers
   --client-threads T  runtime threads of this process, which also runs the pickup worker
                       (default 2; 1 = current-thread)
   --cluster           start a private Redis Cluster (3 masters, 3 replicas) and run on it
@@ -47,7 +58,15 @@ pub(crate) struct Options {
     pub(crate) profile: bool,
     pub(crate) slowlog: bool,
     pub(crate) c100: bool,
+    /// `--handoffs`: perf stat counts of the drains, enqueues and pickups.
+    pub(crate) handoffs: bool,
+    /// `--redis-benchmark`: the host's same-run baseline.
+    pub(crate) redis_benchmark: bool,
     pub(crate) worker_threads: usize,
+    /// `--worker-cpus`: the worker processes' CPU list (`taskset -c`).
+    pub(crate) worker_cpus: Option<String>,
+    /// `--event-interval`: tokio's `event_interval` of every runtime.
+    pub(crate) event_interval: Option<u32>,
     pub(crate) client_threads: usize,
     pub(crate) ping_samples: u64,
     pub(crate) enqueue_samples: u64,
@@ -78,7 +97,11 @@ impl Options {
             profile: false,
             slowlog: false,
             c100: true,
+            handoffs: false,
+            redis_benchmark: false,
             worker_threads: 2,
+            worker_cpus: None,
+            event_interval: None,
             client_threads: 2,
             ping_samples: 2_000,
             enqueue_samples: 10_000,
@@ -112,6 +135,10 @@ impl Options {
                 "--worker-threads" => {
                     o.worker_threads = number("--worker-threads", value("--worker-threads")?)?
                 }
+                "--event-interval" => {
+                    o.event_interval = Some(number("--event-interval", value("--event-interval")?)?)
+                }
+                "--worker-cpus" => o.worker_cpus = Some(value("--worker-cpus")?),
                 "--client-threads" => {
                     o.client_threads = number("--client-threads", value("--client-threads")?)?
                 }
@@ -133,6 +160,8 @@ impl Options {
                 "--profile" => o.profile = true,
                 "--slowlog" => o.slowlog = true,
                 "--no-c100" => o.c100 = false,
+                "--handoffs" => o.handoffs = true,
+                "--redis-benchmark" => o.redis_benchmark = true,
                 "--worker" => o.worker_prefix = Some(value("--worker")?),
                 "--queue" => o.worker_queue = value("--queue")?,
                 "-h" | "--help" => return Err(LoadError::Usage("help".into())),

@@ -1,6 +1,7 @@
 //! Pickup latency: sequential enqueues to an idle worker in this process.
 
 use crate::error::{LoadError, Result};
+use crate::handoffs::{Counts, PerfCounter};
 use crate::histogram::histogram;
 use crate::options::Options;
 use crate::target::Target;
@@ -21,7 +22,7 @@ pub(crate) async fn pickup_phase(
     client: &Client,
     opts: &Options,
     padding: &str,
-) -> Result<Histogram<u64>> {
+) -> Result<(Histogram<u64>, Option<Counts>)> {
     // The worker gets its own client (its own connection), as in a worker process.
     let worker_client = Client::connect(
         target
@@ -46,8 +47,19 @@ pub(crate) async fn pickup_phase(
         })
         .build(worker_client)?
         .start();
+    // `--handoffs`: this whole process (the enqueuing client and the worker), per pickup.
+    let mut perf = if opts.handoffs {
+        Some(PerfCounter::attach(std::process::id()).await?)
+    } else {
+        None
+    };
     let mut h = histogram();
     for i in 0..opts.pickup_samples + PICKUP_WARMUP {
+        if i == PICKUP_WARMUP
+            && let Some(p) = &mut perf
+        {
+            p.enable().await?;
+        }
         // An idle worker: the previous job's ack has landed, nothing is in flight.
         tokio::time::sleep(Duration::from_millis(1)).await;
         let job = noop_job(i, padding, opts.status, PICKUP_QUEUE);
@@ -61,6 +73,13 @@ pub(crate) async fn pickup_phase(
             h.saturating_record(started.saturating_duration_since(start).as_nanos() as u64);
         }
     }
+    let counts = match perf {
+        Some(mut p) => {
+            p.disable().await?;
+            Some(p.finish().await?)
+        }
+        None => None,
+    };
     worker.shutdown().await?;
-    Ok(h)
+    Ok((h, counts))
 }

@@ -1,6 +1,7 @@
 //! A worker process as the coordinator drives it: spawn, control lines, CPU and memory.
 
 use crate::error::{LoadError, Result, io};
+use crate::options::Options;
 use crate::process_stats::{proc_status_kib, process_cpu_secs};
 use std::process::Stdio;
 use std::time::Duration;
@@ -24,10 +25,22 @@ impl WorkerProcess {
         prefix: &str,
         queues: &str,
         concurrency: usize,
-        worker_threads: usize,
+        opts: &Options,
     ) -> Result<Self> {
         let exe = std::env::current_exe().map_err(io("finding the loadtest binary"))?;
-        let mut child = tokio::process::Command::new(exe)
+        // `--worker-cpus`: through `taskset`, which execs the binary (same pid).
+        let mut command = match &opts.worker_cpus {
+            Some(cpus) => {
+                let mut c = tokio::process::Command::new("taskset");
+                c.arg("-c").arg(cpus).arg(exe);
+                c
+            }
+            None => tokio::process::Command::new(exe),
+        };
+        if let Some(n) = opts.event_interval {
+            command.arg("--event-interval").arg(n.to_string());
+        }
+        let mut child = command
             .arg("--worker")
             .arg(prefix)
             .arg("--concurrency")
@@ -35,7 +48,7 @@ impl WorkerProcess {
             .arg("--queue")
             .arg(queues)
             .arg("--worker-threads")
-            .arg(worker_threads.to_string())
+            .arg(opts.worker_threads.to_string())
             .envs(redis_env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
