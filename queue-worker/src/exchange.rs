@@ -19,7 +19,6 @@ use futures_util::StreamExt;
 use futures_util::stream::FuturesUnordered;
 use queue_core::scripts::{AckFetch, AckFetched, Taken, ack_fetch};
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 use tokio::sync::{OwnedSemaphorePermit, mpsc};
 use tokio_util::task::TaskTracker;
@@ -67,7 +66,11 @@ pub(crate) async fn run(shared: Arc<Shared>, running: TaskTracker) {
     let ack_cap = ACK_BATCH.max(shared.config.fetch_batch);
     let mut pending: Vec<Ack> = Vec::with_capacity(ack_cap);
     let mut calls = FuturesUnordered::new();
-    let mut turnover = 0;
+    // Jobs the process finished (over all its queues) when this exchange last fetched:
+    // the turnover since then sizes the prefetch. Counted over the process, a queue that
+    // has not fetched for a while sees more room, not less, so no queue's prefetch keeps
+    // the others' jobs out.
+    let mut finished_at_last_fetch = room.finished();
     // Set when a fetch found fewer jobs than it asked for: until a wake-up or this deadline
     // (`idle_poll` after that fetch), only acks go out.
     let mut idle: Option<tokio::time::Instant> = None;
@@ -79,7 +82,7 @@ pub(crate) async fn run(shared: Arc<Shared>, running: TaskTracker) {
             sender = None;
         }
         collect(&mut acks, &mut pending, ack_cap);
-        turnover += shared.finished.swap(0, Ordering::Relaxed);
+        let turnover = room.finished().wrapping_sub(finished_at_last_fetch);
         // Nothing is taken under a fenced identity (`fence.rs`) while a fresh one registers.
         let want = if quiet || shared.membership.current().fenced.is_cancelled() {
             0
@@ -106,7 +109,7 @@ pub(crate) async fn run(shared: Arc<Shared>, running: TaskTracker) {
             let asked = permits.as_ref().map_or(0, |p| p.num_permits());
             if asked > 0 || !acks_now.is_empty() {
                 if asked > 0 {
-                    turnover = 0;
+                    finished_at_last_fetch = room.finished();
                 }
                 let shared = Arc::clone(&shared);
                 calls.push(async move {

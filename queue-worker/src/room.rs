@@ -7,7 +7,13 @@
 //! take the whole concurrency and prefetch for itself, so that a process working N queues
 //! took N times what it can run: the surplus waited `prefetch_max_wait`, went back to its
 //! queue, and was taken again, while other processes could not have it.
+//!
+//! The jobs finished are counted here too, over the process: each exchange sizes its
+//! prefetch by what finished since its own last fetch, so a queue kept waiting sees more
+//! room, not less (counted per slot, the queue that turned over took all the prefetch room
+//! and the others next to nothing).
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use tokio::sync::{Semaphore, watch};
 
@@ -20,6 +26,8 @@ pub(crate) struct Room {
     /// Held while an exchange works out how many places it may take and takes them, so
     /// that two slots' exchanges do not both count the same free places.
     taking: Mutex<()>,
+    /// Jobs the process finished, ever (wrapping): how fast its slots turn over.
+    finished: AtomicUsize,
     /// Whether several queue slots' exchanges take from it (queues spread over a cluster).
     shared: bool,
     /// Counts releases; every exchange watches it, so none misses one (a `Notify` wakes one
@@ -35,6 +43,7 @@ impl Room {
             unsettled: Arc::new(Semaphore::new(capacity)),
             capacity,
             taking: Mutex::new(()),
+            finished: AtomicUsize::new(0),
             shared: slots > 1,
             freed: watch::Sender::new(0),
         }
@@ -73,6 +82,16 @@ impl Room {
         if self.shared {
             self.freed();
         }
+    }
+
+    /// Counts a job finished (its places given back).
+    pub(crate) fn finished_one(&self) {
+        self.finished.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Jobs finished so far (wrapping; compare with `wrapping_sub`).
+    pub(crate) fn finished(&self) -> usize {
+        self.finished.load(Ordering::Relaxed)
     }
 
     /// What an exchange waits on for [`Room::freed`].

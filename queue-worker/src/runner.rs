@@ -346,7 +346,7 @@ async fn wait_for_slot(
 /// lets the exchange fetch ahead while slots keep turning over.
 fn release(shared: &Shared, permit: (OwnedSemaphorePermit, OwnedSemaphorePermit)) {
     drop(permit);
-    shared.finished.fetch_add(1, Ordering::Relaxed);
+    shared.room.finished_one();
     // The ack wakes this slot's exchange; the other slots share the room.
     shared.room.freed_by_ack();
 }

@@ -50,8 +50,6 @@ pub(crate) struct Shared {
     /// The jobs the process has taken and not settled, over all its queue slots, and the
     /// bell every slot's exchange waits on for room (`room.rs`).
     pub(crate) room: Arc<crate::room::Room>,
-    /// Jobs finished since the exchange last looked: how fast slots turn over.
-    pub(crate) finished: AtomicUsize,
     /// The processing-list entries this process is handling.
     pub(crate) in_flight: InFlight,
     /// The concurrency slots its running jobs hold, renewed with the lease.

@@ -308,7 +308,6 @@ fn slot_shared(
         wake: Arc::new(Notify::new()),
         paused: Arc::clone(&process.paused),
         room: Arc::clone(&process.room),
-        finished: AtomicUsize::new(0),
         in_flight: crate::in_flight::InFlight::default(),
         extensions: Arc::clone(&process.extensions),
     }

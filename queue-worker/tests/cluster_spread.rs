@@ -325,3 +325,63 @@ async fn idle_queues_polling_leave_the_room_to_a_busy_one() {
     }
     worker.shutdown().await.unwrap();
 }
+
+#[derive(Serialize, Deserialize)]
+struct Share(usize);
+impl Job for Share {
+    const NAME: &'static str = "Share";
+}
+
+/// Queues with work share the process's room: none is kept waiting while another's
+/// backlog drains. Before, the queue whose jobs turned over got all the prefetch room, and
+/// with it nearly every fetch (a drain of three queues ran 221 jobs of one, 3 and 16 of the
+/// others).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn queues_with_work_share_the_process() {
+    const PER_QUEUE: usize = 300;
+    let cluster = TestCluster::start();
+    let client = Client::connect(cluster.config("spread_share").spread_queues(true))
+        .await
+        .unwrap();
+    let queues = queues_on_three_masters(&cluster, &client);
+    let jobs: Vec<NewJob> = (0..PER_QUEUE * 3)
+        .map(|i| NewJob {
+            options: EnqueueOptions::new().queue(&queues[i / PER_QUEUE]),
+            ..NewJob::new("Share", vec![json!(i / PER_QUEUE)])
+        })
+        .collect();
+    client.push_bulk(jobs).await.unwrap();
+    let runs: Arc<[AtomicUsize; 3]> = Arc::default();
+    let worker = {
+        let runs = runs.clone();
+        Worker::builder()
+            .config(fast_config())
+            .concurrency(4)
+            .queues(Queues::strict(&queues).unwrap())
+            .register(move |job: Share, _ctx: JobContext| {
+                let runs = runs.clone();
+                async move {
+                    runs[job.0].fetch_add(1, Ordering::SeqCst);
+                    tokio::time::sleep(Duration::from_millis(2)).await;
+                    Ok::<_, Failure>(())
+                }
+            })
+            .build(client.clone())
+            .unwrap()
+            .start()
+    };
+    let total = || runs.iter().map(|r| r.load(Ordering::SeqCst)).sum::<usize>();
+    wait_for(
+        "a third of the jobs to run",
+        Duration::from_secs(60),
+        || async { (total() >= PER_QUEUE).then_some(()) },
+    )
+    .await;
+    let each: Vec<usize> = runs.iter().map(|r| r.load(Ordering::SeqCst)).collect();
+    assert!(
+        each.iter().all(|&n| n >= PER_QUEUE / 10),
+        "runs per queue after {} jobs: {each:?}",
+        total()
+    );
+    worker.shutdown().await.unwrap();
+}
