@@ -4,8 +4,11 @@ use serde::{Deserialize, Serialize};
 use std::fmt;
 
 use crate::error::{Error, Result};
+use crate::queue_name::MAX_QUEUE_NAME_LEN;
 
-/// Longest job id we accept from outside (Sidekiq's are 24 characters, ours 32).
+/// Longest job id we accept from outside (Sidekiq's are 24 characters, ours 32), not
+/// counting the queue an id in a queue's own slot carries in front (see
+/// [`JobId::in_queue_slot`]), which may be as long as any queue name.
 const MAX_JOB_ID_LEN: usize = 64;
 
 /// The id of one job (Sidekiq's `jid`).
@@ -40,13 +43,17 @@ impl JobId {
     }
 
     /// Checks an id received from outside (a URL, a payload): 1-64 characters of
-    /// `[A-Za-z0-9_-]`, and dots between them (an id in a queue's own slot names its queue
-    /// before the last dot, see [`JobId::in_queue_slot`]).
+    /// `[A-Za-z0-9_-]`, and dots between them; an id in a queue's own slot names its queue
+    /// before the last dot (see [`JobId::in_queue_slot`]), and that part may be as long as
+    /// a queue name (128 characters).
     pub fn parse(s: &str) -> Result<Self> {
-        let valid = !s.is_empty()
-            && s.len() <= MAX_JOB_ID_LEN
+        // The bound applies to each part: a queue slot's ids carry the queue in front, and
+        // every queue name the validator accepts must be able to take an id.
+        let (queue, own) = s.rsplit_once('.').unwrap_or(("", s));
+        let valid = !own.is_empty()
+            && own.len() <= MAX_JOB_ID_LEN
+            && queue.len() <= MAX_QUEUE_NAME_LEN
             && !s.starts_with('.')
-            && !s.ends_with('.')
             && !s.contains("..")
             && s.bytes()
                 .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
@@ -134,12 +141,16 @@ mod tests {
     fn accepts_sidekiq_ids_and_rejects_unsafe_ones() {
         assert!(JobId::parse("b4a577edbccf1d805744efa9").is_ok());
         assert!(JobId::parse("mailers.b4a577ed").is_ok());
+        // The longest queue name in front of the longest plain id.
+        assert!(JobId::parse(&format!("{}.{}", "q".repeat(128), "a".repeat(64))).is_ok());
         for bad in [
             "",
             "a b",
             "../x",
             "x:y",
             &"a".repeat(65),
+            &format!("{}.a", "q".repeat(129)),
+            &format!("q.{}", "a".repeat(65)),
             "é",
             ".",
             "..",

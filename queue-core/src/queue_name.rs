@@ -3,7 +3,7 @@
 use crate::error::{Error, Result};
 
 /// Longest queue name accepted.
-const MAX_QUEUE_NAME_LEN: usize = 128;
+pub(crate) const MAX_QUEUE_NAME_LEN: usize = 128;
 
 /// Checks that `name` is 1-128 characters from `[A-Za-z0-9_.-]`.
 ///

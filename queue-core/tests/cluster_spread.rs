@@ -3,6 +3,7 @@
 //! its own slot, job ids name their queue, and every call by id or by queue finds the slot.
 
 use queue_core::inspect::StatusRev;
+use queue_core::periodic::{PeriodicDefinition, TickKind, Ticked};
 use queue_core::testing::{TestCluster, TestRedis};
 use queue_core::{
     Client, ClientConfig, EnqueueOptions, Error, Inspector, JobId, JobState, NewJob, Unique,
@@ -288,7 +289,6 @@ async fn the_inspector_sees_and_acts_on_every_slot() {
 /// A periodic entry lives in its queue's slot, and a queue fed only by cron is listed.
 #[tokio::test]
 async fn periodic_entries_register_in_their_queues_slots() {
-    use queue_core::periodic::PeriodicDefinition;
     let cluster = TestCluster::start();
     let client = Client::connect(spread(&cluster, "spread_cron"))
         .await
@@ -330,4 +330,71 @@ async fn periodic_entries_register_in_their_queues_slots() {
         listed.contains(&queues[0].0) && listed.contains(&queues[1].0),
         "{listed:?}"
     );
+}
+
+/// Every queue name and periodic entry name the validators accept gets an id in its
+/// queue's slot: the id carries the queue in front, so the bound on ids must leave room for
+/// the longest queue name. Before, a queue of 32+ characters could not be pushed to at all,
+/// and a periodic entry of a long name on a queue of 8+ characters failed every tick.
+#[tokio::test]
+async fn the_longest_valid_names_get_ids_in_their_slot() {
+    let cluster = TestCluster::start();
+    let client = Client::connect(spread(&cluster, "long_names"))
+        .await
+        .unwrap();
+    let queue = "q".repeat(128);
+    queue_core::validate_queue_name(&queue).unwrap();
+
+    let id = client
+        .push(NewJob {
+            options: EnqueueOptions::new().queue(&queue),
+            ..NewJob::new("Greet", vec![json!(1)])
+        })
+        .await
+        .unwrap();
+    assert_eq!(id.queue_slot(), Some(queue.as_str()));
+    // The status URL's parse takes what the push gave out.
+    let parsed = JobId::parse(id.as_str()).unwrap();
+    let status = client.status(&parsed).await.unwrap().unwrap();
+    assert_eq!(status.state, JobState::Queued);
+    // A caller-given id of the longest plain length, on the longest queue.
+    let given = JobId::parse(&"g".repeat(64)).unwrap();
+    let id = client
+        .push(NewJob {
+            options: EnqueueOptions::new().queue(&queue).job_id(given),
+            ..NewJob::new("Greet", vec![json!(2)])
+        })
+        .await
+        .unwrap();
+    assert!(client.status(&id).await.unwrap().is_some());
+    // A plain id still may not exceed 64 characters, nor a queue part 128.
+    assert!(JobId::parse(&"g".repeat(65)).is_err());
+    assert!(JobId::parse(&format!("{}.{}", "q".repeat(129), "g")).is_err());
+    assert!(JobId::parse(&format!("{queue}.{}", "g".repeat(65))).is_err());
+
+    let entry = PeriodicDefinition {
+        name: "n".repeat(queue_core::periodic::MAX_PERIODIC_NAME_LEN),
+        cron: "* * * * *".to_owned(),
+        tz: "UTC".to_owned(),
+        missed: "skip".to_owned(),
+        job: NewJob {
+            options: EnqueueOptions::new().queue(&queue),
+            ..NewJob::new("Report", vec![json!(1)])
+        },
+    };
+    entry.validate().unwrap();
+    client
+        .register_periodic(std::slice::from_ref(&entry))
+        .await
+        .unwrap();
+    let tick = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+        - 1;
+    let ticked = client
+        .enqueue_tick(&entry, &entry.digest(), tick, tick + 60, TickKind::Due)
+        .await
+        .unwrap();
+    assert!(matches!(ticked, Ticked::Pushed { .. }), "{ticked:?}");
 }

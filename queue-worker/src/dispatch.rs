@@ -77,7 +77,8 @@ pub(crate) async fn dispatch(
             for r in runnable {
                 runner::hand_back(shared, ident, &r.raw, "as it could not be marked running").await;
             }
-            shared.settled.notify_one();
+            drop(permits);
+            shared.room.freed();
             return;
         }
     };
@@ -136,7 +137,7 @@ pub(crate) async fn dispatch(
     }
     // Permits not used (cancelled, buried, deferred jobs) are free once this returns.
     drop(permits);
-    shared.settled.notify_one();
+    shared.room.freed();
 }
 
 /// Marks `jobs` running (creating the records tracked jobs lack); one mark per job.

@@ -19,9 +19,8 @@ use futures_util::StreamExt;
 use futures_util::stream::FuturesUnordered;
 use queue_core::scripts::{AckFetch, AckFetched, Taken, ack_fetch};
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::Duration;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
+use tokio::sync::{OwnedSemaphorePermit, mpsc};
 use tokio_util::task::TaskTracker;
 
 use crate::ack::{ACK_BATCH, Ack};
@@ -56,9 +55,9 @@ struct Returned {
 /// Runs until the worker is quiet and every runner has reported (the last acks flushed).
 /// Runners go to `running`.
 pub(crate) async fn run(shared: Arc<Shared>, running: TaskTracker) {
-    let capacity = shared.config.concurrency + shared.config.prefetch();
-    // One permit per job taken and not yet settled (running or waiting for a slot).
-    let unsettled = Arc::new(Semaphore::new(capacity));
+    // The process's room: every queue slot's exchange takes from it (`room.rs`).
+    let room = Arc::clone(&shared.room);
+    let mut freed = room.watch();
     // One permit per job running.
     let slots = Arc::clone(&shared.run_slots);
     let (ack_sender, mut acks) = mpsc::unbounded_channel();
@@ -67,7 +66,11 @@ pub(crate) async fn run(shared: Arc<Shared>, running: TaskTracker) {
     let ack_cap = ACK_BATCH.max(shared.config.fetch_batch);
     let mut pending: Vec<Ack> = Vec::with_capacity(ack_cap);
     let mut calls = FuturesUnordered::new();
-    let mut turnover = 0;
+    // Jobs the process finished (over all its queues) when this exchange last fetched:
+    // the turnover since then sizes the prefetch. Counted over the process, a queue that
+    // has not fetched for a while sees more room, not less, so no queue's prefetch keeps
+    // the others' jobs out.
+    let mut finished_at_last_fetch = room.finished();
     // Set when a fetch found fewer jobs than it asked for: until a wake-up or this deadline
     // (`idle_poll` after that fetch), only acks go out.
     let mut idle: Option<tokio::time::Instant> = None;
@@ -79,12 +82,12 @@ pub(crate) async fn run(shared: Arc<Shared>, running: TaskTracker) {
             sender = None;
         }
         collect(&mut acks, &mut pending, ack_cap);
-        turnover += shared.finished.swap(0, Ordering::Relaxed);
+        let turnover = room.finished().wrapping_sub(finished_at_last_fetch);
         // Nothing is taken under a fenced identity (`fence.rs`) while a fresh one registers.
         let want = if quiet || shared.membership.current().fenced.is_cancelled() {
             0
         } else {
-            room(&shared, &unsettled, capacity, turnover)
+            room_for_in_use(&shared, room.in_use(), turnover)
         };
         if calls.len() < CALLS_IN_FLIGHT && (!pending.is_empty() || (want > 0 && idle.is_none())) {
             if calls.is_empty() {
@@ -96,14 +99,17 @@ pub(crate) async fn run(shared: Arc<Shared>, running: TaskTracker) {
             }
             let (acks_now, ident, want) =
                 next_batch(&mut pending, shared.membership.current(), want, ack_cap);
+            // Worked out again as the places are taken: another slot's exchange may have
+            // taken some since (the yield above, or another thread), and the concurrency
+            // bounds them together.
             let permits = match want {
                 0 => None,
-                n => Arc::clone(&unsettled).try_acquire_many_owned(n as u32).ok(),
+                _ => room.take(|in_use| room_for_in_use(&shared, in_use, turnover)),
             };
             let asked = permits.as_ref().map_or(0, |p| p.num_permits());
             if asked > 0 || !acks_now.is_empty() {
                 if asked > 0 {
-                    turnover = 0;
+                    finished_at_last_fetch = room.finished();
                 }
                 let shared = Arc::clone(&shared);
                 calls.push(async move {
@@ -135,7 +141,7 @@ pub(crate) async fn run(shared: Arc<Shared>, running: TaskTracker) {
                 continue;
             }
             _ = shared.quiet.cancelled(), if !quiet => continue,
-            _ = shared.settled.notified(), if !quiet => continue,
+            _ = freed.changed(), if !quiet => continue,
             // Only when a fetch can go out at once (room, and a call free): otherwise a
             // wake-up stays stored until one can.
             _ = shared.wake.notified(),
@@ -156,6 +162,20 @@ pub(crate) async fn run(shared: Arc<Shared>, running: TaskTracker) {
             ident,
             asked,
         } = returned;
+        // The places this call took and found no job for go back now, and every exchange
+        // hears of it: another slot's may have found the room taken by this call, and waits
+        // for exactly this.
+        let filled = match &result {
+            Ok(Cycle {
+                taken: Taken::Jobs(jobs),
+                ..
+            }) => jobs.len(),
+            _ => 0,
+        };
+        let permits = split(permits, filled);
+        if asked > filled {
+            room.freed_by_ack();
+        }
         match result {
             Ok(cycle) => {
                 backoff = Duration::from_millis(50);
@@ -170,7 +190,6 @@ pub(crate) async fn run(shared: Arc<Shared>, running: TaskTracker) {
                             });
                         }
                         if !jobs.is_empty() {
-                            let permits = split(permits, jobs.len());
                             let (shared, slots, acks, tracker) = (
                                 Arc::clone(&shared),
                                 Arc::clone(&slots),
@@ -186,13 +205,11 @@ pub(crate) async fn run(shared: Arc<Shared>, running: TaskTracker) {
                         }
                     }
                     Taken::LeaseLost => {
-                        drop(permits);
                         crate::heartbeat::lease_lost(&shared, &ident).await;
                     }
                 }
             }
             Err(e) => {
-                drop(permits);
                 if matches!(e, queue_core::Error::WrongType { .. }) {
                     // This identity's own processing list holds another type (planted, or a
                     // name collision): nothing can be acked or taken under it again. Its
@@ -260,9 +277,11 @@ fn collect(acks: &mut mpsc::UnboundedReceiver<Ack>, pending: &mut Vec<Ack>, cap:
 /// many as finished since the last fetch (`turnover`) for each call that may be out, up to
 /// `prefetch`. Slots that do not turn over (long jobs) therefore get no jobs queued behind
 /// them, while fast jobs find the next ones already here when the other call returns.
-fn room(shared: &Shared, unsettled: &Semaphore, capacity: usize, turnover: usize) -> usize {
+///
+/// `in_use` is the process's, over all its queue slots: the concurrency bounds them
+/// together.
+fn room_for_in_use(shared: &Shared, in_use: usize, turnover: usize) -> usize {
     let config = &shared.config;
-    let in_use = capacity.saturating_sub(unsettled.available_permits());
     room_for(
         config.concurrency,
         config.prefetch(),
@@ -272,7 +291,7 @@ fn room(shared: &Shared, unsettled: &Semaphore, capacity: usize, turnover: usize
     )
 }
 
-/// [`room`] as arithmetic: `in_use` jobs are taken and not settled (running or waiting).
+/// [`room_for_in_use`] as arithmetic: `in_use` jobs are taken and not settled (running or waiting).
 fn room_for(
     concurrency: usize,
     prefetch: usize,
@@ -285,7 +304,7 @@ fn room_for(
         .min(fetch_batch)
 }
 
-/// One permit per job; the ones nobody needs are released when `permits` drops.
+/// One permit per job; the ones nobody needs are released here.
 fn split(permits: Option<OwnedSemaphorePermit>, n: usize) -> Vec<OwnedSemaphorePermit> {
     let Some(mut all) = permits else {
         return Vec::new();

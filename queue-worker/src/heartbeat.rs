@@ -101,7 +101,7 @@ pub(crate) async fn reregister(shared: &Shared, old: &Identity) -> bool {
                 "lease lost or fenced (Redis restarted, stalled or unreachable); continuing under a new identity");
             shared.membership.install(fresh);
             // The exchange may be waiting with nothing to do under the fenced identity.
-            shared.settled.notify_one();
+            shared.room.freed();
             true
         }
         Err(e) => {

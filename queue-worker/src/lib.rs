@@ -93,6 +93,7 @@ mod queues;
 mod reaper;
 mod registry;
 pub mod retry;
+mod room;
 mod run;
 mod runner;
 mod scheduler;

@@ -73,7 +73,7 @@ pub(crate) async fn run(
         };
         hand_back(&shared, &ident, &raw, why).await;
         drop(unsettled);
-        shared.settled.notify_one();
+        shared.room.freed();
         return;
     };
     let permit = (unsettled, slot);
@@ -346,14 +346,16 @@ async fn wait_for_slot(
 /// lets the exchange fetch ahead while slots keep turning over.
 fn release(shared: &Shared, permit: (OwnedSemaphorePermit, OwnedSemaphorePermit)) {
     drop(permit);
-    shared.finished.fetch_add(1, Ordering::Relaxed);
+    shared.room.finished_one();
+    // The ack wakes this slot's exchange; the other slots share the room.
+    shared.room.freed_by_ack();
 }
 
 /// [`release`] for a job that ends without an ack (failed, deferred, handed back): no ack
-/// will wake the exchange, so it is told that there is room.
+/// will wake the exchange, so every exchange is told that there is room.
 fn release_unacked(shared: &Shared, permit: (OwnedSemaphorePermit, OwnedSemaphorePermit)) {
     release(shared, permit);
-    shared.settled.notify_one();
+    shared.room.freed();
 }
 
 /// Puts a job that did not finish back at the front of its queue; `when` ends the log line.

@@ -47,11 +47,9 @@ pub(crate) struct Shared {
     pub(crate) wake: Arc<Notify>,
     /// This process's copy of the paused queues: the fetch skips them.
     pub(crate) paused: Arc<Paused>,
-    /// Signalled when a job left its place without an ack (failed, handed back, deferred),
-    /// so that an exchange waiting for room looks again.
-    pub(crate) settled: Notify,
-    /// Jobs finished since the exchange last looked: how fast slots turn over.
-    pub(crate) finished: AtomicUsize,
+    /// The jobs the process has taken and not settled, over all its queue slots, and the
+    /// bell every slot's exchange waits on for room (`room.rs`).
+    pub(crate) room: Arc<crate::room::Room>,
     /// The processing-list entries this process is handling.
     pub(crate) in_flight: InFlight,
     /// The concurrency slots its running jobs hold, renewed with the lease.

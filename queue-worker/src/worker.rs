@@ -245,16 +245,21 @@ impl WorkerBuilder {
                 });
             }
         }
+        let slots = crate::queue_slots::split(&client, &self.config)?;
         // What every slot's worker shares: the process's jobs and signals are one.
         let process = ProcessWide {
             run_slots: Arc::new(Semaphore::new(self.config.concurrency)),
+            room: Arc::new(crate::room::Room::new(
+                self.config.concurrency + self.config.prefetch(),
+                slots.len(),
+            )),
             quiet: CancellationToken::new(),
             stop_requested: CancellationToken::new(),
             hand_back: CancellationToken::new(),
             paused: Arc::default(),
             extensions: Arc::new(self.extensions),
         };
-        let slots = crate::queue_slots::split(&client, &self.config)?
+        let slots = slots
             .into_iter()
             .map(|(client, config)| Arc::new(slot_shared(client, config, &self.registry, &process)))
             .collect();
@@ -269,6 +274,7 @@ impl WorkerBuilder {
 /// The parts of [`Shared`] that one process's slot workers share.
 struct ProcessWide {
     run_slots: Arc<Semaphore>,
+    room: Arc<crate::room::Room>,
     quiet: CancellationToken,
     stop_requested: CancellationToken,
     hand_back: CancellationToken,
@@ -301,8 +307,7 @@ fn slot_shared(
         hand_back: process.hand_back.clone(),
         wake: Arc::new(Notify::new()),
         paused: Arc::clone(&process.paused),
-        settled: Notify::new(),
-        finished: AtomicUsize::new(0),
+        room: Arc::clone(&process.room),
         in_flight: crate::in_flight::InFlight::default(),
         extensions: Arc::clone(&process.extensions),
     }
