@@ -76,12 +76,14 @@ impl TestRedis {
         Self::start_with(false, &[])
     }
 
-    /// Starts a plain-TCP server with extra `redis-server` arguments (e.g. `--maxmemory 2mb`).
+    /// Starts a private plain-TCP server with extra `redis-server` arguments (e.g.
+    /// `--maxmemory 2mb`), whatever the target.
     pub fn start_with_args(args: &[&str]) -> Self {
         Self::start_with(false, args)
     }
 
-    /// Starts a TLS-only server with a freshly generated self-signed certificate.
+    /// Starts a private TLS-only server with a freshly generated self-signed certificate,
+    /// whatever the target.
     pub fn start_tls() -> Self {
         Self::start_with(true, &[])
     }
