@@ -55,7 +55,7 @@ async fn arguments_that_fail_to_serialize_write_nothing() {
     let err = client.enqueue_bulk(&[bad]).await.unwrap_err();
     assert!(matches!(err, Error::Serialize(_)), "{err:?}");
 
-    assert!(all_keys(&mut conn).await.is_empty());
+    assert!(all_keys(&redis, &mut conn).await.is_empty());
 }
 
 #[tokio::test]
@@ -88,7 +88,7 @@ async fn a_payload_over_the_cap_writes_nothing() {
     let jobs = [blob(10), blob(DEFAULT_MAX_PAYLOAD_BYTES), blob(10)];
     let err = client.enqueue_bulk(&jobs).await.unwrap_err();
     assert!(matches!(err, Error::PayloadTooLarge { .. }), "{err:?}");
-    assert!(all_keys(&mut conn).await.is_empty());
+    assert!(all_keys(&redis, &mut conn).await.is_empty());
 
     // Just under the cap is fine: the cap is on the whole encoded job.
     let id = client
@@ -114,7 +114,7 @@ async fn a_configured_cap_is_applied_to_the_encoded_job() {
         matches!(err, Error::PayloadTooLarge { limit: 1024, size } if size > 1024),
         "{err:?}"
     );
-    assert!(all_keys(&mut conn).await.is_empty());
+    assert!(all_keys(&redis, &mut conn).await.is_empty());
     client.enqueue(&blob(100)).await.unwrap();
 }
 
@@ -164,7 +164,7 @@ async fn an_invalid_queue_name_writes_nothing() {
     let err = client.push_bulk(jobs).await.unwrap_err();
     assert!(matches!(err, Error::InvalidQueueName(_)), "{err:?}");
 
-    assert!(all_keys(&mut conn).await.is_empty());
+    assert!(all_keys(&redis, &mut conn).await.is_empty());
     // The longest and the most varied legal names are accepted.
     for good in ["q".repeat(128), "Mixed_case-1.2".to_owned()] {
         client
@@ -202,7 +202,7 @@ async fn a_bad_job_late_in_a_bulk_writes_nothing() {
     let err = client.push_bulk(jobs).await.unwrap_err();
     assert!(matches!(err, Error::PayloadTooLarge { .. }), "{err:?}");
 
-    assert!(all_keys(&mut conn).await.is_empty());
+    assert!(all_keys(&redis, &mut conn).await.is_empty());
 }
 
 #[tokio::test]
@@ -255,7 +255,8 @@ async fn a_redis_that_never_answers_times_out() {
 
 #[tokio::test]
 async fn an_enqueue_that_times_out_writes_nothing() {
-    let redis = TestRedis::start();
+    // A proxy in front of one server (a cluster client would go around it).
+    let redis = TestRedis::start_private();
     let proxy = common::Proxy::start(redis.port()).await;
     let timeout = Duration::from_millis(300);
     let config = queue_core::ClientConfig::new(proxy.url())
@@ -264,7 +265,7 @@ async fn an_enqueue_that_times_out_writes_nothing() {
     let client = Client::connect(config).await.unwrap();
     client.enqueue(&Tick(1)).await.unwrap();
     let mut conn = raw(&redis).await;
-    let before = all_keys(&mut conn).await;
+    let before = all_keys(&redis, &mut conn).await;
     assert_eq!(before.len(), 2);
 
     // From now on the route drops everything the client sends: Redis never sees it.
@@ -280,7 +281,7 @@ async fn an_enqueue_that_times_out_writes_nothing() {
         );
         assert!(err.is_transient());
     }
-    assert_eq!(all_keys(&mut conn).await, before);
+    assert_eq!(all_keys(&redis, &mut conn).await, before);
     let len: usize = cmd(&mut conn, &["LLEN", &client.keys().queue("ticks")]).await;
     assert_eq!(len, 1);
 }
@@ -295,7 +296,7 @@ async fn out_of_memory_is_a_typed_error_and_writes_nothing() {
     let keys = client.keys().clone();
     let mut conn = raw(&redis).await;
     common::fill_to_out_of_memory(&mut conn, keys.prefix()).await;
-    let before = all_keys(&mut conn).await;
+    let before = all_keys(&redis, &mut conn).await;
 
     let err = client.enqueue(&Greet::new("full")).await.unwrap_err();
     assert!(matches!(err, Error::OutOfMemory(_)), "{err:?}");
@@ -312,7 +313,7 @@ async fn out_of_memory_is_a_typed_error_and_writes_nothing() {
     assert!(matches!(err, Error::OutOfMemory(_)), "bulk: {err:?}");
 
     // Only the filler keys: no queue, no queues set, no schedule, no status record.
-    assert_eq!(all_keys(&mut conn).await, before);
+    assert_eq!(all_keys(&redis, &mut conn).await, before);
     assert!(
         before
             .iter()

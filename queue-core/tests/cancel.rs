@@ -125,11 +125,14 @@ async fn an_unknown_or_untracked_job_is_not_cancelled() {
     let mut conn = raw(&redis).await;
 
     assert!(!client.cancel(&JobId::new()).await.unwrap());
-    assert!(all_keys(&mut conn).await.is_empty(), "no record is created");
+    assert!(
+        all_keys(&redis, &mut conn).await.is_empty(),
+        "no record is created"
+    );
     let untracked = client.enqueue(&Tick(1)).await.unwrap();
     assert!(!client.cancel(&untracked).await.unwrap());
     assert!(
-        !all_keys(&mut conn)
+        !all_keys(&redis, &mut conn)
             .await
             .iter()
             .any(|k| k.contains("jobstatus"))

@@ -16,15 +16,10 @@ const ACTIVE_TTL: i64 = 30 * 24 * 3600;
 #[tokio::test]
 async fn enqueue_writes_a_sidekiq_entry_and_a_status_record() {
     let redis = TestRedis::start();
-    let client =
-        Client::connect(redis.config("enqueue_writes_a_sidekiq_entry_and_a_status_record"))
-            .await
-            .unwrap();
+    let config = redis.config("enqueue_writes_a_sidekiq_entry_and_a_status_record");
+    let client = Client::connect(config.clone()).await.unwrap();
     let keys = client.keys().clone();
-    assert_eq!(
-        keys.prefix(),
-        "{enqueue_writes_a_sidekiq_entry_and_a_status_record}:"
-    );
+    assert_eq!(keys.prefix(), config.prefix);
     let mut conn = raw(&redis).await;
 
     // Idle workers wait on the wake channel: the enqueue must announce the queue there.
@@ -87,7 +82,7 @@ async fn enqueue_writes_a_sidekiq_entry_and_a_status_record() {
     // The queue list, the queues set and the one status record: nothing else.
     let mut expected = vec![keys.queue("default"), keys.queues(), status_key];
     expected.sort();
-    assert_eq!(all_keys(&mut conn).await, expected);
+    assert_eq!(all_keys(&redis, &mut conn).await, expected);
 }
 
 #[tokio::test]
@@ -159,7 +154,7 @@ async fn untracked_jobs_keep_no_status_record() {
     assert_eq!(job.args, [json!(7)]);
     let mut expected = vec![keys.queue("ticks"), keys.queues()];
     expected.sort();
-    assert_eq!(all_keys(&mut conn).await, expected);
+    assert_eq!(all_keys(&redis, &mut conn).await, expected);
     assert!(client.status(&id).await.unwrap().is_none());
 }
 
@@ -211,7 +206,7 @@ async fn scheduled_enqueue_goes_to_the_schedule_set_at_redis_time() {
     // Nothing went to a queue.
     let mut expected = vec![keys.schedule(), keys.status(id.as_str())];
     expected.sort();
-    assert_eq!(all_keys(&mut conn).await, expected);
+    assert_eq!(all_keys(&redis, &mut conn).await, expected);
 }
 
 #[tokio::test]
@@ -245,7 +240,7 @@ async fn enqueue_at_scores_the_given_time() {
         id
     );
     // Untracked: the schedule set only.
-    assert_eq!(all_keys(&mut conn).await, [keys.schedule()]);
+    assert_eq!(all_keys(&redis, &mut conn).await, [keys.schedule()]);
 }
 
 #[tokio::test]
@@ -281,8 +276,7 @@ async fn bulk_enqueue_of_10000_jobs() {
         assert!(stored.enqueued_at.is_some());
     }
     // One status record per job, plus the list and the queues set.
-    let size: usize = cmd(&mut conn, &["DBSIZE"]).await;
-    assert_eq!(size, 10_002);
+    assert_eq!(all_keys(&redis, &mut conn).await.len(), 10_002);
     let record: HashMap<String, String> =
         cmd(&mut conn, &["HGETALL", &keys.status(ids[9_999].as_str())]).await;
     assert_eq!(
@@ -305,7 +299,7 @@ async fn bulk_enqueue_of_untracked_jobs_writes_only_the_queue() {
 
     assert!(client.enqueue_bulk::<Tick>(&[]).await.unwrap().is_empty());
     assert!(
-        all_keys(&mut conn).await.is_empty(),
+        all_keys(&redis, &mut conn).await.is_empty(),
         "an empty bulk writes nothing"
     );
     let jobs: Vec<Tick> = (0..2_500).map(Tick).collect();
@@ -315,7 +309,7 @@ async fn bulk_enqueue_of_untracked_jobs_writes_only_the_queue() {
     assert_eq!(len, 2_500);
     let mut expected = vec![keys.queue("ticks"), keys.queues()];
     expected.sort();
-    assert_eq!(all_keys(&mut conn).await, expected);
+    assert_eq!(all_keys(&redis, &mut conn).await, expected);
 }
 
 #[tokio::test]
@@ -545,7 +539,8 @@ async fn bulk_checks_only_caller_given_ids_and_keeps_their_order() {
 
 #[tokio::test]
 async fn enqueue_works_after_redis_forgets_its_scripts() {
-    let redis = TestRedis::start();
+    // SCRIPT FLUSH empties the whole server's script cache.
+    let redis = TestRedis::start_private();
     let client = Client::connect(redis.config("enqueue_after_script_flush"))
         .await
         .unwrap();

@@ -632,7 +632,8 @@ async fn status_revs_of_many_ids_in_order() {
 // dashboard) to see what to delete, which is when they need it most.
 #[tokio::test]
 async fn pages_read_at_maxmemory() {
-    let redis = TestRedis::start();
+    // Sets the server's maxmemory (CONFIG SET).
+    let redis = TestRedis::start_private();
     let client = Client::connect(redis.config("pages_at_maxmemory"))
         .await
         .unwrap();

@@ -40,7 +40,7 @@ async fn next<T>(stream: &mut (impl Stream<Item = T> + Unpin)) -> Option<T> {
 
 #[tokio::test]
 async fn both_channels_ride_on_the_one_shared_connection() {
-    let redis = TestRedis::start();
+    let redis = TestRedis::start_private();
     let client = Client::connect(redis.config("pushes")).await.unwrap();
     assert!(client.pushes_on_shared_connection());
     let keys = client.keys().clone();
@@ -77,7 +77,7 @@ async fn both_channels_ride_on_the_one_shared_connection() {
 
 #[tokio::test]
 async fn a_dropped_connection_ends_the_subscription_and_subscribing_again_works() {
-    let redis = TestRedis::start();
+    let redis = TestRedis::start_private();
     let client = Client::connect(redis.config("pushes_drop")).await.unwrap();
     let channel = client.keys().wake_channel();
     let mut wakes = pin!(client.wake_ups().await.unwrap());
@@ -127,7 +127,7 @@ async fn a_server_that_refuses_resp3_gets_a_pub_sub_connection() {
 
 #[tokio::test]
 async fn protocol_resp2_in_the_url_keeps_the_second_connection() {
-    let redis = TestRedis::start();
+    let redis = TestRedis::start_private();
     let config = ClientConfig::new(format!("{}/?protocol=resp2", redis.url())).prefix("{p2}:");
     let client = Client::connect(config).await.unwrap();
     assert!(!client.pushes_on_shared_connection());

@@ -30,7 +30,7 @@ async fn within_timeout<T: std::fmt::Debug>(
 
 #[tokio::test]
 async fn calls_fail_fast_while_redis_is_stopped_and_recover_after_restart() {
-    let mut redis = TestRedis::start();
+    let mut redis = TestRedis::start_private();
     let config = redis
         .config("calls_fail_fast_while_redis_is_stopped_and_recover_after_restart")
         .timeout(TIMEOUT);

@@ -48,7 +48,7 @@ async fn zrange(conn: &mut redis::aio::MultiplexedConnection, key: &str) -> Vec<
 
 #[tokio::test]
 async fn settle_scripts_drain_at_maxmemory_and_adding_ones_write_nothing() {
-    let redis = TestRedis::start();
+    let redis = TestRedis::start_private();
     let client = Client::connect(redis.config("settle_at_maxmemory"))
         .await
         .unwrap();

@@ -50,7 +50,7 @@ impl Job for HardJob {
 
 #[tokio::test]
 async fn a_job_pushed_by_sidekiq_parses_with_from_json() {
-    let redis = TestRedis::start();
+    let redis = TestRedis::start_private();
     let mut conn = raw(&redis).await;
     let before = now_secs();
     let jids = ruby("push.rb", &redis, &["interop"]);
@@ -93,7 +93,7 @@ async fn a_job_pushed_by_sidekiq_parses_with_from_json() {
 
 #[tokio::test]
 async fn our_jobs_show_in_sidekiq_queue() {
-    let redis = TestRedis::start();
+    let redis = TestRedis::start_private();
     let client = unprefixed(&redis).await;
     let opts = || queue_core::EnqueueOptions::new().queue("interop");
     let greet = client
@@ -136,7 +136,7 @@ async fn our_jobs_show_in_sidekiq_queue() {
 
 #[tokio::test]
 async fn our_scheduled_job_shows_in_sidekiq_scheduled_set() {
-    let redis = TestRedis::start();
+    let redis = TestRedis::start_private();
     let client = unprefixed(&redis).await;
     let mut conn = raw(&redis).await;
     let before = redis_time(&mut conn).await;
@@ -170,7 +170,7 @@ async fn our_scheduled_job_shows_in_sidekiq_scheduled_set() {
 async fn inspect_agrees_with_sidekiq_api() {
     use queue_core::inspect::{Info, Inspector, JobSet, MAX_PAGE_SIZE, Page};
 
-    let redis = TestRedis::start();
+    let redis = TestRedis::start_private();
     let client = unprefixed(&redis).await;
     let mut conn = raw(&redis).await;
     let opts = |q: &str| queue_core::EnqueueOptions::new().queue(q);

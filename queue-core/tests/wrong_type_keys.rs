@@ -12,7 +12,7 @@
 
 mod common;
 
-use common::{cmd, lpush, raw};
+use common::{all_keys, cmd, lpush, raw};
 use queue_core::scripts::{
     self, Beat, BeatMode, Cancelled, Deferral, Deferred, FailTo, Failed, FailedAttempt, Heartbeat,
     ProgressRecorded, Reaped, Requeue, Requeued, Slot,
@@ -95,7 +95,7 @@ enum Want {
 
 /// A private Redis, a client with the test's prefix, and a raw connection.
 struct Harness {
-    _redis: TestRedis,
+    redis: TestRedis,
     client: Client,
     keys: Keys,
     conn: MultiplexedConnection,
@@ -111,7 +111,7 @@ impl Harness {
         let keys = client.keys().clone();
         let conn = raw(&redis).await;
         Self {
-            _redis: redis,
+            redis,
             client,
             keys,
             conn,
@@ -136,9 +136,12 @@ impl Harness {
         );
     }
 
-    /// Empties the server (it is this test's own) between cases.
+    /// Deletes every key of the test between cases (the whole server's, when it is the
+    /// test's own).
     async fn reset(&mut self) {
-        let _: () = cmd(&mut self.conn, &["FLUSHALL"]).await;
+        for key in all_keys(&self.redis, &mut self.conn).await {
+            let _: i64 = cmd(&mut self.conn, &["DEL", &key]).await;
+        }
     }
 
     async fn run(&mut self, parts: &[&str]) {
@@ -178,7 +181,7 @@ impl Harness {
     /// Every list and sorted set holding an entry of job [`JID`].
     async fn locate(&mut self) -> Vec<String> {
         let needle = format!(r#""jid":"{JID}""#);
-        let all: Vec<String> = cmd(&mut self.conn, &["KEYS", "*"]).await;
+        let all = all_keys(&self.redis, &mut self.conn).await;
         let mut places = Vec::new();
         for key in all {
             let kind: String = cmd(&mut self.conn, &["TYPE", &key]).await;

@@ -1,16 +1,15 @@
 //! The `dynoqueue` binary against a private Redis: what it prints (tables and `--json`),
 //! what each verb changes in Redis, and its exit status on bad input.
 
-use queue_core::testing::TestRedis;
+use queue_core::testing::{TestRedis, config_env};
 use queue_core::{Client, JobId, JobState, NewJob};
 use redis::AsyncCommands;
 use serde_json::{Value, json};
 use std::process::{Command, Output};
 
-const PREFIX: &str = "cli_test:";
-
 struct Cli {
-    url: String,
+    /// Where the client of the test connects, and its prefix.
+    redis_env: Vec<(&'static str, String)>,
 }
 
 impl Cli {
@@ -18,8 +17,7 @@ impl Cli {
         Command::new(env!("CARGO_BIN_EXE_dynoqueue"))
             .args(args)
             .env_clear()
-            .env("REDIS_URL", &self.url)
-            .env("QUEUE_PREFIX", PREFIX)
+            .envs(self.redis_env.iter().map(|(k, v)| (k, v)))
             .output()
             .unwrap()
     }
@@ -52,24 +50,25 @@ impl Cli {
 }
 
 async fn setup(redis: &TestRedis) -> (Client, redis::aio::MultiplexedConnection, Cli) {
-    let config = queue_core::ClientConfig::new(redis.url()).prefix(PREFIX);
+    let config = redis.config("cli_test");
+    let redis_env = config_env(&config);
     let client = Client::connect(config).await.unwrap();
     let conn = redis::Client::open(redis.url())
         .unwrap()
         .get_multiplexed_async_connection()
         .await
         .unwrap();
-    (client, conn, Cli { url: redis.url() })
+    (client, conn, Cli { redis_env })
 }
 
-/// Puts a job in `set` (`retry`, `schedule` or `dead`) as Sidekiq stores it.
-async fn in_set(conn: &mut redis::aio::MultiplexedConnection, set: &str, class: &str) -> JobId {
+/// Puts a job in the sorted set at `set` (`retry`, `schedule` or `dead`) as Sidekiq stores it.
+async fn in_set(conn: &mut redis::aio::MultiplexedConnection, set: String, class: &str) -> JobId {
     let id = JobId::new();
     let job = json!({"jid": id.as_str(), "class": class, "args": [1, "<b>x</b>"],
         "queue": "default", "retry_count": 2, "error_class": "RuntimeError",
         "error_message": "boom", "failed_at": 1.0e9});
     let _: () = conn
-        .zadd(format!("{PREFIX}{set}"), job.to_string(), 1_900_000_000.0)
+        .zadd(set, job.to_string(), 1_900_000_000.0)
         .await
         .unwrap();
     id
@@ -120,9 +119,9 @@ async fn queues_stats_and_pause_resume() {
 async fn set_verbs_act_on_the_job_named() {
     let redis = TestRedis::start();
     let (client, mut conn, cli) = setup(&redis).await;
-    let dead = in_set(&mut conn, "dead", "Dead").await;
-    let retry = in_set(&mut conn, "retry", "Retry").await;
-    let scheduled = in_set(&mut conn, "schedule", "Later").await;
+    let dead = in_set(&mut conn, client.keys().dead(), "Dead").await;
+    let retry = in_set(&mut conn, client.keys().retry(), "Retry").await;
+    let scheduled = in_set(&mut conn, client.keys().schedule(), "Later").await;
 
     let listed = cli.json(&["ls", "dead"]);
     assert_eq!(listed["total"], 1);
@@ -152,8 +151,8 @@ async fn set_verbs_act_on_the_job_named() {
     );
 
     // --all: every job of a set.
-    in_set(&mut conn, "retry", "A").await;
-    in_set(&mut conn, "retry", "B").await;
+    in_set(&mut conn, client.keys().retry(), "A").await;
+    in_set(&mut conn, client.keys().retry(), "B").await;
     assert_eq!(cli.json(&["retry", "--all", "retry"])["queued"], 2);
     assert_eq!(cli.json(&["delete", "--all", "dead"])["deleted"], 1);
     assert_eq!(cli.json(&["queues"])[0]["size"], 3);
@@ -212,25 +211,20 @@ fn without_redis_it_says_so() {
 #[tokio::test]
 async fn signalling_every_process_reaches_each_valid_one_and_prints_identities_safely() {
     let redis = TestRedis::start();
-    let (_client, mut conn, cli) = setup(&redis).await;
+    let (client, mut conn, cli) = setup(&redis).await;
+    let keys = client.keys();
     let long = "x".repeat(300);
     let blocked = "host:3:blocked";
     let evil = "evil\u{1b}]0;pwned\u{7}:2";
     let good = "host:1:good";
     for identity in [good, evil, long.as_str(), blocked, ""] {
+        let _: () = conn.sadd(keys.processes(), identity).await.unwrap();
         let _: () = conn
-            .sadd(format!("{PREFIX}processes"), identity)
-            .await
-            .unwrap();
-        let _: () = conn
-            .hset(format!("{PREFIX}{identity}"), "beat", "1.0")
+            .hset(keys.process(identity), "beat", "1.0")
             .await
             .unwrap();
     }
-    let _: () = conn
-        .set(format!("{PREFIX}{blocked}-signals"), "x")
-        .await
-        .unwrap();
+    let _: () = conn.set(keys.signals(blocked), "x").await.unwrap();
 
     for verb in ["quiet", "stop"] {
         let out = cli.run(&[verb, "--all"]);
@@ -244,14 +238,8 @@ async fn signalling_every_process_reaches_each_valid_one_and_prints_identities_s
             );
         }
     }
-    let good_signals: Vec<String> = conn
-        .lrange(format!("{PREFIX}{good}-signals"), 0, -1)
-        .await
-        .unwrap();
+    let good_signals: Vec<String> = conn.lrange(keys.signals(good), 0, -1).await.unwrap();
     assert_eq!(good_signals, ["TERM", "TSTP"]);
-    let evil_signals: Vec<String> = conn
-        .lrange(format!("{PREFIX}{evil}-signals"), 0, -1)
-        .await
-        .unwrap();
+    let evil_signals: Vec<String> = conn.lrange(keys.signals(evil), 0, -1).await.unwrap();
     assert_eq!(evil_signals, ["TERM", "TSTP"]);
 }

@@ -12,7 +12,7 @@ const ANSWER_WITHIN: Duration = Duration::from_secs(3);
 
 #[tokio::test]
 async fn redis_down_is_a_quick_503() {
-    let mut redis = TestRedis::start();
+    let mut redis = TestRedis::start_private();
     let app = App::start(&redis, "redis_down_is_503").await;
     let id = id_from_location(&app.create_report(None, "x").await);
     assert_eq!(app.get(&format!("/jobs/{id}")).await.status(), 200);
@@ -62,7 +62,7 @@ async fn redis_down_is_a_quick_503() {
 
 #[tokio::test]
 async fn a_hung_redis_is_a_bounded_503() {
-    let redis = TestRedis::start();
+    let redis = TestRedis::start_private();
     let app = App::start(&redis, "hung_redis_is_503").await;
     let id = id_from_location(&app.create_report(None, "x").await);
 

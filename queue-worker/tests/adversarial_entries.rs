@@ -409,7 +409,7 @@ async fn run_case(
     place: Place,
 ) -> Result<(), String> {
     let mut conn = raw(redis).await;
-    let _: () = redis::cmd("FLUSHALL").query_async(&mut conn).await.unwrap();
+    clear(redis, &mut conn).await;
     let keys = client.keys();
     let raw_entry = entry.bytes();
     let jid = entry.known_jid();

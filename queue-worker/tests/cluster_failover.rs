@@ -48,11 +48,9 @@ async fn failover_during_a_drain(fault: Fault, name: &str) {
     let mut cluster = TestCluster::start();
     let config = cluster.config(name);
     let client = Client::connect(config.clone()).await.unwrap();
-    let harness = Harness::new(name, "redis://unused", client.keys().prefix());
-    let urls = cluster.urls().join(",");
-    let env = [("REDIS_CLUSTER_URLS", urls.as_str())];
+    let harness = Harness::new(name, &config);
     let mut workers: Vec<_> = (0..WORKERS)
-        .map(|i| harness.spawn(&format!("w{i}"), 10, 10, &env))
+        .map(|i| harness.spawn(&format!("w{i}"), 10, 10, &[]))
         .collect();
     for w in &workers {
         wait_registered(&client, w.pid(), Duration::from_secs(30)).await;
@@ -192,10 +190,8 @@ async fn work_goes_on_while_the_old_master_stays_frozen() {
     let cluster = TestCluster::start();
     let config = cluster.config("frozen_for_good");
     let client = Client::connect(config.clone()).await.unwrap();
-    let harness = Harness::new("frozen_for_good", "redis://unused", client.keys().prefix());
-    let urls = cluster.urls().join(",");
-    let env = [("REDIS_CLUSTER_URLS", urls.as_str())];
-    let mut worker = harness.spawn("w0", 10, 10, &env);
+    let harness = Harness::new("frozen_for_good", &config);
+    let mut worker = harness.spawn("w0", 10, 10, &[]);
     wait_registered(&client, worker.pid(), Duration::from_secs(30)).await;
 
     let home = cluster.master_of(&client.keys().queue("default"));

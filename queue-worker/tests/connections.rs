@@ -78,7 +78,7 @@ async fn connections_at(redis: &TestRedis, concurrency: usize) -> (usize, usize)
 #[tokio::test]
 async fn one_connection_whatever_the_concurrency() {
     for concurrency in [1, 25, 100] {
-        let redis = TestRedis::start();
+        let redis = TestRedis::start_private();
         let (n, subscribed) = connections_at(&redis, concurrency).await;
         // The shared connection carries the commands and the wake channel's pushes.
         assert_eq!(
@@ -122,7 +122,7 @@ async fn subscribed_connection(redis: &TestRedis) -> String {
 
 #[tokio::test]
 async fn a_killed_connection_loses_no_wake_up() {
-    let redis = TestRedis::start();
+    let redis = TestRedis::start_private();
     let worker_client = client(&redis, "kill").await;
     assert!(worker_client.pushes_on_shared_connection());
     let enqueuer = Client::connect(redis.config("kill").connection_name("enqueuer"))

@@ -28,10 +28,9 @@ const MAX_CONNECTIONS_PER_PROCESS: usize = 3;
 /// How long the whole drain may take on a loaded 2-core machine.
 const DRAIN_DEADLINE: Duration = Duration::from_secs(120);
 
-/// Where the fleet's Redis is: URLs for the workers' environment, and the server ports
-/// whose connections are counted.
+/// The server ports whose connections are counted (the workers connect where the client's
+/// configuration says).
 struct Target {
-    env: Vec<(&'static str, String)>,
     ports: Vec<u16>,
     /// Connections one process holds to one node: 1 on a single RESP3 server (wake-ups ride
     /// the shared connection), 2 on a cluster (a master's connection and maybe the pub/sub one).
@@ -90,12 +89,10 @@ fn connections_of(pid: u32, ports: &[u16]) -> usize {
 }
 
 async fn run_fleet(name: &str, client: Client, target: Target) {
-    let prefix = client.keys().prefix().to_owned();
-    let harness = Harness::new(name, "redis://unused", &prefix);
+    let harness = Harness::new(name, client.config());
     let entry = r#"[{"name":"fleet-tick","cron":"* * * * * *","class":"queue::Noop",
         "queue":"cron-out","track_status":false}]"#;
-    let mut env: Vec<(&str, &str)> = target.env.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    env.extend([("PERIODIC_JOBS", entry), ("WORKER_QUEUES", "default")]);
+    let env = [("PERIODIC_JOBS", entry), ("WORKER_QUEUES", "default")];
     let mut workers: Vec<_> = (0..PROCESSES)
         .map(|i| harness.spawn(&format!("w{i}"), CONCURRENCY, 10, &env))
         .collect();
@@ -227,10 +224,10 @@ async fn run_fleet(name: &str, client: Client, target: Target) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn twenty_processes_on_one_redis_run_every_job_once() {
-    let redis = TestRedis::start();
+    // Sockets are counted per process to the server's port.
+    let redis = TestRedis::start_private();
     let client = Client::connect(redis.config("fleet")).await.unwrap();
     let target = Target {
-        env: vec![("REDIS_URL", redis.url())],
         ports: vec![redis.port()],
         per_process_and_node: 1,
     };
@@ -242,7 +239,6 @@ async fn twenty_processes_on_a_cluster_run_every_job_once() {
     let cluster = TestCluster::start();
     let client = Client::connect(cluster.config("fleet")).await.unwrap();
     let target = Target {
-        env: vec![("REDIS_CLUSTER_URLS", cluster.urls().join(","))],
         ports: cluster.nodes().iter().map(TestRedis::port).collect(),
         per_process_and_node: 2,
     };

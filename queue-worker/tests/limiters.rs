@@ -26,7 +26,7 @@ const MEASURE: Duration = Duration::from_secs(5);
 async fn twenty_processes_never_exceed_either_limit_and_reach_the_rate() {
     let redis = TestRedis::start();
     let client = Client::connect(redis.config("limiters")).await.unwrap();
-    let harness = Harness::new("limiters", &redis.url(), "{limiters}:");
+    let harness = Harness::new("limiters", client.config());
     let workers: Vec<_> = (0..PROCESSES)
         .map(|i| harness.spawn(&format!("w{i}"), CONCURRENCY, 5, &[]))
         .collect();
@@ -147,7 +147,7 @@ async fn slot_holders(client: &Client, name: &str) -> Vec<String> {
 async fn a_slot_held_by_a_killed_process_is_freed_when_its_lease_expires() {
     let redis = TestRedis::start();
     let client = Client::connect(redis.config("slotkill")).await.unwrap();
-    let harness = Harness::new("slot_killed", &redis.url(), "{slotkill}:");
+    let harness = Harness::new("slot_killed", client.config());
     let mut holder = harness.spawn("holder", 2, 5, &FAST_RECOVERY);
     wait_registered(&client, holder.pid(), Duration::from_secs(20)).await;
     let mut job = NewJob::new(
@@ -210,7 +210,7 @@ async fn a_slot_held_by_a_killed_process_is_freed_when_its_lease_expires() {
 async fn a_slot_planted_far_in_the_future_does_not_hold_the_limiter_for_ever() {
     let redis = TestRedis::start();
     let client = Client::connect(redis.config("slotghost")).await.unwrap();
-    let harness = Harness::new("slot_ghost", &redis.url(), "{slotghost}:");
+    let harness = Harness::new("slot_ghost", client.config());
     let mut conn = client.raw_connection();
     let () = redis::cmd("ZADD")
         .arg(client.keys().limiter("diag-concurrent"))

@@ -140,7 +140,8 @@ async fn redis_cpu_us(conn: &mut redis::aio::MultiplexedConnection) -> f64 {
 #[ignore = "a measurement for docs/benchmarks.md"]
 async fn redis_cpu_per_job_with_and_without_a_limiter() {
     const JOBS: usize = 20_000;
-    let redis = TestRedis::start();
+    // Reads the server's CPU time and command counts (INFO), and resets them.
+    let redis = TestRedis::start_private();
     let mut conn = raw(&redis).await;
     for (label, limit) in [
         ("none", None),

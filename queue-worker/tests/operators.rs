@@ -326,7 +326,8 @@ async fn wake_subscribers(conn: &mut redis::aio::MultiplexedConnection, client: 
 #[tokio::test]
 async fn a_cancel_during_a_wake_channel_drop_lands_within_a_second_however_many_drops_came_before()
 {
-    let redis = TestRedis::start();
+    // Kills the server's pub/sub connections (CLIENT KILL).
+    let redis = TestRedis::start_private();
     let client = client(&redis, "cancel_after_drops").await;
     let (tx, mut seen) = mpsc::unbounded_channel();
     let w = worker(&client, fast_config(), tx);

@@ -34,9 +34,8 @@ fn now_secs() -> f64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_tick_is_enqueued_exactly_once_while_workers_are_killed() {
     let redis = TestRedis::start();
-    let prefix = "{cron}:";
     let client = Client::connect(redis.config("cron")).await.unwrap();
-    let harness = Harness::new("cron", &redis.url(), prefix);
+    let harness = Harness::new("cron", client.config());
     // Ticks go to a queue no worker takes from, so every push stays there to be counted.
     let entry = r#"[{"name":"every-second","cron":"* * * * * *","class":"queue::Noop",
         "queue":"cron-out","track_status":false}]"#;
@@ -110,11 +109,12 @@ async fn every_tick_is_enqueued_exactly_once_while_workers_are_killed() {
 /// WRONGTYPE, so no job ran at all. It runs its jobs and says which key is in the way.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_planted_periodic_key_does_not_stop_the_worker() {
-    let redis = TestRedis::start();
-    // Sidekiq's own key names (no prefix), where another app's keys may sit.
+    // Sidekiq's own key names (no prefix), where another app's keys may sit; it flushes
+    // the server between its rounds.
+    let redis = TestRedis::start_private();
     let client = Client::connect(redis.config("").prefix("")).await.unwrap();
     let mut conn = client.raw_connection();
-    let harness = Harness::new("periodic_planted", &redis.url(), "");
+    let harness = Harness::new("periodic_planted", client.config());
     let entries =
         r#"[{"name":"beat","cron":"* * * * * *","class":"queue::Sleep","args":[{"millis":0}]}]"#;
     for planted in ["periodic", "periodic:beat"] {
@@ -147,9 +147,10 @@ async fn a_planted_periodic_key_does_not_stop_the_worker() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ticks_offered_while_redis_was_frozen_do_not_come_out_as_a_burst() {
     const FREEZE: Duration = Duration::from_secs(14);
-    let redis = TestRedis::start();
+    // Freezes its server (SIGSTOP).
+    let redis = TestRedis::start_private();
     let client = Client::connect(redis.config("cron_freeze")).await.unwrap();
-    let harness = Harness::new("cron_freeze", &redis.url(), "{cron_freeze}:");
+    let harness = Harness::new("cron_freeze", client.config());
     let entry = r#"[{"name":"every-second","cron":"* * * * * *","class":"queue::Noop",
         "queue":"cron-out","track_status":false}]"#;
     let env = [("PERIODIC_JOBS", entry), ("WORKER_QUEUES", "default")];
@@ -223,7 +224,7 @@ async fn ticks_offered_while_redis_was_frozen_do_not_come_out_as_a_burst() {
 async fn a_last_tick_planted_in_the_future_does_not_stop_the_entry() {
     let redis = TestRedis::start();
     let client = Client::connect(redis.config("cron_future")).await.unwrap();
-    let harness = Harness::new("cron_future", &redis.url(), "{cron_future}:");
+    let harness = Harness::new("cron_future", client.config());
     let entry = r#"[{"name":"every-second","cron":"* * * * * *","class":"queue::Noop",
         "queue":"cron-out","track_status":false}]"#;
     let env = [("PERIODIC_JOBS", entry), ("WORKER_QUEUES", "default")];

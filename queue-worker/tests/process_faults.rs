@@ -65,7 +65,7 @@ async fn push_until_accepted(client: &Client, job: NewJob, deadline: Duration) -
 async fn kill_9_under_load_loses_no_job() {
     let redis = TestRedis::start();
     let client = connect(&redis, "kill").await;
-    let harness = Harness::new("kill", &redis.url(), "{kill}:");
+    let harness = Harness::new("kill", client.config());
     let jobs = (0..KILL_JOBS).map(|_| sleep_job(KILL_JOB_MILLIS)).collect();
     let ids = client.push_bulk(jobs).await.unwrap();
     let queue = client.keys().queue("default");
@@ -157,7 +157,7 @@ async fn kill_9_under_load_loses_no_job() {
 async fn time_to_run_elsewhere(name: &str, env: &[(&str, &str)], deadline: Duration) -> Duration {
     let redis = TestRedis::start();
     let client = connect(&redis, name).await;
-    let harness = Harness::new(name, &redis.url(), &format!("{{{name}}}:"));
+    let harness = Harness::new(name, client.config());
     let mut a = harness.spawn("a", 1, 5, env);
     let a_ident = wait_registered(&client, a.pid(), START_DEADLINE).await;
     let id = client.push(sleep_job(3000)).await.unwrap();
@@ -231,7 +231,7 @@ async fn sigterm_finishes_short_jobs_hands_back_long_ones_and_exits_in_time() {
     const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(3);
     let redis = TestRedis::start();
     let client = connect(&redis, "sigterm").await;
-    let harness = Harness::new("sigterm", &redis.url(), "{sigterm}:");
+    let harness = Harness::new("sigterm", client.config());
     let mut w1 = harness.spawn("w1", 2, 3, &[]);
     let ident = wait_registered(&client, w1.pid(), START_DEADLINE).await;
     let short = client.push(sleep_job(2000)).await.unwrap();
@@ -374,9 +374,9 @@ async fn sigterm_finishes_short_jobs_hands_back_long_ones_and_exits_in_time() {
 
 #[tokio::test]
 async fn a_worker_keeps_working_across_a_redis_restart() {
-    let mut redis = TestRedis::start();
+    let mut redis = TestRedis::start_private();
     let client = connect(&redis, "restart").await;
-    let harness = Harness::new("restart", &redis.url(), "{restart}:");
+    let harness = Harness::new("restart", client.config());
     let mut w = harness.spawn("w", 2, 3, &[]);
     let first_ident = wait_registered(&client, w.pid(), START_DEADLINE).await;
     let before = client.push(sleep_job(10)).await.unwrap();
@@ -425,9 +425,9 @@ async fn a_worker_keeps_working_across_a_redis_restart() {
 async fn a_worker_rides_out_a_redis_outage_without_spinning() {
     // How long Redis stays down.
     const OUTAGE: Duration = Duration::from_millis(2500);
-    let mut redis = TestRedis::start();
+    let mut redis = TestRedis::start_private();
     let client = connect(&redis, "outage").await;
-    let harness = Harness::new("outage", &redis.url(), "{outage}:");
+    let harness = Harness::new("outage", client.config());
     let mut w = harness.spawn("w", 2, 3, &[]);
     wait_registered(&client, w.pid(), START_DEADLINE).await;
     let before = client.push(sleep_job(10)).await.unwrap();

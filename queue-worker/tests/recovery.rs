@@ -278,7 +278,8 @@ async fn fill_to_maxmemory(conn: &mut redis::aio::MultiplexedConnection) {
 
 #[tokio::test]
 async fn shutdown_stays_bounded_when_redis_hangs() {
-    let redis = TestRedis::start();
+    // Freezes its server (SIGSTOP).
+    let redis = TestRedis::start_private();
     let client = client(&redis, "hung").await;
     let w = start(&client, |c| c.shutdown_timeout = Duration::from_secs(1));
     let id = client.enqueue(&Quick(1)).await.unwrap();

@@ -174,7 +174,7 @@ async fn wait_completed<'a>(
 async fn after_a_redis_restart_without_persistence_every_acknowledged_job_runs() {
     const PRELOAD: usize = 200;
     const STEADY: usize = 300;
-    let mut redis = TestRedis::start();
+    let mut redis = TestRedis::start_private();
     let client = client(&redis, "restart_drain").await;
     let ledger: Shared = Arc::default();
     let mut before = Vec::new();
@@ -300,7 +300,7 @@ async fn after_a_failover_to_a_promoted_replica_only_unreplicated_jobs_are_missi
     const STEADY: usize = 300;
     /// How long the old master keeps taking writes after the promotion: the fault.
     const SPLIT: Duration = Duration::from_millis(100);
-    let master = TestRedis::start();
+    let master = TestRedis::start_private();
     let replica =
         TestRedis::start_with_args(&["--replicaof", "127.0.0.1", &master.port().to_string()]);
     wait_for("the replica to sync", Duration::from_secs(15), || {
@@ -424,7 +424,7 @@ async fn after_a_failover_to_a_promoted_replica_only_unreplicated_jobs_are_missi
 async fn replies_delayed_200_ms_change_nothing_but_speed() {
     const JOBS: usize = 200;
     const DELAY: Duration = Duration::from_millis(200);
-    let redis = TestRedis::start();
+    let redis = TestRedis::start_private();
     let direct = client(&redis, "delayed").await;
     let mut acked = Vec::new();
     for _ in 0..JOBS {

@@ -87,7 +87,7 @@ async fn wait_ruby(
 
 #[tokio::test]
 async fn a_job_pushed_by_sidekiqs_ruby_client_runs_once() {
-    let redis = TestRedis::start();
+    let redis = TestRedis::start_private();
     let client = connect(&redis).await;
     let pushed = ruby(
         &redis,
@@ -101,7 +101,7 @@ async fn a_job_pushed_by_sidekiqs_ruby_client_runs_once() {
         "Sidekiq's client writes no status record"
     );
 
-    let harness = Harness::new("interop_push", &redis.url(), "");
+    let harness = Harness::new("interop_push", client.config());
     let _w = harness.spawn("w", 2, 3, &[]);
     let done = wait_status(&client, &id, "succeeded", PICKUP_DEADLINE, |s| {
         s.state == JobState::Succeeded
@@ -139,7 +139,7 @@ puts({ 'retry' => Sidekiq::RetrySet.new.map { |j| entry(j) },
 
 #[tokio::test]
 async fn our_failures_show_up_in_sidekiqs_retry_and_dead_sets() {
-    let redis = TestRedis::start();
+    let redis = TestRedis::start_private();
     let client = connect(&redis).await;
     let pushed = ruby(
         &redis,
@@ -158,7 +158,7 @@ async fn our_failures_show_up_in_sidekiqs_retry_and_dead_sets() {
         .await
         .unwrap();
 
-    let harness = Harness::new("interop_failures", &redis.url(), "");
+    let harness = Harness::new("interop_failures", client.config());
     let _w = harness.spawn("w", 2, 3, &[]);
     let start = Instant::now();
     while zcard(&client, "retry").await < 1 || zcard(&client, "dead").await < 2 {
@@ -266,9 +266,9 @@ async fn our_failures_show_up_in_sidekiqs_retry_and_dead_sets() {
 
 #[tokio::test]
 async fn sidekiqs_process_set_and_stats_see_our_worker() {
-    let redis = TestRedis::start();
+    let redis = TestRedis::start_private();
     let client = connect(&redis).await;
-    let harness = Harness::new("interop_processes", &redis.url(), "");
+    let harness = Harness::new("interop_processes", client.config());
     // Quick heartbeats so that `busy` shows up in the process record without a 5 s wait.
     let mut w = harness.spawn(
         "w",

@@ -106,7 +106,8 @@ async fn wait_until_running(runs: &Runs, count: usize) {
 
 #[tokio::test]
 async fn a_stall_longer_than_the_lease_never_runs_a_job_twice_at_once() {
-    let redis = TestRedis::start();
+    // Freezes its server (SIGSTOP).
+    let redis = TestRedis::start_private();
     let client = client(&redis, "long_stall").await;
     let runs: Runs = Arc::default();
     let w = start(&client, &runs, Duration::from_secs(3));
@@ -139,7 +140,8 @@ async fn a_stall_longer_than_the_lease_never_runs_a_job_twice_at_once() {
 
 #[tokio::test]
 async fn a_stall_shorter_than_the_fence_changes_nothing() {
-    let redis = TestRedis::start();
+    // Freezes its server (SIGSTOP).
+    let redis = TestRedis::start_private();
     let client = client(&redis, "short_stall").await;
     let runs: Runs = Arc::default();
     let w = start(&client, &runs, Duration::from_millis(1_500));
@@ -230,7 +232,8 @@ async fn a_lease_deleted_early_never_runs_a_job_twice_at_once() {
 /// instead of calling Redis tens of thousands of times a second.
 #[tokio::test]
 async fn a_refused_registration_is_retried_with_a_backoff() {
-    let redis = TestRedis::start();
+    // INFO commandstats counts the whole server's calls.
+    let redis = TestRedis::start_private();
     let client = client(&redis, "refused_registration").await;
     let runs: Runs = Arc::default();
     // A long job keeps the one slot busy, so no fetch renews the lease either: only the

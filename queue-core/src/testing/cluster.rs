@@ -5,6 +5,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use super::server::TestRedis;
+use super::target::masters;
 use crate::config::ClientConfig;
 
 /// How long a master may be unreachable before its replica takes over. Short, so that a
@@ -98,32 +99,14 @@ impl TestCluster {
             .parse()
             .expect("slot");
         let nodes = self.any_live_node().command(&["CLUSTER", "NODES"]);
-        for line in nodes.lines() {
-            let fields: Vec<&str> = line.split(' ').collect();
-            if fields.len() < 9 || !fields[2].contains("master") || fields[2].contains("fail") {
-                continue;
-            }
-            let serves = fields[8..].iter().any(|range| match range.split_once('-') {
-                Some((a, b)) => {
-                    a.parse::<u16>().is_ok_and(|a| a <= slot)
-                        && b.parse::<u16>().is_ok_and(|b| slot <= b)
-                }
-                None => range.parse::<u16>().is_ok_and(|s| s == slot),
-            });
-            if serves {
-                let port: u16 = fields[1]
-                    .split(['@', ':'])
-                    .nth(1)
-                    .and_then(|p| p.parse().ok())
-                    .expect("node address");
-                return self
-                    .nodes
-                    .iter()
-                    .position(|n| n.port() == port)
-                    .expect("a node of this cluster");
-            }
-        }
-        panic!("no master serves slot {slot}:\n{nodes}");
+        let master = masters(&nodes)
+            .into_iter()
+            .find(|m| m.serves(slot))
+            .unwrap_or_else(|| panic!("no master serves slot {slot}:\n{nodes}"));
+        self.nodes
+            .iter()
+            .position(|n| n.port() == master.port)
+            .expect("a node of this cluster")
     }
 
     /// `n` (at most 3) queue names whose slots, with queues spread over the cluster's slots

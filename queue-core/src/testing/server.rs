@@ -3,7 +3,9 @@
 //! Each [`TestRedis`] runs its own server on a free loopback port with persistence off and
 //! its log in a temporary directory. It is killed on drop; when the test is panicking, the
 //! end of its log is printed so that a failure shows what the server saw. Tests therefore
-//! never flush, stop or fill a server they did not start.
+//! never flush, stop or fill a server they did not start. On the cluster target
+//! ([`CLUSTER_TARGET_VAR`](super::CLUSTER_TARGET_VAR) set), [`TestRedis::start`] gives a
+//! test its share of the shared cluster instead (`target.rs`).
 //!
 //! A [`TcpProxy`] sits between clients and a server for the network faults: replies held
 //! back for a while, or the backend switched to another server (a managed failover, as
@@ -18,12 +20,14 @@ use std::sync::{Arc, Mutex, mpsc};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use super::target::{SharedSlot, cluster_target, private_only};
 use crate::config::ClientConfig;
 
 /// How long a server may take to start before the test gives up.
 const START_DEADLINE: Duration = Duration::from_secs(15);
 
-/// A private `redis-server` for one test.
+/// The Redis of one test: a private `redis-server`, or on the cluster target the test's
+/// share of the shared cluster (see [`TestRedis::start`]).
 #[derive(Debug)]
 pub struct TestRedis {
     child: Option<Child>,
@@ -31,6 +35,8 @@ pub struct TestRedis {
     dir: tempfile::TempDir,
     tls: bool,
     extra_args: Vec<String>,
+    /// Set on the cluster target: the test's master and prefixes there.
+    shared: Option<SharedSlot>,
 }
 
 /// The `redis-server` binary: `$REDIS_SERVER`, else the one on `PATH`.
@@ -46,17 +52,38 @@ fn free_port() -> u16 {
 }
 
 impl TestRedis {
-    /// Starts a plain-TCP server.
+    /// The test's Redis: a private plain-TCP server, or, when
+    /// [`CLUSTER_TARGET_VAR`](super::CLUSTER_TARGET_VAR) names a cluster, the test's share
+    /// of it: [`TestRedis::config`] gives a cluster configuration with a prefix no other
+    /// test uses, and the URL, port and commands go to the master of that prefix's slot.
     pub fn start() -> Self {
+        match cluster_target() {
+            Some(urls) => Self {
+                child: None,
+                port: 0,
+                dir: tempfile::tempdir().expect("temp dir"),
+                tls: false,
+                extra_args: Vec::new(),
+                shared: Some(SharedSlot::join(urls)),
+            },
+            None => Self::start_private(),
+        }
+    }
+
+    /// Starts a private plain-TCP server whatever the target: for a test that stops,
+    /// restarts or fills its server, or reads server-wide state (`DBSIZE`, `CLIENT LIST`).
+    pub fn start_private() -> Self {
         Self::start_with(false, &[])
     }
 
-    /// Starts a plain-TCP server with extra `redis-server` arguments (e.g. `--maxmemory 2mb`).
+    /// Starts a private plain-TCP server with extra `redis-server` arguments (e.g.
+    /// `--maxmemory 2mb`), whatever the target.
     pub fn start_with_args(args: &[&str]) -> Self {
         Self::start_with(false, args)
     }
 
-    /// Starts a TLS-only server with a freshly generated self-signed certificate.
+    /// Starts a private TLS-only server with a freshly generated self-signed certificate,
+    /// whatever the target.
     pub fn start_tls() -> Self {
         Self::start_with(true, &[])
     }
@@ -74,6 +101,7 @@ impl TestRedis {
                 dir: tempfile::tempdir().expect("temp dir"),
                 tls,
                 extra_args: args.iter().map(|s| (*s).to_owned()).collect(),
+                shared: None,
             };
             if tls {
                 for f in ["cert.pem", "key.pem"] {
@@ -146,45 +174,81 @@ impl TestRedis {
         false
     }
 
-    /// The port the server listens on.
+    /// The port the server listens on (on the cluster target, the test's master's).
     pub fn port(&self) -> u16 {
-        self.port
+        match &self.shared {
+            Some(shared) => shared.port(),
+            None => self.port,
+        }
     }
 
-    /// `redis://` URL of a plain server, `rediss://` of a TLS one.
+    /// `redis://` URL of a plain server, `rediss://` of a TLS one (on the cluster target,
+    /// the test's master's: every key under [`TestRedis::config`]'s prefix is there).
     pub fn url(&self) -> String {
+        if let Some(shared) = &self.shared {
+            return shared.url();
+        }
         let scheme = if self.tls { "rediss" } else { "redis" };
         format!("{scheme}://127.0.0.1:{}", self.port)
     }
 
-    /// A client configuration for this server with the key prefix `{test_name}:`.
+    /// A client configuration for this server with the key prefix `{test_name}:`; on the
+    /// cluster target, a cluster configuration with the prefix `{test_name~<random>}:`.
     pub fn config(&self, test_name: &str) -> ClientConfig {
-        ClientConfig::new(self.url()).prefix(format!("{{{test_name}}}:"))
+        match &self.shared {
+            Some(shared) => shared.config(test_name),
+            None => ClientConfig::new(self.url()).prefix(format!("{{{test_name}}}:")),
+        }
+    }
+
+    /// Whether this is a share of the cluster target rather than a private server.
+    pub fn is_shared(&self) -> bool {
+        self.shared.is_some()
+    }
+
+    /// Whether `key` belongs to this test: every key of a private server does; on the
+    /// cluster target, the keys under the prefixes [`TestRedis::config`] handed out.
+    pub fn owns_key(&self, key: &str) -> bool {
+        self.shared
+            .as_ref()
+            .is_none_or(|shared| shared.owns_key(key))
     }
 
     fn log_path(&self) -> PathBuf {
         self.dir.path().join("redis.log")
     }
 
-    /// The server's log so far.
+    /// The server's log so far (on the cluster target, where the nodes' logs are).
     pub fn log(&self) -> String {
+        if self.shared.is_some() {
+            return "(a share of the cluster target: script/cluster-target prints the nodes' \
+                    logs when the run fails)"
+                .to_owned();
+        }
         std::fs::read_to_string(self.log_path()).unwrap_or_default()
     }
 
-    /// The server's process id, while it runs.
+    /// The server's process id, while it runs (private servers only).
     pub fn pid(&self) -> Option<u32> {
+        if self.shared.is_some() {
+            private_only("the server's pid");
+        }
         self.child.as_ref().map(Child::id)
     }
 
-    /// Kills the server (as a crash would).
+    /// Kills the server (as a crash would; private servers only).
     pub fn kill(&mut self) {
+        if self.shared.is_some() {
+            private_only("killing the server");
+        }
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
             let _ = child.wait();
         }
     }
 
-    /// Starts the server again on the same port, empty (persistence is off).
+    /// Starts the server again on the same port, empty (persistence is off; private
+    /// servers only).
     pub fn restart(&mut self) {
         self.kill();
         let deadline = Instant::now() + START_DEADLINE;
@@ -199,29 +263,12 @@ impl TestRedis {
     /// Sends one command and returns its reply as text: a bulk or simple string as it is,
     /// an integer in decimal, an error as `ERR …` (plain servers only).
     pub fn command(&self, parts: &[&str]) -> String {
-        let client = redis::Client::open(self.url()).expect("url");
-        let mut conn = client
-            .get_connection_with_timeout(Duration::from_secs(5))
-            .expect("connect");
-        conn.set_read_timeout(Some(Duration::from_secs(5)))
-            .expect("read timeout");
-        let mut cmd = redis::cmd(parts[0]);
-        for p in &parts[1..] {
-            cmd.arg(*p);
-        }
-        match cmd.query::<redis::Value>(&mut conn) {
-            Ok(redis::Value::BulkString(b)) => String::from_utf8_lossy(&b).into_owned(),
-            Ok(redis::Value::SimpleString(s)) => s,
-            Ok(redis::Value::VerbatimString { text, .. }) => text,
-            Ok(redis::Value::Int(n)) => n.to_string(),
-            Ok(other) => format!("{other:?}"),
-            Err(e) => format!("ERR {e}"),
-        }
+        command_at(&self.url(), parts)
     }
 
     /// Sends one command over a raw connection and returns the raw reply (plain servers only).
     pub fn raw_command(&self, parts: &[&str]) -> String {
-        let mut stream = TcpStream::connect(("127.0.0.1", self.port)).expect("connect");
+        let mut stream = TcpStream::connect(("127.0.0.1", self.port())).expect("connect");
         stream
             .set_read_timeout(Some(Duration::from_secs(5)))
             .expect("timeout");
@@ -233,6 +280,29 @@ impl TestRedis {
         let mut buf = [0u8; 65536];
         let n = stream.read(&mut buf).expect("read");
         String::from_utf8_lossy(&buf[..n]).into_owned()
+    }
+}
+
+/// Sends one command to the plain server at `url`, on a connection of its own; the reply as
+/// [`TestRedis::command`] gives it.
+pub(crate) fn command_at(url: &str, parts: &[&str]) -> String {
+    let client = redis::Client::open(url).expect("url");
+    let mut conn = client
+        .get_connection_with_timeout(Duration::from_secs(5))
+        .expect("connect");
+    conn.set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("read timeout");
+    let mut cmd = redis::cmd(parts[0]);
+    for p in &parts[1..] {
+        cmd.arg(*p);
+    }
+    match cmd.query::<redis::Value>(&mut conn) {
+        Ok(redis::Value::BulkString(b)) => String::from_utf8_lossy(&b).into_owned(),
+        Ok(redis::Value::SimpleString(s)) => s,
+        Ok(redis::Value::VerbatimString { text, .. }) => text,
+        Ok(redis::Value::Int(n)) => n.to_string(),
+        Ok(other) => format!("{other:?}"),
+        Err(e) => format!("ERR {e}"),
     }
 }
 
@@ -438,6 +508,11 @@ fn generate_self_signed_cert(dir: &Path) {
 
 impl Drop for TestRedis {
     fn drop(&mut self) {
+        // A share of the cluster target has no server to stop; its keys stay until the
+        // cluster is discarded at the end of the run.
+        if self.shared.is_some() {
+            return;
+        }
         if std::thread::panicking() {
             let log = self.log();
             let tail: Vec<&str> = log.lines().rev().take(40).collect();

@@ -104,9 +104,15 @@ pub(crate) async fn cmd<T: redis::FromRedisValue>(
     c.query_async(conn).await.unwrap()
 }
 
-/// Every key on the server (tests start their own server, so this is the test's data).
-pub(crate) async fn all_keys(conn: &mut redis::aio::MultiplexedConnection) -> Vec<String> {
+/// Every key of the test, sorted: every key on a private server (the test started it, so
+/// this is the test's data), or on the cluster target the keys of the test's prefixes on
+/// its master (other tests' keys share that node).
+pub(crate) async fn all_keys(
+    redis: &TestRedis,
+    conn: &mut redis::aio::MultiplexedConnection,
+) -> Vec<String> {
     let mut keys: Vec<String> = cmd(conn, &["KEYS", "*"]).await;
+    keys.retain(|key| redis.owns_key(key));
     keys.sort();
     keys
 }

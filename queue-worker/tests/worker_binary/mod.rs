@@ -3,7 +3,8 @@
 // Each test file compiles this module separately and uses only part of it.
 #![allow(dead_code, unreachable_pub)]
 
-use queue_core::{Client, JobId, JobState, JobStatus};
+use queue_core::testing::config_env;
+use queue_core::{Client, ClientConfig, JobId, JobState, JobStatus};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -26,21 +27,21 @@ pub const FAST_RECOVERY: [(&str, &str); 3] = [
     ("WORKER_REAPER_MS", "300"),
 ];
 
-/// Workers of one test: a scratch directory for their logs, the Redis URL and key prefix
-/// they share. On a failing test it prints the end of every log it ever wrote (killed
-/// processes included); on success it removes the directory.
+/// Workers of one test: a scratch directory for their logs, the Redis (server or cluster)
+/// and key prefix they share. On a failing test it prints the end of every log it ever
+/// wrote (killed processes included); on success it removes the directory.
 #[derive(Debug)]
 pub struct Harness {
     dir: PathBuf,
-    redis_url: String,
-    prefix: String,
+    /// `REDIS_URL` or `REDIS_CLUSTER_URLS`, and `QUEUE_PREFIX` unless it is empty.
+    redis_env: Vec<(&'static str, String)>,
     logs: Mutex<Vec<(String, PathBuf)>>,
 }
 
 impl Harness {
-    /// A harness for test `name`: workers use `redis_url` and the key prefix `prefix`
-    /// (`""` for Sidekiq's own key names).
-    pub fn new(name: &str, redis_url: &str, prefix: &str) -> Self {
+    /// A harness for test `name`: workers connect where `config` does (a server or, on the
+    /// cluster target, a cluster), with its prefix (empty: Sidekiq's own key names).
+    pub fn new(name: &str, config: &ClientConfig) -> Self {
         let nanos = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .unwrap()
@@ -51,8 +52,7 @@ impl Harness {
         std::fs::create_dir_all(&dir).unwrap();
         Self {
             dir,
-            redis_url: redis_url.to_owned(),
-            prefix: prefix.to_owned(),
+            redis_env: config_env(config),
             logs: Mutex::new(Vec::new()),
         }
     }
@@ -71,14 +71,11 @@ impl Harness {
         let mut cmd = Command::new(WORKER_BIN);
         cmd.env_clear()
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-            .env("REDIS_URL", &self.redis_url)
+            .envs(self.redis_env.iter().map(|(k, v)| (k, v)))
             .env("WORKER_CONCURRENCY", concurrency.to_string())
             .env("SHUTDOWN_TIMEOUT", shutdown_timeout_secs.to_string())
             .env("RUST_LOG", "info")
             .env("NO_COLOR", "1");
-        if !self.prefix.is_empty() {
-            cmd.env("QUEUE_PREFIX", &self.prefix);
-        }
         for (k, v) in env {
             cmd.env(k, v);
         }

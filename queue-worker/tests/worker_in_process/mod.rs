@@ -66,6 +66,15 @@ pub async fn raw(redis: &TestRedis) -> redis::aio::MultiplexedConnection {
         .unwrap()
 }
 
+/// Deletes every key of the test: the whole server's when it is the test's own, its
+/// prefixes' on the cluster target (where FLUSHALL would empty other tests' keys).
+pub async fn clear(redis: &TestRedis, conn: &mut redis::aio::MultiplexedConnection) {
+    let keys: Vec<String> = redis::cmd("KEYS").arg("*").query_async(conn).await.unwrap();
+    for key in keys.iter().filter(|key| redis.owns_key(key)) {
+        let _: i64 = redis::cmd("DEL").arg(key).query_async(conn).await.unwrap();
+    }
+}
+
 /// Waits until the list or sorted set at `key` holds `expected` entries (a missing key
 /// holds 0). `what` names the condition in the failure message.
 pub async fn wait_for_size(
