@@ -173,7 +173,8 @@ async fn schedule_cancel_and_unique_work_per_queue_slot() {
 
 #[tokio::test]
 async fn spreading_needs_cluster_mode() {
-    let redis = TestRedis::start();
+    // A server of its own: on the cluster target, `start` would hand out a cluster share.
+    let redis = TestRedis::start_private();
     let err = Client::connect(redis.config("single").spread_queues(true))
         .await
         .unwrap_err();
