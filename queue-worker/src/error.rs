@@ -18,6 +18,10 @@ pub enum Error {
     /// The worker was built without any queue to work on.
     #[error("no queues to work on")]
     NoQueues,
+    /// Queues spread over a cluster's slots: the worker could register in none of its queues'
+    /// slots (each holds a key of another type where the registry belongs; the log names them).
+    #[error("could register in none of the queues' slots")]
+    NoQueueSlot,
     /// The Redis server is older than the worker's scripts need (6.2: `LMOVE`, `ZRANGE BYSCORE`).
     #[error("Redis {version} is too old: the worker needs Redis 6.2 or newer")]
     UnsupportedRedis {

@@ -408,15 +408,36 @@ impl Worker {
         let inspect = queue_core::Inspector::new(client);
         let paused = retry_transient("reading paused queues", || inspect.paused()).await?;
         first.paused.set(paused);
-        for shared in &slots {
+        let spread = slots.len() > 1;
+        let mut registered = Vec::with_capacity(slots.len());
+        for shared in slots {
             let ident = shared.membership.current();
-            retry_transient("registering", || crate::heartbeat::register(shared, &ident)).await?;
+            match retry_transient("registering", || {
+                crate::heartbeat::register(&shared, &ident)
+            })
+            .await
+            {
+                Ok(_) => {}
+                // A key of another type where one queue's slot keeps its registry stops that
+                // queue only: the process's other queues are worked.
+                Err(e @ queue_core::Error::WrongType { .. }) if spread => {
+                    tracing::error!(error = %e, queues = ?shared.config.queues.names(),
+                        "cannot register in this queue's slot; its queue is not worked here");
+                    continue;
+                }
+                Err(e) => return Err(e.into()),
+            }
             tracing::info!(identity = %ident.name, concurrency = shared.config.concurrency,
                 queues = ?shared.config.queues.names(), "worker started");
             for queue in shared.config.queues.names() {
                 client.note_queue(queue).await;
             }
+            registered.push(shared);
         }
+        if registered.is_empty() {
+            return Err(Error::NoQueueSlot);
+        }
+        let slots = registered;
         let metrics_listener = match first.config.metrics_addr {
             Some(addr) => Some(crate::metrics_listener::bind(addr).await?),
             None => None,

@@ -378,3 +378,50 @@ async fn queues_with_work_share_the_process() {
     );
     worker.shutdown().await.unwrap();
 }
+
+/// A key of another type where one queue's slot keeps its worker registry (planted, or
+/// another app's) stops that queue only: the process still works its other queues.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_planted_registry_key_in_one_slot_stops_only_that_queue() {
+    let cluster = TestCluster::start();
+    let client = Client::connect(cluster.config("planted_slot").spread_queues(true))
+        .await
+        .unwrap();
+    let queues = queues_on_three_masters(&cluster, &client);
+    let (blocked, open) = (&queues[0], &queues[1]);
+    let mut conn = client.raw_connection();
+    redis::cmd("SET")
+        .arg(client.for_queue(blocked).keys().workers())
+        .arg("not a set")
+        .query_async::<()>(&mut conn)
+        .await
+        .unwrap();
+    let ran = Arc::new(AtomicUsize::new(0));
+    let worker = {
+        let ran = ran.clone();
+        Worker::builder()
+            .config(fast_config())
+            .queues(Queues::strict(&[blocked.as_str(), open.as_str()]).unwrap())
+            .register(move |_job: Count, _ctx: JobContext| {
+                let ran = ran.clone();
+                async move {
+                    ran.fetch_add(1, Ordering::SeqCst);
+                    Ok::<_, Failure>(())
+                }
+            })
+            .build(client.clone())
+            .unwrap()
+            .start()
+    };
+    let id = client
+        .push(NewJob {
+            options: EnqueueOptions::new().queue(open),
+            ..NewJob::new("Count", vec![json!(1)])
+        })
+        .await
+        .unwrap();
+    wait_for_state(&client, &id, JobState::Succeeded).await;
+    assert!(!worker.is_stopped(), "the worker stopped");
+    worker.shutdown().await.unwrap();
+    assert_eq!(ran.load(Ordering::SeqCst), 1);
+}
