@@ -7,7 +7,7 @@ mod worker_in_process;
 
 use queue_core::testing::TestCluster;
 use queue_core::{Client, EnqueueOptions, Inspector, Job, JobState, NewJob};
-use queue_worker::{Failure, JobContext, Periodic, Queues, Worker};
+use queue_worker::{Failure, JobContext, Periodic, Queues, Worker, WorkerBuilder};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use std::collections::HashMap;
@@ -41,6 +41,18 @@ fn queues_on_three_masters(cluster: &TestCluster, client: &Client) -> Vec<String
         .into_iter()
         .map(|(queue, _)| queue)
         .collect()
+}
+
+/// `builder` with a handler of [`Count`] that adds each run to `runs`.
+fn counting(builder: WorkerBuilder, runs: &Arc<AtomicUsize>) -> WorkerBuilder {
+    let runs = Arc::clone(runs);
+    builder.register(move |_job: Count, _ctx: JobContext| {
+        let runs = runs.clone();
+        async move {
+            runs.fetch_add(1, Ordering::SeqCst);
+            Ok::<_, Failure>(())
+        }
+    })
 }
 
 const CONCURRENCY: usize = 4;
@@ -285,24 +297,15 @@ async fn idle_queues_polling_leave_the_room_to_a_busy_one() {
         .unwrap();
     let queues = queues_on_three_masters(&cluster, &client);
     let runs = Arc::new(AtomicUsize::new(0));
-    let worker = {
-        let runs = runs.clone();
-        Worker::builder()
-            .config(fast_config())
-            .configure(|c| c.idle_poll = Duration::from_millis(2))
-            .concurrency(1)
-            .queues(Queues::strict(&queues).unwrap())
-            .register(move |_job: Count, _ctx: JobContext| {
-                let runs = runs.clone();
-                async move {
-                    runs.fetch_add(1, Ordering::SeqCst);
-                    Ok::<_, Failure>(())
-                }
-            })
-            .build(client.clone())
-            .unwrap()
-            .start()
-    };
+    let builder = Worker::builder()
+        .config(fast_config())
+        .configure(|c| c.idle_poll = Duration::from_millis(2))
+        .concurrency(1)
+        .queues(Queues::strict(&queues).unwrap());
+    let worker = counting(builder, &runs)
+        .build(client.clone())
+        .unwrap()
+        .start();
     for i in 0..30 {
         client
             .push(NewJob {
@@ -397,22 +400,13 @@ async fn a_planted_registry_key_in_one_slot_stops_only_that_queue() {
         .await
         .unwrap();
     let ran = Arc::new(AtomicUsize::new(0));
-    let worker = {
-        let ran = ran.clone();
-        Worker::builder()
-            .config(fast_config())
-            .queues(Queues::strict(&[blocked.as_str(), open.as_str()]).unwrap())
-            .register(move |_job: Count, _ctx: JobContext| {
-                let ran = ran.clone();
-                async move {
-                    ran.fetch_add(1, Ordering::SeqCst);
-                    Ok::<_, Failure>(())
-                }
-            })
-            .build(client.clone())
-            .unwrap()
-            .start()
-    };
+    let builder = Worker::builder()
+        .config(fast_config())
+        .queues(Queues::strict(&[blocked.as_str(), open.as_str()]).unwrap());
+    let worker = counting(builder, &ran)
+        .build(client.clone())
+        .unwrap()
+        .start();
     let id = client
         .push(NewJob {
             options: EnqueueOptions::new().queue(open),

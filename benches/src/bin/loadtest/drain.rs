@@ -60,10 +60,7 @@ pub(crate) fn drain_queues(prefix: &str, n: usize) -> Vec<String> {
     if n <= 1 {
         return vec![DRAIN_QUEUE.to_owned()];
     }
-    let tag = prefix
-        .split_once('{')
-        .and_then(|(_, rest)| rest.split_once('}'))
-        .map_or("", |(tag, _)| tag);
+    let tag = queue_core::cluster::hash_tag(prefix).unwrap_or("");
     let mut picked: Vec<Option<String>> = vec![None; n];
     for k in 0.. {
         let name = format!("{DRAIN_QUEUE}{k}");
