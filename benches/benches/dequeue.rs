@@ -172,6 +172,7 @@ async fn cycle(
                 AckTracking::Untracked
             },
             result: Some(""),
+            retention: client.config().status_retention.finished,
         })
         .collect();
     let call = AckFetch {

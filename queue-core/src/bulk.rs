@@ -38,12 +38,15 @@ struct BulkGroup {
     track: bool,
     class: String,
     owner: Option<String>,
+    /// Whether the members' ids are the callers' (their records say so, `field::GIVEN_ID`).
+    given_ids: bool,
     members: Vec<BulkMember>,
 }
 
-/// What identifies a [`BulkGroup`], borrowed from the input while it is encoded. Untracked
-/// jobs have no status fields, so their class and owner do not split them.
-type BulkGroupKey<'a> = (&'a str, bool, &'a str, Option<&'a str>);
+/// What identifies a [`BulkGroup`], borrowed from the input while it is encoded: queue,
+/// tracked, class, owner, caller-given ids. Untracked jobs have no status fields, so their
+/// class, owner and ids do not split them.
+type BulkGroupKey<'a> = (&'a str, bool, &'a str, Option<&'a str>, bool);
 
 /// A bulk push, validated and encoded, before anything is sent.
 struct EncodedBulk {
@@ -99,6 +102,7 @@ impl Client {
                     &group.class,
                     &now_s,
                     group.owner.as_deref(),
+                    group.given_ids,
                 )
             });
             let slot = self.for_queue(&group.queue);
@@ -178,9 +182,15 @@ impl Client {
             let json = self.encode(&mut bulk.json, job, queue, &jid, now, None)?;
             bulk.ids.push(jid);
             let key: BulkGroupKey<'_> = if job.track_status {
-                (queue, true, &job.class, job.options.owner.as_deref())
+                (
+                    queue,
+                    true,
+                    &job.class,
+                    job.options.owner.as_deref(),
+                    given_id,
+                )
             } else {
-                (queue, false, "", None)
+                (queue, false, "", None, false)
             };
             let group = match last {
                 Some((k, g)) if k == key => g,
@@ -190,6 +200,7 @@ impl Client {
                         track: key.1,
                         class: key.2.to_owned(),
                         owner: key.3.map(str::to_owned),
+                        given_ids: key.4,
                         members: Vec::new(),
                     });
                     bulk.groups.len() - 1

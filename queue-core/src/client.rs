@@ -3,7 +3,7 @@
 use serde::Serialize;
 use serde_json::Value;
 use std::borrow::Cow;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::future::Future;
 use std::ops::Range;
 use std::sync::Arc;
@@ -14,6 +14,7 @@ use crate::cluster::SharedConnection;
 use crate::config::ClientConfig;
 use crate::connection::{check_memory_policy, open_shared};
 use crate::error::{Error, Result};
+use crate::finished_store;
 use crate::job::Job;
 use crate::job_id::JobId;
 use crate::keys::Keys;
@@ -51,6 +52,16 @@ pub struct Client {
     middleware: ClientChain,
     /// Queues this process added to the app's own `queues` set (spread queues only).
     noted_queues: Arc<std::sync::Mutex<HashSet<String>>>,
+    /// This process's copy of each slot's finished-record retention periods.
+    finished_keeps: finished_store::KeepsCache,
+}
+
+/// The retention periods a read looks in ([`Client::finished_keeps`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct KnownKeeps {
+    pub(crate) keeps: Vec<u64>,
+    /// Whether they came from this process's copy rather than from Redis just now.
+    pub(crate) cached: bool,
 }
 
 impl std::fmt::Debug for Client {
@@ -258,8 +269,9 @@ pub(crate) fn new_status<'a>(
     class: &'a str,
     now: &'a str,
     owner: Option<&'a str>,
+    given_id: bool,
 ) -> Vec<(&'static str, &'a str)> {
-    let mut fields = Vec::with_capacity(7);
+    let mut fields = Vec::with_capacity(8);
     fields.extend([
         (field::STATE, state.as_str()),
         (field::QUEUE, queue),
@@ -273,6 +285,9 @@ pub(crate) fn new_status<'a>(
     }
     if let Some(owner) = owner {
         fields.push((field::OWNER, owner));
+    }
+    if given_id {
+        fields.push((field::GIVEN_ID, "1"));
     }
     fields
 }
@@ -295,6 +310,7 @@ impl Client {
             pushes,
             middleware: ClientChain::default(),
             noted_queues: Arc::default(),
+            finished_keeps: Default::default(),
         };
         scripts::load(&client, &scripts::client_scripts()).await?;
         Ok(client)
@@ -337,7 +353,12 @@ impl Client {
     /// This client aimed at the slot of job `id`: the one its queue names when queues are
     /// spread ([`JobId::in_queue_slot`]); the app's own for an id that names none.
     pub fn for_job(&self, id: &JobId) -> Cow<'_, Client> {
-        match crate::job_id::queue_slot_of(id.as_str()) {
+        self.for_job_id(id.as_str())
+    }
+
+    /// [`Client::for_job`] for an id as text.
+    pub(crate) fn for_job_id(&self, id: &str) -> Cow<'_, Client> {
+        match crate::job_id::queue_slot_of(id) {
             Some(queue) if self.config.spread_queues => self.for_queue(queue),
             _ => Cow::Borrowed(self),
         }
@@ -499,9 +520,16 @@ impl Client {
             None => JobState::Queued,
             Some(_) => JobState::Scheduled,
         };
-        let mut status = p
-            .track
-            .then(|| new_status(state, &p.queue, &p.class, now, p.owner.as_deref()));
+        let mut status = p.track.then(|| {
+            new_status(
+                state,
+                &p.queue,
+                &p.class,
+                now,
+                p.owner.as_deref(),
+                p.given_id,
+            )
+        });
         if let Some((key, unique)) = &p.unique {
             if let Some(fields) = status.as_mut() {
                 fields.push((field::UNIQUE, key.as_str()));
@@ -616,14 +644,48 @@ impl Client {
     }
 
     /// Reads the status record of job `id`; `None` when there is none (never tracked,
-    /// expired, or pushed by a foreign client and not yet touched by a worker).
+    /// expired, or pushed by a foreign client and not yet touched by a worker). One call,
+    /// wherever the record is: its own hash, or packed in the finished-record store
+    /// ([`crate::finished_store`]).
     pub async fn status(&self, id: &JobId) -> Result<Option<JobStatus>> {
+        scripts::status_read(self, id.as_str()).await
+    }
+
+    /// The retention periods the finished-record store of this client's slot holds records
+    /// for: this process's copy when it is fresh and `refresh` is false, else read afresh.
+    /// A key of another type at [`Keys::finished_keeps`] reads as an empty set: the default
+    /// period is always among them.
+    pub(crate) async fn finished_keeps(&self, refresh: bool) -> Result<KnownKeeps> {
+        let key = self.keys.finished_keeps();
+        if !refresh {
+            if let Some(keeps) = self.finished_keeps.fresh(&key) {
+                return Ok(KnownKeeps {
+                    keeps,
+                    cached: true,
+                });
+            }
+        }
         let mut conn = self.conn.clone();
-        let key = self.status_key(id.as_str());
-        let hash: HashMap<String, String> = self
-            .bounded(redis::cmd("HGETALL").arg(key).query_async(&mut conn))
-            .await?;
-        Ok(JobStatus::from_hash(hash))
+        let mut pipe = redis::pipe();
+        // A set of another type (the only error SMEMBERS replies with) holds no periods.
+        pipe.ignore_errors().cmd("SMEMBERS").arg(&key);
+        let replies: Vec<redis::RedisResult<Vec<Vec<u8>>>> =
+            self.bounded(pipe.query_async(&mut conn)).await?;
+        let members: Vec<String> = replies
+            .into_iter()
+            .next()
+            .and_then(|reply| reply.ok())
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|m| String::from_utf8(m).ok())
+            .collect();
+        let default_keep = self.config.status_retention.finished.as_secs();
+        let keeps = finished_store::keeps_from(&members, default_keep);
+        self.finished_keeps.store(&key, keeps.clone());
+        Ok(KnownKeeps {
+            keeps,
+            cached: false,
+        })
     }
 
     /// Whether unique job `holder` is past the key lifetime `until` by its status record.

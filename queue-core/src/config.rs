@@ -48,6 +48,12 @@ pub struct ClientConfig {
     /// Cluster mode only: give every queue its own hash slot (see [`crate::cluster`]), so
     /// that different queues can live on different masters.
     pub spread_queues: bool,
+    /// Where a succeeded job's record goes: packed into a shared hash of the finished-record
+    /// store (`true`, the default; see [`crate::finished_store`]) or left in its own hash
+    /// until it expires, as before that store existed (`false`, `QUEUE_STATUS_STORE=hashes`:
+    /// for the first deploy of an upgrade, while web processes of the older version still
+    /// read records).
+    pub packed_finished_records: bool,
 }
 
 impl ClientConfig {
@@ -63,6 +69,7 @@ impl ClientConfig {
             status_retention: StatusRetention::default(),
             cluster_nodes: Vec::new(),
             spread_queues: false,
+            packed_finished_records: true,
         }
     }
 
@@ -87,7 +94,8 @@ impl ClientConfig {
     }
 
     /// From the environment: `REDIS_TLS_URL`, else `REDIS_URL`; `DYNO` names the connection;
-    /// `QUEUE_PREFIX` sets the key prefix.
+    /// `QUEUE_PREFIX` sets the key prefix. `QUEUE_STATUS_STORE=hashes` keeps succeeded jobs'
+    /// records in their own hashes ([`ClientConfig::packed_finished_records`]).
     ///
     /// `REDIS_CLUSTER_URLS`, a comma-separated list of node URLs, selects cluster mode and
     /// wins over the other two; the prefix then defaults to [`DEFAULT_CLUSTER_PREFIX`].
@@ -160,6 +168,16 @@ impl ClientConfig {
         if let Some(prefix) = var("QUEUE_PREFIX") {
             config.prefix = prefix;
         }
+        config.packed_finished_records = match var("QUEUE_STATUS_STORE").as_deref() {
+            None | Some("packed") => true,
+            Some("hashes") => false,
+            Some(other) => {
+                return Err(Error::InvalidSetting {
+                    name: "QUEUE_STATUS_STORE",
+                    reason: format!("{other:?} is neither \"packed\" nor \"hashes\""),
+                });
+            }
+        };
         Ok(config)
     }
 
@@ -174,6 +192,15 @@ impl ClientConfig {
     /// ```
     pub fn spread_queues(mut self, spread: bool) -> Self {
         self.spread_queues = spread;
+        self
+    }
+
+    /// Whether succeeded jobs' records are packed into the finished-record store
+    /// ([`crate::finished_store`]); turn it off for the first deploy of an upgrade from a
+    /// version without that store, so that web processes still running the older version
+    /// find every record.
+    pub fn packed_finished_records(mut self, packed: bool) -> Self {
+        self.packed_finished_records = packed;
         self
     }
 
@@ -236,6 +263,7 @@ impl fmt::Debug for ClientConfig {
             .field("status_retention", &self.status_retention)
             .field("cluster_nodes", &self.cluster_nodes.len())
             .field("spread_queues", &self.spread_queues)
+            .field("packed_finished_records", &self.packed_finished_records)
             .finish()
     }
 }

@@ -57,6 +57,13 @@ pub trait Job: Serialize + DeserializeOwned + Send + Sync + 'static {
     /// status `expired` (Sidekiq Pro's `expires_in`); `None`: they never expire.
     const EXPIRES_IN: Option<Duration> = None;
 
+    /// How long the status record of a job of this type is kept once it succeeded; `None`
+    /// uses the client's [`StatusRetention::finished`](crate::status::StatusRetention::finished)
+    /// (24 h by default). `Some(Duration::ZERO)` keeps none: the record is deleted when the
+    /// job succeeds, for work whose outcome nobody polls. Whole seconds; the record may
+    /// outlive it by up to a twenty-fourth of it ([`crate::finished_store`]).
+    const STATUS_RETENTION: Option<Duration> = None;
+
     /// Longest a single attempt may run before it is cancelled and failed as `timeout`;
     /// `None` uses the worker's default.
     fn timeout() -> Option<Duration> {

@@ -181,6 +181,25 @@ impl Keys {
             .strip_prefix("jobstatus:")
     }
 
+    /// One shard of the finished-record store ([`crate::finished_store`]): a hash of packed
+    /// records (job id → record) of jobs kept `keep_secs` that finished in time bucket
+    /// `bucket`, shard `shard` of the bucket.
+    ///
+    /// ```
+    /// use queue_core::keys::Keys;
+    /// assert_eq!(Keys::new("{app}:").finished_shard(86400, 490123, 7), "{app}:done:86400:490123:7");
+    /// ```
+    pub fn finished_shard(&self, keep_secs: u64, bucket: u64, shard: u32) -> String {
+        format!("{}done:{keep_secs}:{bucket}:{shard}", self.prefix)
+    }
+
+    /// Set of the retention periods (seconds) the finished-record store holds records for,
+    /// added by the script that packs a record, so that a reader knows which shards to look
+    /// in.
+    pub fn finished_keeps(&self) -> String {
+        format!("{}done:keeps", self.prefix)
+    }
+
     /// Set of the identities of our worker processes (for the reaper).
     pub fn workers(&self) -> String {
         format!("{}workers", self.prefix)

@@ -47,6 +47,7 @@ pub mod config;
 pub mod connection;
 mod enqueue;
 pub mod error;
+pub mod finished_store;
 pub mod inspect;
 pub mod job;
 pub mod job_id;

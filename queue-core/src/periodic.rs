@@ -232,7 +232,7 @@ impl Client {
         let p = self.prepare(&job, now)?;
         let status = p
             .track
-            .then(|| new_status(JobState::Queued, &p.queue, &p.class, &now_s, None));
+            .then(|| new_status(JobState::Queued, &p.queue, &p.class, &now_s, None, true));
         scripts::periodic_tick(
             &self.for_queue(&p.queue),
             &scripts::PeriodicTick {

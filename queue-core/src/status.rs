@@ -209,6 +209,10 @@ pub mod field {
     /// passed, every script that changes the record announces the change on
     /// [`Keys::status_channel`](crate::keys::Keys::status_channel). Not a change itself.
     pub const WATCHED_UNTIL: &str = "watched_until";
+    /// Present (`1`) when the caller chose the job's id: the record then stays at its own
+    /// key when the job succeeds, where an enqueue with the same id finds it, instead of
+    /// being packed into the finished-record store ([`crate::finished_store`]).
+    pub const GIVEN_ID: &str = "given";
 }
 
 fn num<T: FromStr>(h: &HashMap<String, String>, k: &str) -> Option<T> {

@@ -13,7 +13,8 @@ use queue_core::scripts::{
 use queue_core::testing::TestRedis;
 use queue_core::timestamp::utc_day;
 use queue_core::{
-    Client, EnqueueOptions, JobId, JobPayload, Keys, NewJob, StatusRetention, Timestamp, scripts,
+    Client, EnqueueOptions, JobId, JobPayload, JobState, JobStatus, Keys, NewJob, StatusRetention,
+    Timestamp, finished_store, scripts,
 };
 use redis::aio::MultiplexedConnection;
 use std::collections::HashMap;
@@ -116,6 +117,14 @@ async fn marked(client: &Client, jobs: Vec<Vec<u8>>) -> Vec<(String, i64)> {
         .collect()
 }
 
+/// The packed record of `id`, finished at [`NOW_SECS`] and kept [`FINISHED_TTL`].
+async fn packed(conn: &mut MultiplexedConnection, keys: &Keys, id: &str) -> JobStatus {
+    let spot = finished_store::spot(keys, id, FINISHED_TTL as u64, NOW_SECS);
+    let value: Option<String> = cmd(conn, &["HGET", &spot.key, id]).await;
+    let value = value.unwrap_or_else(|| panic!("no packed record of {id} in {}", spot.key));
+    finished_store::unpack(&value).unwrap_or_else(|| panic!("{value:?} does not unpack"))
+}
+
 /// An ack as the worker builds it; `result` `None` for a cancelled job that did not run.
 fn ack<'a>(raw: &'a str, jid: &'a str, tracking: AckTracking, result: Option<&'a str>) -> Ack<'a> {
     Ack {
@@ -123,6 +132,7 @@ fn ack<'a>(raw: &'a str, jid: &'a str, tracking: AckTracking, result: Option<&'a
         jid,
         tracking,
         result,
+        retention: Duration::from_secs(FINISHED_TTL as u64),
     }
 }
 
@@ -583,30 +593,37 @@ async fn acks_settle_jobs_in_the_processing_list_only() {
         [&*elsewhere_raw]
     );
 
-    let record = hgetall(&mut conn, &keys.status(with_result.as_str())).await;
-    assert_eq!(record["state"], "succeeded");
-    assert_eq!(record["finished_at"], NOW);
-    assert_eq!(record["progress"], "100");
-    assert_eq!(record["result"], r#"{"ok":true}"#);
-    assert_eq!(record["rev"], "3");
+    // Packed into the finished-record store, their own hashes gone.
+    let record = packed(&mut conn, &keys, with_result.as_str()).await;
+    assert_eq!(record.state, JobState::Succeeded);
+    assert_eq!(record.finished_at, Some(NOW_SECS));
+    assert_eq!(record.progress.percent, 100);
+    assert_eq!(record.result, Some(serde_json::json!({"ok": true})));
+    assert_eq!(record.rev, 3);
 
-    let record = hgetall(&mut conn, &keys.status(no_result.as_str())).await;
-    assert_eq!(record["state"], "succeeded");
-    assert_eq!(record["finished_at"], NOW);
-    assert_eq!(record["progress"], "100");
-    assert!(!record.contains_key("result"));
-    assert_eq!(record["rev"], "3");
+    let record = packed(&mut conn, &keys, no_result.as_str()).await;
+    assert_eq!(record.state, JobState::Succeeded);
+    assert_eq!(record.finished_at, Some(NOW_SECS));
+    assert_eq!(record.progress.percent, 100);
+    assert_eq!(record.result, None);
+    assert_eq!(record.rev, 3);
 
-    let record = hgetall(&mut conn, &keys.status(retry_jid)).await;
-    assert_eq!(record["state"], "succeeded");
-    assert_eq!(record["result"], "42");
-    assert!(!record.contains_key("error"), "{record:?}");
+    let record = packed(&mut conn, &keys, retry_jid).await;
+    assert_eq!(record.state, JobState::Succeeded);
+    assert_eq!(record.result, Some(serde_json::json!(42)));
+    assert_eq!(record.error, None);
     // 3, +1 when fetched, +1 when acked.
-    assert_eq!(record["rev"], "5");
+    assert_eq!(record.rev, 5);
 
     for id in [with_result.as_str(), no_result.as_str(), retry_jid] {
-        let ttl: i64 = cmd(&mut conn, &["TTL", &keys.status(id)]).await;
-        assert!((1..=FINISHED_TTL).contains(&ttl), "ttl of {id}: {ttl}");
+        assert!(!exists(&mut conn, &keys.status(id)).await, "{id}");
+        // NOW is long past: the shard lasts the retention from Redis's clock instead.
+        let spot = finished_store::spot(&keys, id, FINISHED_TTL as u64, NOW_SECS);
+        let ttl: i64 = cmd(&mut conn, &["TTL", &spot.key]).await;
+        assert!(
+            (FINISHED_TTL - 5..=FINISHED_TTL).contains(&ttl),
+            "ttl of {id}'s shard: {ttl}"
+        );
     }
     assert!(!exists(&mut conn, &keys.status(untracked.as_str())).await);
     assert_eq!(
@@ -901,9 +918,28 @@ async fn keys_of_the_wrong_type_are_stepped_over() {
     let planted: String = cmd(&mut conn, &["GET", &keys.status("a1")]).await;
     assert_eq!(planted, "x");
     assert_eq!(
-        hgetall(&mut conn, &keys.status("a2")).await["state"],
+        packed(&mut conn, &keys, "a2").await.state,
+        JobState::Succeeded
+    );
+    // A shard of another type: the record stays in the job's own hash.
+    let spot = finished_store::spot(&keys, "a3", FINISHED_TTL as u64, NOW_SECS);
+    let _: () = cmd(&mut conn, &["SET", &spot.key, "x"]).await;
+    let a3 = job("a3");
+    lpush(&mut conn, &keys.processing(IDENTITY), &[&a3]).await;
+    let reply = ack_fetch(
+        &client,
+        &[ack(&a3, "a3", AckTracking::Tracked, Some(""))],
+        0,
+        &[],
+    )
+    .await;
+    assert_eq!(reply.acks, [1]);
+    assert_eq!(
+        hgetall(&mut conn, &keys.status("a3")).await["state"],
         "succeeded"
     );
+    let planted: String = cmd(&mut conn, &["GET", &spot.key]).await;
+    assert_eq!(planted, "x");
     let processed: String = cmd(&mut conn, &["GET", &keys.stat_processed()]).await;
-    assert_eq!(processed, "2");
+    assert_eq!(processed, "3");
 }

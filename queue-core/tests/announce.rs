@@ -130,6 +130,7 @@ async fn every_change_of_a_watched_record_is_announced_with_its_rev() {
         jid,
         tracking: AckTracking::Tracked,
         result: Some("42"),
+        retention: Duration::from_secs(3600),
     };
     let call = AckFetch {
         identity: IDENTITY,

@@ -806,6 +806,7 @@ async fn ack_fetch_keeps_the_fetched_job_whatever_its_keys_hold() {
                 jid: ACKED,
                 tracking: scripts::AckTracking::Tracked,
                 result: Some("{}"),
+                retention: std::time::Duration::from_secs(3600),
             }];
             let reply = scripts::ack_fetch(
                 &h.client,

@@ -5,6 +5,7 @@
 //! before then means it runs again, never that it is lost.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use crate::membership::Identity;
 
@@ -24,9 +25,21 @@ pub(crate) struct Ack {
     pub(crate) result: Option<String>,
     /// Sent before in a call whose reply was lost: it may have landed then.
     pub(crate) resent: bool,
+    /// How long its finished record is kept.
+    pub(crate) retention: Duration,
 }
 
 impl Ack {
+    /// How long a succeeded job of type `reg` keeps its record: its type's own retention,
+    /// else the client's.
+    pub(crate) fn retention_of(
+        reg: &crate::registry::Registration,
+        client: &queue_core::Client,
+    ) -> Duration {
+        reg.status_retention
+            .unwrap_or(client.config().status_retention.finished)
+    }
+
     /// This ack as `ack_fetch.lua` takes it.
     pub(crate) fn as_script_ack(&self) -> queue_core::scripts::Ack<'_> {
         use queue_core::scripts::AckTracking;
@@ -39,6 +52,7 @@ impl Ack {
                 (true, true) => AckTracking::TrackedAfterRetry,
             },
             result: self.result.as_deref(),
+            retention: self.retention,
         }
     }
 }

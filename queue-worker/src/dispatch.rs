@@ -101,6 +101,7 @@ pub(crate) async fn dispatch(
                         retried: job.error_message.is_some(),
                         result: None,
                         resent: false,
+                        retention: Ack::retention_of(&reg, &shared.client),
                     });
                 }
                 // Quiet: handing it back drops it, since its record says cancelled.

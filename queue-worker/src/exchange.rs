@@ -403,6 +403,7 @@ mod tests {
             retried: false,
             result: Some(String::new()),
             resent: false,
+            retention: std::time::Duration::from_secs(60),
         }
     }
 

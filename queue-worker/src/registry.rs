@@ -25,6 +25,8 @@ pub(crate) struct Registration {
     pub(crate) track_status: bool,
     pub(crate) timeout: Option<Duration>,
     pub(crate) concurrency_limit: Option<u32>,
+    /// How long a succeeded job's record is kept, when its type says.
+    pub(crate) status_retention: Option<Duration>,
     pub(crate) perform: Arc<Perform>,
 }
 
@@ -66,6 +68,7 @@ impl Registry {
                 track_status: J::TRACK_STATUS,
                 timeout: J::timeout(),
                 concurrency_limit: J::CONCURRENCY_LIMIT,
+                status_retention: J::STATUS_RETENTION,
                 perform: Arc::new(perform),
             },
         );

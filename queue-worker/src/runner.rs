@@ -251,6 +251,7 @@ pub(crate) async fn run(
                 retried: job.error_message.is_some(),
                 result: Some(result),
                 resent: false,
+                retention: Ack::retention_of(&reg, &shared.client),
             });
             return;
         }

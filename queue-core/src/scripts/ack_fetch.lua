@@ -3,14 +3,17 @@
 -- half may be empty. The jobs taken are marked running by start.lua, once the worker has
 -- read their ids: every key a script touches arrives in KEYS.
 -- KEYS[1] lease of this process    KEYS[2] processing list of this process
--- KEYS[3] stat:processed    KEYS[4] stat:processed:<day>
--- KEYS[5 .. 4+A] status hash of acked job i    KEYS[5+A ..] queue lists, in the order to try
+-- KEYS[3] stat:processed    KEYS[4] stat:processed:<day>    KEYS[5] finished-record keeps set
+-- KEYS[6 .. 5+2A] per acked job i: its status hash, then its finished-record shard
+-- KEYS[6+2A ..] queue lists, in the order to try
 -- ARGV[1] A = number of acks    ARGV[2] most jobs to take    ARGV[3] lease ttl (ms)
--- ARGV[4] now (epoch seconds)   ARGV[5] status ttl (s) after a terminal state
+-- ARGV[4] now (epoch seconds)   ARGV[5] longest id or packed record that may be packed
+--   (finished_store.rs; 0: pack nothing)
 -- ARGV[6] ttl (s) of the daily counter    ARGV[7] status channel
--- then per acked job, three entries: raw job as fetched; '0' untracked / '1' tracked, first
+-- then per acked job, six entries: raw job as fetched; '0' untracked / '1' tracked, first
 --   attempt / '2' tracked, a retry (clears the last error); result JSON ('' for none; '-'
---   when the job was cancelled and did not run)
+--   when the job was cancelled and did not run); job id; seconds its finished record is
+--   kept ('0': dropped at once); epoch seconds at which its shard expires
 -- Returns: {-1, KEYS[2]} when the processing list holds another type (nothing is done), or
 -- {lease, ack_1 .. ack_A, job, job, ...} where
 --   lease is 1, or 0 when this process's lease has expired: nothing was taken (the reaper may
@@ -18,6 +21,8 @@
 --   ack_i is 1 acked, or 0 the job was no longer in the processing list (the reaper handed
 --     it to another worker): its result is rejected;
 --   the jobs taken follow, oldest first.
+-- A succeeded job's record is packed into its shard and its own hash deleted, when it fits
+-- (pack_finished, finished_store.rs); otherwise it stays in its own hash, kept as long.
 -- At-least-once: a job stays in the processing list until its ack lands here, so a crash
 -- at any point means it runs again, never that it is lost.
 -- Writes at maxmemory: LREM and PEXPIRE are writes Redis allows when full, and a script that
@@ -40,10 +45,15 @@ if want > 0 then
 end
 
 local acked = 0
+local pack_limit = tonumber(ARGV[5])
+-- Each shard's expiry and each period's entry in the keeps set, written once per call.
+local expiring, kept = {}, {}
+local redis_now = nil
 for i = 1, acks do
-  local base = 7 + (i - 1) * 3
+  local base = 7 + (i - 1) * 6
   local raw, tracked, result = ARGV[base + 1], ARGV[base + 2], ARGV[base + 3]
-  local status = KEYS[4 + i]
+  local jid, keep, shard_until = ARGV[base + 4], ARGV[base + 5], ARGV[base + 6]
+  local status, shard = KEYS[4 + 2 * i], KEYS[5 + 2 * i]
   if redis.call('LREM', KEYS[2], -1, raw) == 1 then
     out[#out + 1] = 1
     if result == '-' and redis.pcall('HGET', status, 'state') == 'cancelled' then
@@ -54,26 +64,66 @@ for i = 1, acks do
       acked = acked + 1
       -- A key of another type where the record belongs (a name collision, or planted) is
       -- left alone: the job is done either way, and an error here would stall every ack.
-      local rev, watched = nil, nil
+      local read = nil
       if tracked ~= '0' then
-        local read = redis.pcall('HMGET', status, 'rev', 'watched_until')
-        if not read['err'] then
-          rev = string.format('%d', next_rev(read[1] or nil))
-          watched = read[2]
+        read = redis.pcall('HGETALL', status)
+        if read['err'] then
+          read = nil
         end
       end
-      if rev then
+      if read and keep == '0' then
+        -- Its job type keeps no finished record.
+        redis.call('DEL', status)
+      elseif read then
+        local r = {}
+        for f = 1, #read, 2 do
+          r[read[f]] = read[f + 1]
+        end
+        local watched = r.watched_until
+        local rev = string.format('%d', next_rev(r.rev))
+        r.state, r.finished_at, r.progress, r.rev = 'succeeded', ARGV[4], '100', rev
         if result ~= '' then
-          redis.call('HSET', status, 'state', 'succeeded', 'finished_at', ARGV[4],
-            'progress', '100', 'result', result, 'rev', rev)
-        else
-          redis.call('HSET', status, 'state', 'succeeded', 'finished_at', ARGV[4],
-            'progress', '100', 'rev', rev)
+          r.result = result
         end
         if tracked == '2' then
-          redis.call('HDEL', status, 'error')
+          r.error = nil
         end
-        redis.call('EXPIRE', status, ARGV[5])
+        -- A caller-given id keeps its record at its own key, where an enqueue with the same
+        -- id finds it; so does a record with an error (not part of the packed form).
+        local packed = nil
+        if #jid <= pack_limit and not r.given and not r.error then
+          packed = pack_finished(r)
+        end
+        if packed and #packed <= pack_limit
+          and type(redis.pcall('HSET', shard, jid, packed)) == 'number' then
+          if not expiring[shard] then
+            expiring[shard] = true
+            -- Never sooner than the retention from Redis's own clock: a worker whose clock
+            -- runs far behind must not make Redis drop a shard, and the others' records in it.
+            if not redis_now then
+              redis_now = tonumber(redis.call('TIME')[1])
+            end
+            redis.call('EXPIREAT', shard, string.format('%d',
+              math.max(tonumber(shard_until), redis_now + tonumber(keep))))
+          end
+          if not kept[keep] then
+            kept[keep] = true
+            redis.pcall('SADD', KEYS[5], keep)
+          end
+          redis.call('DEL', status)
+        else
+          if result ~= '' then
+            redis.call('HSET', status, 'state', 'succeeded', 'finished_at', ARGV[4],
+              'progress', '100', 'result', result, 'rev', rev)
+          else
+            redis.call('HSET', status, 'state', 'succeeded', 'finished_at', ARGV[4],
+              'progress', '100', 'rev', rev)
+          end
+          if tracked == '2' then
+            redis.call('HDEL', status, 'error')
+          end
+          redis.call('EXPIRE', status, keep)
+        end
         if watched then
           announce(ARGV[7], status, rev, watched)
         end
@@ -95,7 +145,7 @@ if acked > 0 then
 end
 
 local taken = 0
-for q = 5 + acks, #KEYS do
+for q = 6 + 2 * acks, #KEYS do
   if taken >= want then
     break
   end

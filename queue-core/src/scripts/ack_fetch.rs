@@ -6,6 +6,7 @@
 
 use crate::client::Client;
 use crate::error::Result;
+use crate::finished_store;
 use crate::scripts::{DAILY_STAT_TTL_SECS, lua};
 use crate::timestamp::{Timestamp, utc_day};
 
@@ -33,6 +34,10 @@ pub struct Ack<'a> {
     pub tracking: AckTracking,
     /// Its result JSON (`""` for none), or `None` when it was cancelled and did not run.
     pub result: Option<&'a str>,
+    /// How long its finished record is kept ([`Job::status_retention`](crate::Job::status_retention),
+    /// else [`StatusRetention::finished`](crate::status::StatusRetention::finished));
+    /// zero drops the record at once.
+    pub retention: std::time::Duration,
 }
 
 /// One call: acks out, up to `want` jobs in.
@@ -85,30 +90,44 @@ pub async fn ack_fetch(client: &Client, call: &AckFetch<'_>) -> Result<AckFetche
     inv.key(keys.lease(call.identity))
         .key(keys.processing(call.identity))
         .key(keys.stat_processed())
-        .key(keys.stat_processed_on(&utc_day(now)));
-    for a in call.acks {
-        inv.key(keys.status(a.jid));
+        .key(keys.stat_processed_on(&utc_day(now)))
+        .key(keys.finished_keeps());
+    let spots: Vec<finished_store::Spot> = call
+        .acks
+        .iter()
+        .map(|a| finished_store::spot(keys, a.jid, a.retention.as_secs(), now))
+        .collect();
+    for (a, spot) in call.acks.iter().zip(&spots) {
+        inv.key(keys.status(a.jid)).key(&spot.key);
     }
     if call.want > 0 {
         for q in call.queues {
             inv.key(keys.queue(q));
         }
     }
+    let pack_limit = if client.config().packed_finished_records {
+        finished_store::LISTPACK_VALUE_LIMIT
+    } else {
+        0
+    };
     inv.arg(call.acks.len())
         .arg(call.want)
         .arg(call.lease_ttl.as_millis() as u64)
         .arg(format!("{now:.6}"))
-        .arg(client.config().status_retention.finished.as_secs())
+        .arg(pack_limit)
         .arg(DAILY_STAT_TTL_SECS)
         .arg(client.keys().status_channel());
-    for a in call.acks {
+    for (a, spot) in call.acks.iter().zip(&spots) {
         inv.arg(a.raw)
             .arg(match a.tracking {
                 AckTracking::Untracked => "0",
                 AckTracking::Tracked => "1",
                 AckTracking::TrackedAfterRetry => "2",
             })
-            .arg(a.result.unwrap_or("-"));
+            .arg(a.result.unwrap_or("-"))
+            .arg(a.jid)
+            .arg(a.retention.as_secs().min(finished_store::MAX_KEEP_SECS))
+            .arg(spot.expire_at);
     }
     let reply: redis::Value = ACK_FETCH.call(client, inv).await?;
     parse(reply, call.acks.len())

@@ -61,9 +61,9 @@ mod schedule;
 mod signal;
 mod slot_renew;
 mod start;
+mod status_read;
 mod unique_release;
 mod unregister;
-mod watch;
 
 pub use ack_fetch::{Ack, AckFetch, AckFetched, AckTracking, Taken, ack_fetch};
 pub use cancel::{CANCEL_NOTICE, Cancelled, cancel};
@@ -92,9 +92,9 @@ pub(crate) use schedule::{Schedule, schedule};
 pub use signal::{SIGNAL_NOTICE, Signal, signal};
 pub use slot_renew::{HeldSlot, SlotSet, slot_renew};
 pub use start::{StartJob, Started, start};
+pub use status_read::{Watched, status_read, watch};
 pub use unique_release::unique_release;
 pub use unregister::unregister;
-pub use watch::{Watched, watch};
 
 /// Lifetime of Sidekiq's daily counters (`stat:processed:<day>`): Sidekiq keeps five years.
 pub(crate) const DAILY_STAT_TTL_SECS: u64 = 5 * 365 * 24 * 3600;

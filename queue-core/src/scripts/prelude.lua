@@ -143,3 +143,61 @@ local function known_id(key)
   return nil
 end
 
+
+-- @helper pack_finished
+-- Finished record `r` (field → value, holding its final values) in the packed form of the
+-- finished-record store, version 1 (finished_store.rs): nil when it cannot be packed
+-- without loss (no readable finished_at, or a text field other than the result holding the
+-- separator), and the caller keeps the record in its own hash.
+local function pack_finished(r)
+  local function ms(t)
+    local v = tonumber(t or '')
+    if not v or v ~= v or v < 0 or v > 1e11 then
+      return nil
+    end
+    return math.floor(v * 1000 + 0.5)
+  end
+  -- Base 36, as Rust's from_str_radix reads it: 8 digits for today's epoch milliseconds.
+  local function b36(n)
+    if n == 0 then
+      return '0'
+    end
+    local sign = ''
+    if n < 0 then
+      sign, n = '-', -n
+    end
+    local digits = {}
+    while n > 0 do
+      local d = n % 36
+      digits[#digits + 1] = string.sub('0123456789abcdefghijklmnopqrstuvwxyz', d + 1, d + 1)
+      n = (n - d) / 36
+    end
+    return sign .. string.reverse(table.concat(digits))
+  end
+  local finished = ms(r.finished_at)
+  if not finished then
+    return nil
+  end
+  -- Each time as milliseconds before the one it follows in the chain, so that a job that
+  -- waited long pays for the long wait once; '' when absent or unreadable, as a reader of
+  -- the hash would read it.
+  local times, anchor = {}, finished
+  for i, name in ipairs({'started_at', 'enqueued_at', 'created_at', 'run_at'}) do
+    local t = ms(r[name])
+    if t then
+      times[i] = b36(anchor - t)
+      anchor = t
+    else
+      times[i] = ''
+    end
+  end
+  local text = {r.rev or '', r.attempt or '', r.progress or '', r.queue or '', r.class or '',
+    r.owner or '', r.message or ''}
+  for i = 1, #text do
+    if string.find(text[i], '|', 1, true) then
+      return nil
+    end
+  end
+  return table.concat({'1', 'S', text[1], text[2], b36(finished), times[1], times[2],
+    times[3], times[4], text[3], text[4], text[5], text[6], text[7], r.result or ''}, '|')
+end
