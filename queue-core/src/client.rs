@@ -657,13 +657,11 @@ impl Client {
     /// period is always among them.
     pub(crate) async fn finished_keeps(&self, refresh: bool) -> Result<KnownKeeps> {
         let key = self.keys.finished_keeps();
-        if !refresh {
-            if let Some(keeps) = self.finished_keeps.fresh(&key) {
-                return Ok(KnownKeeps {
-                    keeps,
-                    cached: true,
-                });
-            }
+        if let Some(keeps) = self.finished_keeps.fresh(&key).filter(|_| !refresh) {
+            return Ok(KnownKeeps {
+                keeps,
+                cached: true,
+            });
         }
         let mut conn = self.conn.clone();
         let mut pipe = redis::pipe();

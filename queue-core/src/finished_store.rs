@@ -147,7 +147,7 @@ pub fn candidates(keys: &Keys, jid: &str, keeps: &[u64], now_secs: f64) -> Vec<S
         }
     }
     // Newest first across retention periods too: most reads are of jobs that just finished.
-    found.sort_by(|a, b| b.0.cmp(&a.0));
+    found.sort_by_key(|(start, _)| std::cmp::Reverse(*start));
     found.into_iter().map(|(_, key)| key).collect()
 }
 
@@ -230,8 +230,11 @@ pub fn unpack(packed: &str) -> Option<JobStatus> {
 /// A process's copy of each slot's [`Keys::finished_keeps`], shared by a client's clones.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct KeepsCache {
-    read: Arc<Mutex<HashMap<String, (Instant, Vec<u64>)>>>,
+    read: Arc<Mutex<HashMap<String, ReadAt>>>,
 }
+
+/// When a slot's periods were read, and what they were.
+type ReadAt = (Instant, Vec<u64>);
 
 impl KeepsCache {
     /// The copy of `key` if it is fresh.
