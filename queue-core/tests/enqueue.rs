@@ -530,7 +530,14 @@ async fn bulk_checks_only_caller_given_ids_and_keeps_their_order() {
         fields.sort_unstable();
         // A caller-given id's record says so, so that it stays at its own key once finished.
         let expected: &[&str] = if id == &new_given {
-            &["class", "created_at", "enqueued_at", "given", "queue", "state"]
+            &[
+                "class",
+                "created_at",
+                "enqueued_at",
+                "given",
+                "queue",
+                "state",
+            ]
         } else {
             &["class", "created_at", "enqueued_at", "queue", "state"]
         };
