@@ -17,7 +17,9 @@
 //!   that needs `HEXPIRE` (Redis 7.4).
 //! - `shard` is one of [`SHARDS`], picked from the job id ([`shard_of`]), so that a shard
 //!   holds few enough records to stay a listpack (Redis's `hash-max-listpack-entries`, 512
-//!   by default): up to about 1.5 million records per `keep` window.
+//!   by default) up to about 260,000 records per bucket, 6 million per `keep` window. More
+//!   shards cost little: a shard key's own ~100 bytes are shared by its records, and a
+//!   bucket uses only as many shards as it has records.
 //!
 //! A record is kept at least `keep` and at most `keep` plus one bucket width. Readers find
 //! it from the id alone: [`candidates`] lists the shards it can be in, newest first, for
@@ -30,16 +32,20 @@
 //! into a hashtable, costing every record in it), and no text field but the result may
 //! hold the separator `|`. A record that does not fit, a record of a job whose id the
 //! caller chose (so that an enqueue with that id stays refused for as long as the record
-//! lasts, which needs the record at its own key), and the records of dead, cancelled and
-//! expired jobs stay in their own hashes and expire as before. Readers look at the job's
+//! lasts, which needs the record at its own key), a record acked by a worker whose clock is
+//! off Redis's by more than half a bucket width (its shard, picked by that clock, would be
+//! one no reader looks in), and the records of dead, cancelled and expired jobs stay in
+//! their own hashes and expire as before. Readers look at the job's
 //! own key first, so they find those, and records written before this store existed.
 //!
-//! # Format (version 1)
-//! `1|<state>|<rev>|<attempt>|<finished>|<started>|<enqueued>|<created>|<run at>|<progress>|<queue>|<class>|<owner>|<message>|<result>`:
+//! # Format
+//! `S|<rev>|<attempt>|<finished>|<started>|<enqueued>|<created>|<run at>|<queue>|<class>|<owner>|<message>|<result>`:
+//! - `S` names both the format and the state (succeeded, so progress 100); another state or
+//!   a later format would start with another letter;
 //! - `finished` is epoch milliseconds in base 36 (8 digits until the year 2059);
-//! - each other time is the milliseconds, in base 36, before the last time present before it
-//!   in that order (empty: none), so a job that waited a week pays for the week once;
-//! - `state` is `S` (succeeded); the result is last and may hold `|`.
+//! - each other time is the milliseconds before the last time present before it in that
+//!   order (empty: none), so a job that waited a week pays for the week once;
+//! - the result is last and may hold `|`; the other text fields may not, nor be empty.
 //!
 //! The packing is done by `pack_finished` in `scripts/prelude.lua`; [`unpack`] reads it.
 
@@ -51,7 +57,7 @@ use crate::keys::Keys;
 use crate::status::{JobState, JobStatus, Progress};
 
 /// Shards per time bucket.
-pub const SHARDS: u32 = 128;
+pub const SHARDS: u32 = 512;
 
 /// The longest id or packed value a record may have to be packed: Redis's default
 /// `hash-max-listpack-value`, past which a hash stops being a listpack.
@@ -154,15 +160,15 @@ pub fn candidates(keys: &Keys, jid: &str, keeps: &[u64], now_secs: f64) -> Vec<S
 /// The separator of the packed fields.
 const SEP: char = '|';
 
-/// Reads a packed record ([format](self#format-version-1)); `None` when it is not one this
+/// Reads a packed record ([format](self#format)); `None` when it is not one this
 /// version knows (a crafted or damaged value reads as no record, like a damaged hash).
 ///
 /// ```
 /// use queue_core::finished_store::unpack;
 /// use queue_core::JobState;
-/// // Finished at 1764650000123 ms (base 36: "mio31qez"), started 20 ms before (base 36
-/// // "k"), enqueued 1 s before that ("rs"), created when enqueued.
-/// let status = unpack("1|S|3|1|mio31qez|k|rs|0||100|default|Report||done|{\"rows\":2}").unwrap();
+/// // Finished at 1764650000123 ms ("mio31qez" in base 36), started 20 ms before, enqueued
+/// // 1 s before that, created when enqueued.
+/// let status = unpack("S|3|1|mio31qez|20|1000|0||default|Report||done|{\"rows\":2}").unwrap();
 /// assert_eq!(status.state, JobState::Succeeded);
 /// assert_eq!((status.rev, status.attempt, status.progress.percent), (3, 1, 100));
 /// assert_eq!(status.finished_at, Some(1_764_650_000.123));
@@ -172,14 +178,11 @@ const SEP: char = '|';
 /// assert_eq!(status.run_at, None);
 /// assert_eq!(status.progress.message.as_deref(), Some("done"));
 /// assert_eq!(status.result, Some(serde_json::json!({"rows": 2})));
-/// assert!(unpack("2|S|3").is_none());
+/// assert!(unpack("T|3").is_none());
 /// ```
 pub fn unpack(packed: &str) -> Option<JobStatus> {
-    let mut parts = packed.splitn(15, SEP);
+    let mut parts = packed.splitn(13, SEP);
     let mut next = || parts.next();
-    if next()? != "1" {
-        return None;
-    }
     let state = match next()? {
         "S" => JobState::Succeeded,
         _ => return None,
@@ -191,7 +194,7 @@ pub fn unpack(packed: &str) -> Option<JobStatus> {
     let mut anchor = finished_ms;
     let mut before = || -> Option<Option<f64>> {
         let delta = next()?;
-        Some(i64::from_str_radix(delta, 36).ok().map(|d| {
+        Some(delta.parse::<i64>().ok().map(|d| {
             anchor = anchor.saturating_sub(d);
             anchor as f64 / 1000.0
         }))
@@ -200,7 +203,6 @@ pub fn unpack(packed: &str) -> Option<JobStatus> {
     let enqueued_at = before()?;
     let created_at = before()?;
     let run_at = before()?;
-    let percent = next()?.parse().unwrap_or(0);
     let text = |s: &str| (!s.is_empty()).then(|| s.to_owned());
     let queue = text(next()?);
     let class = text(next()?);
@@ -212,7 +214,10 @@ pub fn unpack(packed: &str) -> Option<JobStatus> {
         queue,
         class,
         attempt,
-        progress: Progress { percent, message },
+        progress: Progress {
+            percent: 100,
+            message,
+        },
         result: (!result.is_empty())
             .then(|| serde_json::from_str(result).ok())
             .flatten(),
@@ -335,10 +340,10 @@ mod tests {
 
     #[test]
     fn damaged_values_read_as_no_record() {
-        for bad in ["", "1", "1|S", "1|Q|1|1|5|||||||||||", "1|S|1|1|!|||||||||"] {
+        for bad in ["", "S", "S|1", "Q|1|1|5||||||||||", "S|1|1|!||||||||||"] {
             assert!(unpack(bad).is_none(), "{bad:?}");
         }
-        let odd = unpack("1|S|x|y|5|!||||q|||||not json").unwrap();
+        let odd = unpack("S|x|y|5|!|||||||||not json").unwrap();
         assert_eq!((odd.rev, odd.attempt, odd.started_at), (1, 0, None));
         assert_eq!(odd.result, None);
     }

@@ -20,10 +20,19 @@ use redis::aio::MultiplexedConnection;
 use std::collections::HashMap;
 use std::time::Duration;
 
-/// The script's clock, as the wrapper formats [`NOW_SECS`].
-const NOW: &str = "1760000000.500000";
-/// The `now` passed to the wrapper, and the day of the daily counter.
-const NOW_SECS: f64 = 1_760_000_000.5;
+/// The `now` passed to the wrapper, and the day of the daily counter: the real clock at the
+/// first call, at half a second, so that it reads back exactly from a packed record (whole
+/// milliseconds). A worker's clock must be close to Redis's for its records to be packed.
+fn now_secs() -> f64 {
+    static NOW: std::sync::LazyLock<f64> =
+        std::sync::LazyLock::new(|| Timestamp::now().as_secs_f64().floor() + 0.5);
+    *NOW
+}
+
+/// The script's clock, as the wrapper formats [`now_secs`].
+fn now_text() -> String {
+    format!("{:.6}", now_secs())
+}
 /// Lease TTL the script sets.
 const LEASE_TTL_MS: i64 = 15_000;
 /// Retention of a finished job's record: the test client's `status_retention.finished`,
@@ -53,7 +62,7 @@ impl Reply {
     }
 }
 
-/// Calls the worker's wrappers for [`IDENTITY`] at [`NOW_SECS`], `ack_fetch` and then
+/// Calls the worker's wrappers for [`IDENTITY`] at [`now_secs`], `ack_fetch` and then
 /// `start` for the jobs that parse (as untracked types: a missing record stays missing),
 /// and maps their typed replies back to integers. With `want = 0` the wrapper sends no queue
 /// keys, whatever `queues` names.
@@ -64,7 +73,7 @@ async fn ack_fetch(client: &Client, acks: &[Ack<'_>], want: usize, queues: &[&st
         want,
         queues,
         lease_ttl: Duration::from_millis(LEASE_TTL_MS as u64),
-        now: Timestamp::from_secs_f64(NOW_SECS),
+        now: Timestamp::from_secs_f64(now_secs()),
     };
     let reply = call_ack_fetch(client, &call).await.unwrap();
     assert_eq!(reply.acked.len(), acks.len());
@@ -97,7 +106,7 @@ async fn marked(client: &Client, jobs: Vec<Vec<u8>>) -> Vec<(String, i64)> {
             tracked: false,
         })
         .collect();
-    let started = scripts::start(client, &starts, Timestamp::from_secs_f64(NOW_SECS))
+    let started = scripts::start(client, &starts, Timestamp::from_secs_f64(now_secs()))
         .await
         .unwrap();
     let mut marks = started.into_iter().map(|s| match s {
@@ -117,9 +126,9 @@ async fn marked(client: &Client, jobs: Vec<Vec<u8>>) -> Vec<(String, i64)> {
         .collect()
 }
 
-/// The packed record of `id`, finished at [`NOW_SECS`] and kept [`FINISHED_TTL`].
+/// The packed record of `id`, finished at [`now_secs`] and kept [`FINISHED_TTL`].
 async fn packed(conn: &mut MultiplexedConnection, keys: &Keys, id: &str) -> JobStatus {
-    let spot = finished_store::spot(keys, id, FINISHED_TTL as u64, NOW_SECS);
+    let spot = finished_store::spot(keys, id, FINISHED_TTL as u64, now_secs());
     let value: Option<String> = cmd(conn, &["HGET", &spot.key, id]).await;
     let value = value.unwrap_or_else(|| panic!("no packed record of {id} in {}", spot.key));
     finished_store::unpack(&value).unwrap_or_else(|| panic!("{value:?} does not unpack"))
@@ -342,7 +351,7 @@ async fn fetch_marks_tracked_jobs_running_and_reports_cancelled_ones() {
     assert_eq!(record["attempt"], "1");
     assert_eq!(record["progress"], "0");
     assert_eq!(record["rev"], "2");
-    assert_eq!(record["started_at"], NOW);
+    assert_eq!(record["started_at"], now_text());
     // Fields written at enqueue are kept.
     assert_eq!(record["class"], "Greet");
     assert_eq!(record["queue"], "default");
@@ -357,7 +366,7 @@ async fn fetch_marks_tracked_jobs_running_and_reports_cancelled_ones() {
     assert_eq!(record["attempt"], "2");
     assert_eq!(record["progress"], "0");
     assert_eq!(record["rev"], "5");
-    assert_eq!(record["started_at"], NOW);
+    assert_eq!(record["started_at"], now_text());
     assert!(!record.contains_key("message"), "{record:?}");
     // The last error stays until the retry succeeds (the ack with '2' clears it).
     assert_eq!(record["error"], "boom");
@@ -480,7 +489,7 @@ async fn acks_settle_jobs_in_the_processing_list_only() {
     let redis = TestRedis::start();
     let (client, keys, mut conn) = setup(&redis, "acks_settle_jobs_in_the_processing_list").await;
     grant_lease(&mut conn, &keys).await;
-    let day_key = keys.stat_processed_on(&utc_day(NOW_SECS));
+    let day_key = keys.stat_processed_on(&utc_day(now_secs()));
     let _: () = cmd(&mut conn, &["SET", &keys.stat_processed(), "10"]).await;
 
     // with_result (tracked), no_result (tracked), untracked, cancelled, a retry.
@@ -596,14 +605,14 @@ async fn acks_settle_jobs_in_the_processing_list_only() {
     // Packed into the finished-record store, their own hashes gone.
     let record = packed(&mut conn, &keys, with_result.as_str()).await;
     assert_eq!(record.state, JobState::Succeeded);
-    assert_eq!(record.finished_at, Some(NOW_SECS));
+    assert_eq!(record.finished_at, Some(now_secs()));
     assert_eq!(record.progress.percent, 100);
     assert_eq!(record.result, Some(serde_json::json!({"ok": true})));
     assert_eq!(record.rev, 3);
 
     let record = packed(&mut conn, &keys, no_result.as_str()).await;
     assert_eq!(record.state, JobState::Succeeded);
-    assert_eq!(record.finished_at, Some(NOW_SECS));
+    assert_eq!(record.finished_at, Some(now_secs()));
     assert_eq!(record.progress.percent, 100);
     assert_eq!(record.result, None);
     assert_eq!(record.rev, 3);
@@ -617,11 +626,12 @@ async fn acks_settle_jobs_in_the_processing_list_only() {
 
     for id in [with_result.as_str(), no_result.as_str(), retry_jid] {
         assert!(!exists(&mut conn, &keys.status(id)).await, "{id}");
-        // NOW is long past: the shard lasts the retention from Redis's clock instead.
-        let spot = finished_store::spot(&keys, id, FINISHED_TTL as u64, NOW_SECS);
+        // The retention, from the end of the shard's time bucket.
+        let spot = finished_store::spot(&keys, id, FINISHED_TTL as u64, now_secs());
         let ttl: i64 = cmd(&mut conn, &["TTL", &spot.key]).await;
+        let width = finished_store::bucket_width(FINISHED_TTL as u64) as i64;
         assert!(
-            (FINISHED_TTL - 5..=FINISHED_TTL).contains(&ttl),
+            (FINISHED_TTL - 5..=FINISHED_TTL + width).contains(&ttl),
             "ttl of {id}'s shard: {ttl}"
         );
     }
@@ -922,7 +932,7 @@ async fn keys_of_the_wrong_type_are_stepped_over() {
         JobState::Succeeded
     );
     // A shard of another type: the record stays in the job's own hash.
-    let spot = finished_store::spot(&keys, "a3", FINISHED_TTL as u64, NOW_SECS);
+    let spot = finished_store::spot(&keys, "a3", FINISHED_TTL as u64, now_secs());
     let _: () = cmd(&mut conn, &["SET", &spot.key, "x"]).await;
     let a3 = job("a3");
     lpush(&mut conn, &keys.processing(IDENTITY), &[&a3]).await;

@@ -45,13 +45,19 @@ impl Harness {
     /// Takes the oldest job of `default`, marks it running, then acks it with `result`,
     /// kept `retention`, as the worker does. Returns its id.
     async fn run_one(&self, result: &str, retention: Duration) -> JobId {
+        self.run_one_at(result, retention, 0.0).await
+    }
+
+    /// [`Harness::run_one`] by a worker whose clock is `skew` seconds off.
+    async fn run_one_at(&self, result: &str, retention: Duration, skew: f64) -> JobId {
+        let now = || Timestamp::from_secs_f64(Timestamp::now().as_secs_f64() + skew);
         let call = AckFetch {
             identity: IDENTITY,
             acks: &[],
             want: 1,
             queues: &["default"],
             lease_ttl: Duration::from_secs(60),
-            now: Timestamp::now(),
+            now: now(),
         };
         let taken = scripts::ack_fetch(&self.client, &call).await.unwrap().taken;
         let Taken::Jobs(jobs) = taken else {
@@ -68,9 +74,7 @@ impl Harness {
             class: &job.class,
             tracked: true,
         };
-        scripts::start(&self.client, &[start], Timestamp::now())
-            .await
-            .unwrap();
+        scripts::start(&self.client, &[start], now()).await.unwrap();
         let ack = Ack {
             raw,
             jid: job.jid.as_str(),
@@ -81,7 +85,7 @@ impl Harness {
         let call = AckFetch {
             acks: &[ack],
             want: 0,
-            now: Timestamp::now(),
+            now: now(),
             ..call
         };
         let acked = scripts::ack_fetch(&self.client, &call).await.unwrap();
@@ -336,4 +340,73 @@ async fn planted_and_damaged_keys_cost_one_record_at_most() {
         h.client.status(&id).await.unwrap().unwrap().state,
         JobState::Succeeded
     );
+}
+
+#[tokio::test]
+async fn an_empty_owner_reads_back_as_it_was_recorded() {
+    let redis = TestRedis::start();
+    let h = Harness::new(&redis, "empty_owner").await;
+    // An owner that is there but empty is not "no owner": an access hook that treats a
+    // record without an owner as public must not see this one turn public when it succeeds.
+    let id = h
+        .client
+        .enqueue_with(&Greet::new("e"), EnqueueOptions::new().owner(""))
+        .await
+        .unwrap();
+    let queued = h.client.status(&id).await.unwrap().unwrap();
+    assert_eq!(queued.owner.as_deref(), Some(""));
+    h.run_one("", DAY).await;
+    let done = h.client.status(&id).await.unwrap().unwrap();
+    assert_eq!(done.state, JobState::Succeeded);
+    assert_eq!(done.owner.as_deref(), Some(""), "{done:?}");
+}
+
+#[tokio::test]
+async fn a_worker_whose_clock_is_off_by_hours_leaves_records_readers_find() {
+    let redis = TestRedis::start();
+    let h = Harness::new(&redis, "skewed_worker").await;
+    let hours = 3.0 * 3_600.0;
+    for skew in [hours, -hours, 40.0 * 86_400.0] {
+        h.client.enqueue(&Greet::new("s")).await.unwrap();
+        let id = h.run_one_at("1", DAY, skew).await;
+        let found = h.client.status(&id).await.unwrap();
+        assert_eq!(
+            found.map(|s| (s.state, s.result)),
+            Some((JobState::Succeeded, Some(serde_json::json!(1)))),
+            "worker clock off by {skew} s"
+        );
+    }
+    // A short retention has one-minute buckets: two minutes off is already too far.
+    let ten_minutes = Duration::from_secs(600);
+    h.client.enqueue(&Greet::new("m")).await.unwrap();
+    let id = h.run_one_at("", ten_minutes, 120.0).await;
+    assert!(h.client.status(&id).await.unwrap().is_some());
+}
+
+#[tokio::test]
+async fn a_watched_record_of_a_type_that_keeps_none_announces_its_end() {
+    use futures_util::StreamExt;
+    let redis = TestRedis::start();
+    let h = Harness::new(&redis, "watched_keep_zero").await;
+    let mut changes = std::pin::pin!(h.client.status_changes().await.unwrap());
+    let id = h.client.enqueue(&Greet::new("w")).await.unwrap();
+    let watched = scripts::watch(&h.client, id.as_str(), Duration::from_secs(20))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(watched.announced);
+    h.run_one("", Duration::ZERO).await;
+    // start.lua announces the start; the ack must announce the end (the record is gone), or
+    // a long poll waits its whole wait and then answers `running` for a finished job.
+    let mut seen = Vec::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while seen.len() < 2 {
+        match tokio::time::timeout_at(deadline, changes.next()).await {
+            Ok(Some(change)) if change.job == id => seen.push(change.rev),
+            Ok(Some(_)) => {}
+            Ok(None) | Err(_) => break,
+        }
+    }
+    assert_eq!(seen, [2, 3], "announcements of {id}");
+    assert!(h.client.status(&id).await.unwrap().is_none());
 }

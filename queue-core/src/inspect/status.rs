@@ -45,6 +45,11 @@ impl Inspector<'_> {
     /// slot when queues are spread over a cluster, which refuses a pipeline across slots),
     /// O(ids).
     ///
+    /// A succeeded job whose record was packed into the finished-record store
+    /// ([`crate::finished_store`]) reads as [`StatusRev::Gone`]: it changes no more, and a
+    /// long poll woken by `Gone` reads the record again with [`Client::status`](crate::Client::status),
+    /// which finds it.
+    ///
     /// A damaged record does not fail the others: its `rev` reads as [`read_rev`] reads it,
     /// and a key of another type where a record belongs reads as [`StatusRev::Gone`] (there
     /// is no record), so one planted key cannot stop every other job's read.
@@ -76,7 +81,9 @@ impl Inspector<'_> {
     }
 
     /// The state of each job of `ids`, in the same order (`None`: no record, a key of another
-    /// type, or a state this version does not know): pipelines of `HGET jobstatus:ID state`,
+    /// type, or a state this version does not know, and a succeeded job whose record was
+    /// packed into the finished-record store: [`Client::status`](crate::Client::status) reads
+    /// those): pipelines of `HGET jobstatus:ID state`,
     /// [`MAX_STATUS_PER_ROUND_TRIP`] ids per round trip (and per queue slot).
     pub async fn states(&self, ids: &[JobId]) -> Result<Vec<Option<JobState>>> {
         let mut states = vec![None; ids.len()];

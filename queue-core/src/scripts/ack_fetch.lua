@@ -66,43 +66,54 @@ for i = 1, acks do
       -- left alone: the job is done either way, and an error here would stall every ack.
       local read = nil
       if tracked ~= '0' then
-        read = redis.pcall('HGETALL', status)
+        read = redis.pcall('HMGET', status, 'rev', 'watched_until', 'given', 'error', 'attempt',
+          'queue', 'class', 'owner', 'message', 'started_at', 'enqueued_at', 'created_at',
+          'run_at', 'result')
         if read['err'] then
           read = nil
         end
       end
-      if read and keep == '0' then
-        -- Its job type keeps no finished record.
-        redis.call('DEL', status)
-      elseif read then
-        local r = {}
-        for f = 1, #read, 2 do
-          r[read[f]] = read[f + 1]
-        end
-        local watched = r.watched_until
-        local rev = string.format('%d', next_rev(r.rev))
-        r.state, r.finished_at, r.progress, r.rev = 'succeeded', ARGV[4], '100', rev
-        if result ~= '' then
-          r.result = result
-        end
-        if tracked == '2' then
-          r.error = nil
-        end
+      if read then
+        local watched = read[2]
+        local rev = string.format('%d', next_rev(read[1] or nil))
         -- A caller-given id keeps its record at its own key, where an enqueue with the same
-        -- id finds it; so does a record with an error (not part of the packed form).
+        -- id finds it; so does a record with an error this ack does not clear (not part of
+        -- the packed form).
         local packed = nil
-        if #jid <= pack_limit and not r.given and not r.error then
-          packed = pack_finished(r)
+        if keep ~= '0' and #jid <= pack_limit and not read[3]
+          and (tracked == '2' or not read[4]) then
+          local kept_result = result
+          if result == '' then
+            kept_result = read[14] or ''
+          end
+          packed = pack_finished(rev, read[5] or nil, read[6] or nil, read[7] or nil,
+            read[8] or nil, read[9] or nil, read[10] or nil, read[11] or nil, read[12] or nil,
+            read[13] or nil, ARGV[4], kept_result)
         end
-        if packed and #packed <= pack_limit
+        -- The shard was picked by the worker's clock, and readers look for it by theirs,
+        -- around Redis's: a worker whose clock is off by more than half a bucket
+        -- (finished_store::bucket_width) would put the record where no reader looks, so it
+        -- stays in its own hash, whose expiry does not depend on any clock.
+        if packed then
+          if not redis_now then
+            redis_now = tonumber(redis.call('TIME')[1])
+          end
+          local width = math.max(math.floor(tonumber(keep) / 24), 60)
+          if math.abs(tonumber(ARGV[4]) - redis_now) > width / 2 then
+            packed = nil
+          end
+        end
+        if keep == '0' then
+          -- Its job type keeps no finished record. A long poll watching it is still told
+          -- (its re-read finds no record) rather than wait out its wait and answer the
+          -- record it read before, which says running.
+          redis.call('DEL', status)
+        elseif packed and #packed <= pack_limit
           and type(redis.pcall('HSET', shard, jid, packed)) == 'number' then
           if not expiring[shard] then
             expiring[shard] = true
             -- Never sooner than the retention from Redis's own clock: a worker whose clock
             -- runs far behind must not make Redis drop a shard, and the others' records in it.
-            if not redis_now then
-              redis_now = tonumber(redis.call('TIME')[1])
-            end
             redis.call('EXPIREAT', shard, string.format('%d',
               math.max(tonumber(shard_until), redis_now + tonumber(keep))))
           end

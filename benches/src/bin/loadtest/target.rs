@@ -64,12 +64,13 @@ impl Target {
 
     /// A client configuration for this target with `prefix`.
     pub(crate) fn config(&self, prefix: &str) -> ClientConfig {
-        match self {
+        let config = match self {
             Self::Single(redis) => ClientConfig::new(redis.url()).prefix(prefix),
             Self::Cluster { urls, spread, .. } => {
                 ClientConfig::cluster(urls.clone(), prefix).spread_queues(*spread)
             }
-        }
+        };
+        with_status_store_from_env(config)
     }
 
     /// Whether the run's queues are spread over the cluster's slots (`--queues` > 1).
@@ -144,10 +145,21 @@ pub(crate) fn cluster_urls_from_env() -> Option<Vec<String>> {
 pub(crate) fn worker_config(prefix: &str) -> Result<ClientConfig> {
     if let Some(urls) = cluster_urls_from_env() {
         let spread = std::env::var(SPREAD_VAR).is_ok_and(|v| v == "queues");
-        return Ok(ClientConfig::cluster(urls, prefix).spread_queues(spread));
+        let config = ClientConfig::cluster(urls, prefix).spread_queues(spread);
+        return Ok(with_status_store_from_env(config));
     }
     let url = std::env::var("REDIS_URL").map_err(|_| LoadError::MissingRedisUrl)?;
-    Ok(ClientConfig::new(url).prefix(prefix))
+    Ok(with_status_store_from_env(
+        ClientConfig::new(url).prefix(prefix),
+    ))
+}
+
+/// `config` with `QUEUE_STATUS_STORE=hashes` honoured as a worker binary honours it, so that
+/// `QUEUE_STATUS_STORE=hashes loadtest` measures the records kept in their own hashes (the
+/// worker processes inherit the variable).
+fn with_status_store_from_env(config: ClientConfig) -> ClientConfig {
+    let packed = std::env::var("QUEUE_STATUS_STORE").map_or(true, |v| v != "hashes");
+    config.packed_finished_records(packed)
 }
 
 #[cfg(test)]
