@@ -42,7 +42,7 @@
 //! `S|<rev>|<attempt>|<finished>|<started>|<enqueued>|<created>|<run at>|<queue>|<class>|<owner>|<message>|<result>`:
 //! - `S` names both the format and the state (succeeded, so progress 100); another state or
 //!   a later format would start with another letter;
-//! - `finished` is epoch milliseconds in base 36 (8 digits until the year 2059);
+//! - `finished` is epoch milliseconds;
 //! - each other time is the milliseconds before the last time present before it in that
 //!   order (empty: none), so a job that waited a week pays for the week once;
 //! - the result is last and may hold `|`; the other text fields may not, nor be empty.
@@ -166,9 +166,9 @@ const SEP: char = '|';
 /// ```
 /// use queue_core::finished_store::unpack;
 /// use queue_core::JobState;
-/// // Finished at 1764650000123 ms ("mio31qez" in base 36), started 20 ms before, enqueued
-/// // 1 s before that, created when enqueued.
-/// let status = unpack("S|3|1|mio31qez|20|1000|0||default|Report||done|{\"rows\":2}").unwrap();
+/// // Finished at 1764650000123 ms, started 20 ms before, enqueued 1 s before that, created
+/// // when enqueued.
+/// let status = unpack("S|3|1|1764650000123|20|1000|0||default|Report||done|{\"rows\":2}").unwrap();
 /// assert_eq!(status.state, JobState::Succeeded);
 /// assert_eq!((status.rev, status.attempt, status.progress.percent), (3, 1, 100));
 /// assert_eq!(status.finished_at, Some(1_764_650_000.123));
@@ -189,7 +189,7 @@ pub fn unpack(packed: &str) -> Option<JobStatus> {
     };
     let rev = crate::status::read_rev(Some(next()?));
     let attempt = next()?.parse().unwrap_or(0);
-    let finished_ms = i64::from_str_radix(next()?, 36).ok()?;
+    let finished_ms: i64 = next()?.parse().ok()?;
     // Each time is milliseconds before the last one present before it in the chain.
     let mut anchor = finished_ms;
     let mut before = || -> Option<Option<f64>> {
