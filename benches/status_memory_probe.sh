@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Memory per status record in candidate layouts (docs/benchmarks.md, "Status store:
-# where the bytes go"): N (100,000) records each, written by EVAL loops into a private
+# Memory per status record in candidate layouts and in the finished-record store as built
+# (docs/benchmarks.md, "Status store: where the bytes go" and "Status store after the
+# redesign"): N (100,000) records each, written by EVAL loops into a private
 # redis-server on PORT (7555), measured as the used_memory delta per record.
 #   benches/status_memory_probe.sh
 set -euo pipefail
@@ -74,5 +75,24 @@ measure "4096 shards listpack, 32-hex field, 1-byte value (queued marker)" "
 for i=1,tonumber(ARGV[1]) do
   local id = string.format('%032x', i * 2654435761)
   redis.call('HSET', 'js:' .. (i % 4096), id, 'q')
+end"
+# The finished-record store as built (queue-core/src/finished_store.rs): a no-op job's packed
+# record (its value as ack_fetch.lua writes it), 32-hex id as the field, shards of
+# 512 per hourly bucket with EXPIREAT, records spread over a day's 24 buckets (a steady rate
+# of N a day) or all in one bucket (a burst of N).
+PACKED="'S|3|1|1796170001223|100|0|0||default|Noop|||null'"
+measure "finished-record store as built, a day of N jobs (24 buckets x 512 shards)" "
+for i=1,tonumber(ARGV[1]) do
+  local id = string.format('%032x', i * 2654435761)
+  local k = '{app}:done:86400:' .. (498936 + i % 24) .. ':' .. (math.floor(i / 24) % 512)
+  redis.call('HSET', k, id, $PACKED)
+  redis.call('EXPIREAT', k, 1796256000 + i % 24 * 3600)
+end"
+measure "finished-record store as built, a burst of N jobs (1 bucket x 512 shards)" "
+for i=1,tonumber(ARGV[1]) do
+  local id = string.format('%032x', i * 2654435761)
+  local k = '{app}:done:86400:498936:' .. (i % 512)
+  redis.call('HSET', k, id, $PACKED)
+  redis.call('EXPIREAT', k, 1796256000)
 end"
 $R shutdown nosave >/dev/null 2>&1 || true

@@ -1,4 +1,6 @@
-//! The job-status store: one Redis hash per job, read by `Client::status` and the web layer.
+//! The job-status store: one Redis hash per live job, read by `Client::status` and the web
+//! layer; a succeeded job's record is packed into the finished-record store
+//! ([`crate::finished_store`]) when it fits.
 //!
 //! # Record
 //! | field | meaning |
@@ -13,6 +15,7 @@
 //! | `owner` | who may read it, when recorded at enqueue |
 //! | `rev` | incremented by every change, so pollers can tell that something changed (absent: 1) |
 //! | `retention` | on a cancelled record: the seconds it is kept once its job is dropped (it does not expire while the job waits) |
+//! | `given` | `1` when the caller chose the job's id: the record then stays at its own key once the job succeeds |
 //!
 //! A queued record as `enqueue.lua` writes it holds only `state`, `queue`, `class`,
 //! `created_at`, `enqueued_at` (and `owner` when given): `attempt` and `rev` are left out,
@@ -20,8 +23,9 @@
 //! Every writer after the enqueue treats a missing `rev` as 1, so the first change makes it 2.
 //!
 //! # Retention
-//! A record expires [`StatusRetention::finished`] (default 24 h) after its job reached a
-//! terminal state (`succeeded`, `dead`, `cancelled`) and [`StatusRetention::active`]
+//! A record expires [`StatusRetention::finished`] (default 24 h; a job type may set its own,
+//! [`Job::STATUS_RETENTION`](crate::Job::STATUS_RETENTION), for its succeeded jobs) after its
+//! job reached a terminal state (`succeeded`, `dead`, `cancelled`) and [`StatusRetention::active`]
 //! (default 30 days, longer than Sidekiq's 25 retries take) after its last change
 //! otherwise, so Redis memory stays bounded even for jobs that vanish.
 
