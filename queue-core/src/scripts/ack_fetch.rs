@@ -34,7 +34,7 @@ pub struct Ack<'a> {
     pub tracking: AckTracking,
     /// Its result JSON (`""` for none), or `None` when it was cancelled and did not run.
     pub result: Option<&'a str>,
-    /// How long its finished record is kept ([`Job::status_retention`](crate::Job::status_retention),
+    /// How long its finished record is kept ([`Job::STATUS_RETENTION`](crate::Job::STATUS_RETENTION),
     /// else [`StatusRetention::finished`](crate::status::StatusRetention::finished));
     /// zero drops the record at once.
     pub retention: std::time::Duration,
