@@ -168,17 +168,7 @@ impl ClientConfig {
         if let Some(prefix) = var("QUEUE_PREFIX") {
             config.prefix = prefix;
         }
-        config.packed_finished_records = match var("QUEUE_STATUS_STORE").as_deref() {
-            None | Some("packed") => true,
-            Some("hashes") => false,
-            Some(other) => {
-                return Err(Error::InvalidSetting {
-                    name: "QUEUE_STATUS_STORE",
-                    reason: format!("{other:?} is neither \"packed\" nor \"hashes\""),
-                });
-            }
-        };
-        Ok(config)
+        config.status_store_from(var("QUEUE_STATUS_STORE").as_deref())
     }
 
     /// Cluster mode: gives every queue its own hash slot, so that a cluster's masters share
@@ -202,6 +192,31 @@ impl ClientConfig {
     pub fn packed_finished_records(mut self, packed: bool) -> Self {
         self.packed_finished_records = packed;
         self
+    }
+
+    /// Applies a value of `QUEUE_STATUS_STORE`: `packed` (or none) packs succeeded jobs'
+    /// records, `hashes` keeps them in their own hashes
+    /// ([`ClientConfig::packed_finished_records`]); anything else is
+    /// [`Error::InvalidSetting`].
+    ///
+    /// ```
+    /// use queue_core::ClientConfig;
+    /// let config = ClientConfig::new("redis://h").status_store_from(Some("hashes")).unwrap();
+    /// assert!(!config.packed_finished_records);
+    /// assert!(ClientConfig::new("redis://h").status_store_from(Some("hash")).is_err());
+    /// ```
+    pub fn status_store_from(mut self, value: Option<&str>) -> Result<Self> {
+        self.packed_finished_records = match value {
+            None | Some("packed") => true,
+            Some("hashes") => false,
+            Some(other) => {
+                return Err(Error::InvalidSetting {
+                    name: "QUEUE_STATUS_STORE",
+                    reason: format!("{other:?} is neither \"packed\" nor \"hashes\""),
+                });
+            }
+        };
+        Ok(self)
     }
 
     /// Sets the key prefix.

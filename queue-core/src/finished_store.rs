@@ -110,6 +110,9 @@ pub struct Spot {
     pub key: String,
     /// Epoch seconds at which Redis drops the shard: its bucket's end plus the retention.
     pub expire_at: u64,
+    /// The most a packing process's clock may be off Redis's for the record to go here:
+    /// half a bucket width, past which readers, who look around Redis's time, might miss it.
+    pub clock_tolerance: u64,
 }
 
 /// The spot of job `jid`'s record, kept `keep_secs` (at least 1, at most
@@ -121,6 +124,7 @@ pub fn spot(keys: &Keys, jid: &str, keep_secs: u64, finished_secs: f64) -> Spot 
     Spot {
         key: keys.finished_shard(keep, bucket, shard_of(jid)),
         expire_at: (bucket + 1) * width + keep,
+        clock_tolerance: width / 2,
     }
 }
 

@@ -10,10 +10,11 @@
 -- ARGV[4] now (epoch seconds)   ARGV[5] longest id or packed record that may be packed
 --   (finished_store.rs; 0: pack nothing)
 -- ARGV[6] ttl (s) of the daily counter    ARGV[7] status channel
--- then per acked job, six entries: raw job as fetched; '0' untracked / '1' tracked, first
+-- then per acked job, seven entries: raw job as fetched; '0' untracked / '1' tracked, first
 --   attempt / '2' tracked, a retry (clears the last error); result JSON ('' for none; '-'
 --   when the job was cancelled and did not run); job id; seconds its finished record is
---   kept ('0': dropped at once); epoch seconds at which its shard expires
+--   kept ('0': dropped at once); epoch seconds at which its shard expires; the most the
+--   worker's clock may be off Redis's for the record to be packed (s)
 -- Returns: {-1, KEYS[2]} when the processing list holds another type (nothing is done), or
 -- {lease, ack_1 .. ack_A, job, job, ...} where
 --   lease is 1, or 0 when this process's lease has expired: nothing was taken (the reaper may
@@ -50,9 +51,10 @@ local pack_limit = tonumber(ARGV[5])
 local expiring, kept = {}, {}
 local redis_now = nil
 for i = 1, acks do
-  local base = 7 + (i - 1) * 6
+  local base = 7 + (i - 1) * 7
   local raw, tracked, result = ARGV[base + 1], ARGV[base + 2], ARGV[base + 3]
   local jid, keep, shard_until = ARGV[base + 4], ARGV[base + 5], ARGV[base + 6]
+  local clock_tolerance = ARGV[base + 7]
   local status, shard = KEYS[4 + 2 * i], KEYS[5 + 2 * i]
   if redis.call('LREM', KEYS[2], -1, raw) == 1 then
     out[#out + 1] = 1
@@ -92,14 +94,13 @@ for i = 1, acks do
         end
         -- The shard was picked by the worker's clock, and readers look for it by theirs,
         -- around Redis's: a worker whose clock is off by more than half a bucket
-        -- (finished_store::bucket_width) would put the record where no reader looks, so it
-        -- stays in its own hash, whose expiry does not depend on any clock.
+        -- (finished_store::Spot::clock_tolerance) would put the record where no reader
+        -- looks, so it stays in its own hash, whose expiry does not depend on any clock.
         if packed then
           if not redis_now then
             redis_now = tonumber(redis.call('TIME')[1])
           end
-          local width = math.max(math.floor(tonumber(keep) / 24), 60)
-          if math.abs(tonumber(ARGV[4]) - redis_now) > width / 2 then
+          if math.abs(tonumber(ARGV[4]) - redis_now) > tonumber(clock_tolerance) then
             packed = nil
           end
         end

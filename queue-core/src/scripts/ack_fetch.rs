@@ -127,7 +127,8 @@ pub async fn ack_fetch(client: &Client, call: &AckFetch<'_>) -> Result<AckFetche
             .arg(a.result.unwrap_or("-"))
             .arg(a.jid)
             .arg(a.retention.as_secs().min(finished_store::MAX_KEEP_SECS))
-            .arg(spot.expire_at);
+            .arg(spot.expire_at)
+            .arg(spot.clock_tolerance);
     }
     let reply: redis::Value = ACK_FETCH.call(client, inv).await?;
     parse(reply, call.acks.len())

@@ -33,7 +33,7 @@ pub(crate) async fn coordinator_main(opts: &Options) -> Result<()> {
     // default 2 s in all (a loaded 2-core machine) fails although every chunk is progressing.
     // The driving client gets a longer bound; the workers keep the default.
     let config = target
-        .config(&prefix)
+        .config(&prefix)?
         .connection_name("loadtest-client")
         .timeout(BULK_TIMEOUT);
     let client = Client::connect(config).await?;

@@ -26,7 +26,7 @@ pub(crate) async fn pickup_phase(
     // The worker gets its own client (its own connection), as in a worker process.
     let worker_client = Client::connect(
         target
-            .config(client.keys().prefix())
+            .config(client.keys().prefix())?
             .connection_name("loadtest-pickup-worker"),
     )
     .await?;

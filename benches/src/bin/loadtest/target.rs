@@ -63,7 +63,7 @@ impl Target {
     }
 
     /// A client configuration for this target with `prefix`.
-    pub(crate) fn config(&self, prefix: &str) -> ClientConfig {
+    pub(crate) fn config(&self, prefix: &str) -> Result<ClientConfig> {
         let config = match self {
             Self::Single(redis) => ClientConfig::new(redis.url()).prefix(prefix),
             Self::Cluster { urls, spread, .. } => {
@@ -146,20 +146,18 @@ pub(crate) fn worker_config(prefix: &str) -> Result<ClientConfig> {
     if let Some(urls) = cluster_urls_from_env() {
         let spread = std::env::var(SPREAD_VAR).is_ok_and(|v| v == "queues");
         let config = ClientConfig::cluster(urls, prefix).spread_queues(spread);
-        return Ok(with_status_store_from_env(config));
+        return with_status_store_from_env(config);
     }
     let url = std::env::var("REDIS_URL").map_err(|_| LoadError::MissingRedisUrl)?;
-    Ok(with_status_store_from_env(
-        ClientConfig::new(url).prefix(prefix),
-    ))
+    with_status_store_from_env(ClientConfig::new(url).prefix(prefix))
 }
 
-/// `config` with `QUEUE_STATUS_STORE=hashes` honoured as a worker binary honours it, so that
+/// `config` with `QUEUE_STATUS_STORE` applied as a worker binary applies it, so that
 /// `QUEUE_STATUS_STORE=hashes loadtest` measures the records kept in their own hashes (the
 /// worker processes inherit the variable).
-fn with_status_store_from_env(config: ClientConfig) -> ClientConfig {
-    let packed = std::env::var("QUEUE_STATUS_STORE").map_or(true, |v| v != "hashes");
-    config.packed_finished_records(packed)
+fn with_status_store_from_env(config: ClientConfig) -> Result<ClientConfig> {
+    let value = std::env::var("QUEUE_STATUS_STORE").ok();
+    Ok(config.status_store_from(value.as_deref())?)
 }
 
 #[cfg(test)]
@@ -176,7 +174,7 @@ mod tests {
         };
         let prefix = cluster.prefix(&opts);
         assert_eq!(prefix, "{lt-3}:");
-        let config = cluster.config(&prefix);
+        let config = cluster.config(&prefix).unwrap();
         assert!(config.is_cluster());
         assert_eq!(queue_core::cluster::hash_tag(&config.prefix), Some("lt-3"));
         assert_eq!(
@@ -189,7 +187,7 @@ mod tests {
             private: None,
             spread: true,
         };
-        assert!(spread.config(&prefix).spread_queues);
+        assert!(spread.config(&prefix).unwrap().spread_queues);
         assert_eq!(spread.worker_env()[1], (SPREAD_VAR, "queues".to_owned()));
         // Without --tag, a shared cluster still gets a per-run hash tag.
         let default = cluster.prefix(&Options::parse([]).unwrap());
@@ -198,6 +196,6 @@ mod tests {
         );
         let single = Target::Single(BenchRedis::External("redis://127.0.0.1:1".to_owned()));
         assert_eq!(single.prefix(&opts), "{lt-3}:");
-        assert!(!single.config("{lt-3}:").is_cluster());
+        assert!(!single.config("{lt-3}:").unwrap().is_cluster());
     }
 }
