@@ -93,7 +93,13 @@ pub async fn wait_for_size(
                 .query_async(&mut conn)
                 .await
                 .unwrap();
-            let cmd = if kind == "zset" { "ZCARD" } else { "LLEN" };
+            // A key that does not exist yet holds nothing; asking LLEN of it would race with
+            // a script that creates it as a sorted set in between (WRONGTYPE).
+            let cmd = match kind.as_str() {
+                "zset" => "ZCARD",
+                "list" => "LLEN",
+                _ => return (expected == 0).then_some(()),
+            };
             let n: i64 = redis::cmd(cmd)
                 .arg(&key)
                 .query_async(&mut conn)
